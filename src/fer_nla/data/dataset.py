@@ -1,0 +1,108 @@
+"""The one kind of dataset every reader returns: an index of samples, decoded lazily.
+
+A :class:`FERDataset` holds, per sample, an identifier the user can find again (a file
+path, or ``file.csv:row``), the training target, optionally the clean target where it is
+known (``-1`` where it is not) and optionally soft targets (votes turned into
+probabilities). Images are decoded on access by an :class:`ImageSource`, never all held
+in memory, so 300k AffectNet rows cost only their paths and labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class ImageSource(Protocol):
+    """Decodes sample ``i`` to an RGB ``PIL.Image``. Must be picklable (DataLoader workers)."""
+
+    def __call__(self, index: int) -> Image.Image: ...
+
+
+class FERDataset(Dataset):
+    """Samples of one split in the canonical label space (see :mod:`fer_nla.labels`).
+
+    ``__getitem__`` returns ``(image, target, index)``: the image after ``transform`` (a
+    ``PIL.Image`` when there is none), the target as an ``int`` (or a float tensor of
+    probabilities when ``target_mode == "soft"``) and the sample's index in this dataset,
+    which the engine uses to record per-sample signals.
+    """
+
+    def __init__(
+        self,
+        *,
+        samples: Sequence[str],
+        targets: Sequence[int] | np.ndarray,
+        class_names: Sequence[str],
+        source: ImageSource,
+        clean_targets: Sequence[int] | np.ndarray | None = None,
+        soft_targets: np.ndarray | None = None,
+        transform: Callable[[Image.Image], Any] | None = None,
+        name: str = "",
+        split: str = "",
+    ) -> None:
+        self.samples = list(samples)
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.class_names = tuple(class_names)
+        self.source = source
+        self.clean_targets = None if clean_targets is None else np.asarray(clean_targets, dtype=np.int64)
+        self.soft_targets = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float32)
+        self.transform = transform
+        self.name = name
+        self.split = split
+        self.target_mode = "hard"
+        self._validate()
+
+    # -- shape checks -------------------------------------------------------------------
+    def _validate(self) -> None:
+        n = len(self.samples)
+        if self.targets.shape != (n,):
+            raise ValueError(f"targets has shape {self.targets.shape}, expected ({n},)")
+        c = len(self.class_names)
+        if n and (self.targets.min() < 0 or self.targets.max() >= c):
+            raise ValueError(f"targets must lie in [0, {c}); got {self.targets.min()}..{self.targets.max()}")
+        if self.clean_targets is not None and self.clean_targets.shape != (n,):
+            raise ValueError(f"clean_targets has shape {self.clean_targets.shape}, expected ({n},)")
+        if self.soft_targets is not None and self.soft_targets.shape != (n, c):
+            raise ValueError(f"soft_targets has shape {self.soft_targets.shape}, expected ({n}, {c})")
+
+    # -- Dataset protocol ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_image(self, index: int) -> Image.Image:
+        """The decoded RGB image of sample ``index``, before any transform."""
+        return self.source(index)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, int]:
+        image = self.load_image(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_mode == "soft":
+            if self.soft_targets is None:
+                raise ValueError(f"{self.name or 'dataset'} has no soft targets")
+            return image, torch.from_numpy(self.soft_targets[index]), index
+        return image, int(self.targets[index]), index
+
+    # -- facts --------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> np.ndarray:
+        """Number of samples per class of the training target, in class order."""
+        return np.bincount(self.targets, minlength=self.num_classes)
+
+    def noise_rate(self) -> float | None:
+        """Share of samples whose target differs from the known clean target, or None."""
+        if self.clean_targets is None:
+            return None
+        known = self.clean_targets >= 0
+        if not known.any():
+            return None
+        return float((self.targets[known] != self.clean_targets[known]).mean())
