@@ -1,0 +1,154 @@
+"""Baseline losses with the NLA call signature ``(logits, logits_flip, targets)``.
+
+None of these uses the flipped view. Defaults are the published ones: label smoothing 0.1
+(Szegedy et al. 2016), focal gamma 2 (Lin et al. 2017), class-balanced beta 0.9999 (Cui et al.
+2019), logit adjustment tau 1 (Menon et al. 2021), GCE q 0.7 (Zhang and Sabuncu 2018), SCE
+alpha 0.1, beta 1.0, A = log(1e-4) (Wang et al. 2019). Each is a function on tensors plus
+a thin module; per-class constants are buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fer_nla.losses.base import PairLoss
+
+
+# -- functions ---------------------------------------------------------------------------------
+def focal_loss(logits: Tensor, targets: Tensor, *, gamma: float = 2.0) -> Tensor:
+    """``mean_i (1 - p_t)^gamma * CE_i`` (Lin et al. 2017; no alpha balancing)."""
+    log_pt = F.log_softmax(logits, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
+    return (-((1.0 - log_pt.exp()) ** gamma) * log_pt).mean()
+
+
+def class_balanced_weights(class_counts: Sequence[int] | np.ndarray | Tensor, *, beta: float = 0.9999) -> Tensor:
+    """``(1 - beta) / (1 - beta^n_c)`` per class, normalised to sum to the class count (Cui et al. 2019).
+
+    A class with no sample gets weight 0 before normalisation is applied to the others.
+    """
+    counts = torch.as_tensor(np.asarray(class_counts, dtype=np.float64))
+    if counts.dim() != 1 or (counts < 0).any():
+        raise ValueError(f"class_counts must be a 1-D list of non-negative counts, got {counts.tolist()}")
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must lie in [0, 1), got {beta}")
+    effective = 1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts)
+    weights = torch.where(counts > 0, (1.0 - beta) / effective.clamp_min(1e-300), torch.zeros_like(counts))
+    return (weights * len(counts) / weights.sum()).float()
+
+
+def class_balanced_ce(logits: Tensor, targets: Tensor, *, class_weights: Tensor) -> Tensor:
+    """``mean_i w_{y_i} * CE_i`` with effective-number class weights."""
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    return (class_weights.to(logits.dtype)[targets] * ce).mean()
+
+
+def class_priors(class_counts: Sequence[int] | np.ndarray | Tensor) -> Tensor:
+    counts = torch.as_tensor(np.asarray(class_counts, dtype=np.float64))
+    if counts.dim() != 1 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"class_counts must be non-negative with a positive sum, got {counts.tolist()}")
+    return (counts / counts.sum()).float()
+
+
+def logit_adjusted_ce(logits: Tensor, targets: Tensor, *, log_priors: Tensor, tau: float = 1.0) -> Tensor:
+    """``CE(z + tau * log pi, y)`` (Menon et al. 2021, the logit-adjusted loss)."""
+    return F.cross_entropy(logits + tau * log_priors.to(logits.dtype), targets)
+
+
+def generalized_ce(logits: Tensor, targets: Tensor, *, q: float = 0.7) -> Tensor:
+    """``mean_i (1 - p_y^q) / q`` (Zhang and Sabuncu 2018)."""
+    p_y = torch.softmax(logits, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
+    return ((1.0 - p_y.clamp_min(1e-12) ** q) / q).mean()
+
+
+def symmetric_ce(
+    logits: Tensor, targets: Tensor, *, alpha: float = 0.1, beta: float = 1.0, log_clip: float = 1e-4
+) -> Tensor:
+    """``alpha * CE + beta * RCE`` with ``RCE = -sum_k p_k log(clip(onehot_k, log_clip, 1))``,
+    p clamped to ``[1e-7, 1]`` as in Wang et al. 2019's code."""
+    ce = F.cross_entropy(logits, targets)
+    probs = torch.softmax(logits, dim=1).clamp(1e-7, 1.0)
+    onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype).clamp(log_clip, 1.0)
+    rce = -(probs * onehot.log()).sum(dim=1).mean()
+    return alpha * ce + beta * rce
+
+
+# -- modules -----------------------------------------------------------------------------------
+class CrossEntropy(PairLoss):
+    """Plain cross-entropy, batch mean."""
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets)
+
+
+class LabelSmoothingCE(PairLoss):
+    def __init__(self, *, smoothing: float = 0.1, check: bool = True) -> None:
+        super().__init__(check=check)
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must lie in [0, 1), got {smoothing}")
+        self.smoothing = float(smoothing)
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets, label_smoothing=self.smoothing)
+
+
+class FocalLoss(PairLoss):
+    def __init__(self, *, gamma: float = 2.0, check: bool = True) -> None:
+        super().__init__(check=check)
+        self.gamma = float(gamma)
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        return focal_loss(logits, targets, gamma=self.gamma)
+
+
+class ClassBalancedCE(PairLoss):
+    def __init__(self, class_counts: Sequence[int] | np.ndarray | Tensor, *, beta: float = 0.9999, check: bool = True) -> None:
+        super().__init__(check=check)
+        self.register_buffer("class_weights", class_balanced_weights(class_counts, beta=beta))
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        _check_class_count(logits, self.class_weights)
+        return class_balanced_ce(logits, targets, class_weights=self.class_weights)
+
+
+class LogitAdjustedCE(PairLoss):
+    def __init__(self, class_counts: Sequence[int] | np.ndarray | Tensor, *, tau: float = 1.0, check: bool = True) -> None:
+        super().__init__(check=check)
+        self.tau = float(tau)
+        # log(0) for an empty class would make its logit -inf; a tiny prior keeps it finite.
+        self.register_buffer("log_priors", class_priors(class_counts).clamp_min(1e-12).log())
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        _check_class_count(logits, self.log_priors)
+        return logit_adjusted_ce(logits, targets, log_priors=self.log_priors, tau=self.tau)
+
+
+class GeneralizedCE(PairLoss):
+    def __init__(self, *, q: float = 0.7, check: bool = True) -> None:
+        super().__init__(check=check)
+        if not 0.0 < q <= 1.0:
+            raise ValueError(f"q must lie in (0, 1], got {q}")
+        self.q = float(q)
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        return generalized_ce(logits, targets, q=self.q)
+
+
+class SymmetricCE(PairLoss):
+    def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, check: bool = True) -> None:
+        super().__init__(check=check)
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        return symmetric_ce(logits, targets, alpha=self.alpha, beta=self.beta)
+
+
+def _check_class_count(logits: Tensor, per_class: Tensor) -> None:
+    if logits.shape[1] != per_class.shape[0]:
+        raise ValueError(
+            f"the loss was built with {per_class.shape[0]} class counts but logits have {logits.shape[1]} classes"
+        )
