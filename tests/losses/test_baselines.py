@@ -1,0 +1,130 @@
+"""Each baseline against its published formula on a small case computed by hand (numpy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fer_nla.losses import available, build_loss, loss_parameters
+from fer_nla.losses.baselines import class_balanced_weights
+
+Z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0]])
+Y = np.array([0, 2, 1])
+COUNTS = np.array([50, 30, 5])
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+P = softmax(Z)
+P_Y = P[np.arange(3), Y]
+CE = -np.log(P_Y)
+
+
+def run(name, **options):
+    loss = build_loss(name, epochs=10, class_counts=COUNTS, **options)
+    z = torch.tensor(Z, dtype=torch.float32)
+    return loss(z, z.flip(1), torch.tensor(Y)).item()
+
+
+def test_registry_names():
+    assert available() == ["ce", "label_smoothing", "focal", "class_balanced", "logit_adjusted", "gce", "sce", "nla"]
+
+
+def test_cross_entropy():
+    assert run("ce") == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_label_smoothing():
+    eps, k = 0.1, 3
+    target = np.full((3, k), eps / k)
+    target[np.arange(3), Y] += 1 - eps
+    expected = -(target * np.log(P)).sum(axis=1).mean()
+    assert run("label_smoothing") == pytest.approx(expected, rel=1e-6)
+    assert run("label_smoothing", smoothing=0.0) == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_focal():
+    expected = ((1 - P_Y) ** 2 * CE).mean()
+    assert run("focal") == pytest.approx(expected, rel=1e-6)
+    assert run("focal", gamma=0.0) == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_class_balanced():
+    beta = 0.9999
+    w = (1 - beta) / (1 - beta**COUNTS)
+    w = w * 3 / w.sum()
+    assert class_balanced_weights(COUNTS).numpy() == pytest.approx(w, rel=1e-6)
+    assert run("class_balanced") == pytest.approx((w[Y] * CE).mean(), rel=1e-5)
+    w_half = (1 - 0.5) / (1 - 0.5**COUNTS)
+    w_half = w_half * 3 / w_half.sum()
+    assert run("class_balanced", beta=0.5) == pytest.approx((w_half[Y] * CE).mean(), rel=1e-5)
+
+
+def test_class_balanced_beta_zero_is_plain_ce():
+    assert run("class_balanced", beta=0.0) == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_logit_adjusted():
+    prior = COUNTS / COUNTS.sum()
+    adjusted = softmax(Z + np.log(prior))
+    expected = -np.log(adjusted[np.arange(3), Y]).mean()
+    assert run("logit_adjusted") == pytest.approx(expected, rel=1e-6)
+    assert run("logit_adjusted", tau=0.0) == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_generalized_ce():
+    q = 0.7
+    assert run("gce") == pytest.approx(((1 - P_Y**q) / q).mean(), rel=1e-6)
+    # q -> 0 recovers CE, q = 1 is the mean absolute error of the softmax
+    assert run("gce", q=1.0) == pytest.approx((1 - P_Y).mean(), rel=1e-6)
+
+
+def test_symmetric_ce():
+    # RCE = -sum_k p_k log(clip(onehot_k, 1e-4, 1)) = -log(1e-4) * (sum of the other classes' p)
+    p = np.clip(P, 1e-7, 1)
+    rce = -math.log(1e-4) * (p.sum(axis=1) - p[np.arange(3), Y])
+    assert run("sce") == pytest.approx(0.1 * CE.mean() + 1.0 * rce.mean(), rel=1e-6)
+    assert run("sce", alpha=1.0, beta=0.0) == pytest.approx(CE.mean(), rel=1e-6)
+
+
+def test_baselines_ignore_the_flipped_view():
+    z = torch.tensor(Z, dtype=torch.float32)
+    y = torch.tensor(Y)
+    for name in available():
+        if name == "nla":
+            continue
+        loss = build_loss(name, epochs=10, class_counts=COUNTS)
+        assert loss(z, z, y).item() == loss(z, torch.randn(3, 3), y).item()
+        assert loss(z, None, y).item() == loss(z, z, y).item()
+
+
+def test_every_loss_backpropagates_and_has_set_epoch():
+    torch.manual_seed(0)
+    z = torch.randn(16, 3, requires_grad=True)
+    y = torch.randint(0, 3, (16,))
+    for name in available():
+        loss = build_loss(name, epochs=4, class_counts=COUNTS)
+        loss.set_epoch(2)
+        value = loss(z, z.detach().flip(0), y)
+        (grad,) = torch.autograd.grad(value, z)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_context_goes_only_where_it_is_taken_and_errors_name_the_fix():
+    assert "class_counts" in loss_parameters("class_balanced")
+    assert "class_counts" not in loss_parameters("ce")
+    with pytest.raises(ValueError, match="needs class_counts"):
+        build_loss("logit_adjusted")
+    with pytest.raises(ValueError, match="no option gamma; its options are: smoothing"):
+        build_loss("label_smoothing", gamma=2.0)
+    with pytest.raises(ValueError, match="unknown loss 'nope'; available: ce"):
+        build_loss("nope")
+    loss = build_loss("class_balanced", class_counts=[1, 2])
+    with pytest.raises(ValueError, match="2 class counts but logits have 3"):
+        loss(torch.zeros(2, 3), None, torch.tensor([0, 1]))
