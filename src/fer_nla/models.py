@@ -1,0 +1,201 @@
+"""Backbones with an expression head, and loading backbone weight files the user supplies.
+
+``build_model(arch, num_classes=..., stem=..., backbone_weights=...)`` builds a torchvision
+ResNet-18/50 (or a timm model when timm is installed) with a ``num_classes`` head. Weights are
+never downloaded: a backbone file (the MS-Celeb-1M ResNet-18 of the paper, a torchvision
+ImageNet file, a fer-nla checkpoint) is read from a local path with ``weights_only=True``.
+Parameters whose names or shapes do not fit (the source's classifier, a 7x7 stem loaded into
+the small stem) are skipped and reported in a :class:`BackboneLoadReport`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from fer_nla.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TORCHVISION_ARCHS: tuple[str, ...] = ("resnet18", "resnet50")
+STEMS: tuple[str, ...] = ("imagenet", "small")
+TIMM_PREFIX = "timm:"
+# Names the classifier carries in the files we read; never part of the backbone.
+HEAD_PREFIXES: tuple[str, ...] = ("fc.", "head.", "classifier.", "last_linear.")
+# Wrappers that prefix every key in saved files: DataParallel/DDP, torch.compile, Lightning.
+# Below this share of backbone weights (by element count) fitting, of the model's or of the
+# file's, the file is for another architecture (ResNet-50 tensors fill 56% of a ResNet-18).
+MIN_BACKBONE_SHARE = 0.5
+KEY_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "backbone.")
+
+
+def available_models() -> list[str]:
+    """Architecture names :func:`build_model` accepts (``timm:<name>`` when timm is installed)."""
+    names = list(TORCHVISION_ARCHS)
+    if importlib.util.find_spec("timm") is not None:
+        names.append(f"{TIMM_PREFIX}<name>")
+    return names
+
+
+def build_model(
+    arch: str,
+    *,
+    num_classes: int,
+    stem: str = "imagenet",
+    backbone_weights: str | Path | None = None,
+) -> nn.Module:
+    """A classifier returning ``num_classes`` logits.
+
+    ``stem="small"`` replaces the 7x7 stride-2 convolution and the max-pool by a 3x3 stride-1
+    convolution, so 48-64 px faces keep an 8x8 (not 2x2) final feature map. With
+    ``backbone_weights`` the file's matching parameters are loaded (the head stays freshly
+    initialised) and what was skipped is logged; call :func:`load_backbone_weights` directly
+    to get the report.
+    """
+    if num_classes < 2:
+        raise InputError(f"num_classes must be at least 2, got {num_classes}")
+    if stem not in STEMS:
+        raise InputError(f"unknown stem {stem!r}; choose one of: {', '.join(STEMS)} (model.stem=...)")
+    if arch in TORCHVISION_ARCHS:
+        model = _torchvision_resnet(arch, num_classes=num_classes, stem=stem)
+    elif arch.startswith(TIMM_PREFIX):
+        model = _timm_model(arch[len(TIMM_PREFIX):], num_classes=num_classes, stem=stem)
+    else:
+        raise InputError(f"unknown model {arch!r}; choose one of: {', '.join(available_models())} (model.arch=...)")
+    if backbone_weights is not None:
+        report = load_backbone_weights(model, backbone_weights)
+        log.info("%s", report.summary())
+    return model
+
+
+def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
+    model: nn.Module = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    if stem == "small":
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    return model
+
+
+def _timm_model(name: str, *, num_classes: int, stem: str) -> nn.Module:
+    if importlib.util.find_spec("timm") is None:
+        raise InputError(f"model 'timm:{name}' needs timm: pip install 'fer-nla[timm]'")
+    if stem != "imagenet":
+        raise InputError(f"stem {stem!r} is only available for {', '.join(TORCHVISION_ARCHS)}; use stem=imagenet with timm models")
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    except RuntimeError as err:  # timm raises RuntimeError for an unknown name
+        raise InputError(f"timm has no model {name!r}: {err}") from None
+
+
+# -- backbone files ---------------------------------------------------------------------------
+@dataclass
+class BackboneLoadReport:
+    """What loading a backbone file did: parameters loaded, and those skipped and why."""
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file (left as initialised)
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    shape_mismatch: list[str] = field(default_factory=list)  # same name, other shape (skipped)
+
+    def summary(self) -> str:
+        def names(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+        lines = [f"backbone weights {self.path}: loaded {len(self.loaded)} tensors"]
+        if self.missing:
+            lines.append(f"  missing (kept as initialised): {names(self.missing)}")
+        if self.shape_mismatch:
+            lines.append(f"  other shape (skipped): {names(self.shape_mismatch)}")
+        if self.unexpected:
+            lines.append(f"  unexpected (ignored): {names(self.unexpected)}")
+        return "\n".join(lines)
+
+
+def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict inside a weight file: a plain state dict (torchvision), a dict with
+    ``state_dict`` (the MS-Celeb-1M ResNet-18, Lightning) or ``model``, or a fer-nla
+    checkpoint; wrapper prefixes such as ``module.`` are removed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"backbone weights file {path} does not exist; set model.backbone_weights to a local file")
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to unpickle is the user's file
+        raise InputError(
+            f"{path} cannot be read as a PyTorch weight file with weights_only=True ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); re-save only its state dict with "
+            "torch.save(obj['state_dict'], 'weights.pth')"
+        ) from None
+    state = obj
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping) and not _is_tensor_dict(state):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping) or not state or not _is_tensor_dict(state):
+        raise InputError(
+            f"{path} holds no state dict (expected a dict of tensors, or a dict with 'state_dict' of tensors)"
+        )
+    return {strip_prefixes(k): v for k, v in state.items()}
+
+
+def _is_tensor_dict(obj: Mapping[str, Any]) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def strip_prefixes(key: str) -> str:
+    """``module.layer1.0.conv1.weight`` -> ``layer1.0.conv1.weight`` (any wrapper prefixes)."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in KEY_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> BackboneLoadReport:
+    """Copy the tensors of ``path`` whose name and shape match into ``model``.
+
+    The classifier of the source file (``fc.*`` of another class count) is reported as
+    unexpected or other-shape, never loaded into the new head. It is an error when fewer
+    than half the backbone's weights, or of the file's, fit (a file of another architecture).
+    """
+    source = read_weight_file(path)
+    target = model.state_dict()
+    report = BackboneLoadReport(path=str(path))
+    to_load: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        if key not in target:
+            report.unexpected.append(key)
+        elif tuple(value.shape) != tuple(target[key].shape):
+            report.shape_mismatch.append(key)
+        else:
+            to_load[key] = value
+    report.missing = [k for k in target if k not in source]
+    report.loaded = sorted(to_load)
+    backbone_keys = [k for k in target if not k.startswith(HEAD_PREFIXES) and not k.endswith("num_batches_tracked")]
+    total = sum(target[k].numel() for k in backbone_keys)
+    fitting = sum(target[k].numel() for k in backbone_keys if k in to_load)
+    file_total = sum(v.numel() for k, v in source.items() if not k.startswith(HEAD_PREFIXES))
+    if fitting < MIN_BACKBONE_SHARE * total or fitting < MIN_BACKBONE_SHARE * file_total:
+        raise InputError(
+            f"only {fitting / max(total, 1):.0%} of the model's backbone weights and "
+            f"{fitting / max(file_total, 1):.0%} of the file's fit {path} "
+            f"({len(source)} tensors in the file, e.g. "
+            f"{', '.join(list(source)[:3])}); is it a weight file for another architecture? "
+            "Set model.arch to the file's architecture"
+        )
+    model.load_state_dict(to_load, strict=False)
+    return report
