@@ -1,0 +1,346 @@
+"""The run configuration: typed dataclasses, YAML files, ``key=value`` overrides.
+
+A :class:`Config` is built from its defaults (the CPU quick start on the synthetic set), then a
+YAML file (``configs/*.yaml``), then ``section.key=value`` overrides from the command line, and
+validated once. An unknown key is an error naming the closest valid key and, for a YAML file,
+the line. ``loss.options`` and ``data.options`` are free mappings passed to the loss and the
+dataset reader (``loss.options.lam_a=0.3``, ``data.options.num_samples=2000``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fer_nla.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    """What to train on. ``val_split``: ``auto`` uses the dataset's ``valid`` split when it has
+    one and otherwise carves a seeded stratified ``val_fraction`` out of train; ``carve``
+    always carves; any other value names a split. The test split is never used for selection."""
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    labels: str = "majority"
+    num_classes: int | None = None
+    train_split: str = "train"
+    val_split: str = "auto"
+    val_fraction: float = 0.1
+    train_subset: int | None = None  # at most this many training samples, seeded and stratified
+    image_size: int = 48
+    flip: bool = True
+    erasing: bool = True
+    gaussian_noise: bool = True
+    skip_bad_images: bool = False
+    num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The network: ``arch`` resnet18 | resnet50 | timm:<name>; ``stem`` imagenet | small
+    (3x3 stride-1, for 48-64 px faces at ~10x the compute); ``backbone_weights`` a local file
+    (the MS-Celeb-1M ResNet-18 of the paper, or torchvision ImageNet weights)."""
+
+    arch: str = "resnet18"
+    stem: str = "imagenet"
+    backbone_weights: str | None = None
+
+
+@dataclass
+class LossConfig:
+    """Any loss of ``fer_nla.losses.available()`` by name; ``options`` go to its constructor."""
+
+    name: str = "nla"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer (the recipe: Adam, lr 1e-4, weight decay 1e-4) and learning-rate schedule
+    (the recipe: ExponentialLR with ``gamma`` 0.9, stepped once per epoch)."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: Literal["exponential", "cosine", "none"] = "exponential"
+    gamma: float = 0.9
+
+
+@dataclass
+class TrainConfig:
+    """The loop. ``two_view_forward``: ``batched`` sends the image and its flip through the
+    model as one batch of 2B (one forward, faster, but BatchNorm statistics are then computed
+    over both views together); ``separate`` makes two forwards as the reference code does.
+    ``precision``: auto (bf16 on CUDA with bf16, else fp16 on CUDA, fp32 on CPU/MPS) | fp32 |
+    bf16 | fp16. ``channels_last``: auto (on for CUDA and CPU) | on | off."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    two_view_forward: Literal["batched", "separate"] = "batched"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    grad_clip: float | None = None
+    max_steps_per_epoch: int | None = None  # cap for smoke tests and budgets
+    record_signals: bool = True  # per-sample p_gt, p_nn (and NAW weights) each epoch
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    """One training run, saved as ``config.yaml`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# -- keys and values ---------------------------------------------------------------------------
+def valid_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the config (``optim.lr``, ``loss.options``, ...)."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys += valid_keys(hint, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str, where: str) -> InputError:
+    close = difflib.get_close_matches(key, valid_keys(), n=1, cutoff=0.5)
+    leaf = difflib.get_close_matches(key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in valid_keys()], n=1)
+    if not close and leaf:
+        close = [k for k in valid_keys() if k.endswith("." + leaf[0])][:1]
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid_keys())}"
+    return InputError(f"{where}unknown config key {key!r}{hint}")
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def coerce(value: Any, hint: Any, *, key: str) -> Any:
+    """``value`` converted to the annotated type ``hint`` or an :class:`InputError`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, key=key)
+            except InputError as err:
+                errors.append(str(err))
+        raise InputError(errors[0] if errors else f"{key} must not be empty")
+    if origin is Literal:
+        text = str(value).lower() if isinstance(value, (str, bool)) else value
+        if isinstance(value, bool):
+            text = "on" if value else "off"  # YAML reads on/off as booleans
+        if text not in args:
+            raise InputError(f"{key} must be one of {', '.join(map(str, args))}; got {value!r}")
+        return text
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in _TRUE | _FALSE:
+            return str(value).lower() in _TRUE
+        raise InputError(f"{key} must be true or false; got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InputError(f"{key} must be an integer; got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(f"{key} must be an integer; got {value!r}") from None
+        if not number.is_integer():
+            raise InputError(f"{key} must be an integer; got {value!r}")
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool):
+            raise InputError(f"{key} must be a number; got {value!r}")
+        try:
+            return float(value)  # also "1e-4", which YAML 1.1 reads as a string
+        except (TypeError, ValueError):
+            raise InputError(f"{key} must be a number; got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise InputError(f"{key} must be a string; got {value!r}")
+        return str(value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise InputError(f"{key} must be a mapping (key: value); got {value!r}")
+        return dict(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def set_key(config: Config, key: str, value: Any, *, where: str = "") -> None:
+    """Set the dotted ``key`` to ``value``, coerced to its declared type.
+
+    Keys under a free mapping (``loss.options.lam_a``) set one entry of that mapping.
+    """
+    parts = key.split(".")
+    node: Any = config
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(node):
+            raise _unknown_key(key, where)
+        names = {f.name for f in dataclasses.fields(node)}
+        if part not in names:
+            raise _unknown_key(key, where)
+        hint = typing.get_type_hints(type(node))[part]
+        if dataclasses.is_dataclass(hint):
+            node = getattr(node, part)
+            continue
+        rest = parts[i + 1:]
+        if rest:
+            if typing.get_origin(hint) is not dict:
+                raise _unknown_key(key, where)
+            mapping = getattr(node, part)
+            for sub in rest[:-1]:
+                mapping = mapping.setdefault(sub, {})
+            mapping[rest[-1]] = value
+            return
+        try:
+            setattr(node, part, coerce(value, hint, key=key))
+        except InputError as err:
+            raise InputError(f"{where}{err}") from None
+        return
+    raise InputError(f"{where}{key} is a section; set one of its keys, e.g. {valid_keys(type(node), key + '.')[0]}")
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
+    """``["optim.lr=3e-4", "train.deterministic=false"]`` -> ``[(key, value), ...]`` (values
+    read as YAML scalars, so ``null``, numbers and lists work)."""
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"override {item!r} must look like section.key=value (e.g. optim.lr=3e-4)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+# -- files -------------------------------------------------------------------------------------
+def _flatten(mapping: Mapping[str, Any], lines: Mapping[str, int], *, prefix: str = "") -> list[tuple[str, Any, int]]:
+    """Leaves of a YAML mapping as ``(dotted key, value, line)``; sections are recursed into,
+    free mappings (``options``) kept whole."""
+    out = []
+    free = {k for k in valid_keys() if typing.get_origin(_hint_of(k)) is dict}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and dotted not in free:
+            out += _flatten(value, lines, prefix=dotted + ".")
+        else:
+            out.append((dotted, value, lines.get(dotted, 0)))
+    return out
+
+
+def _hint_of(key: str) -> Any:
+    cls: Any = Config
+    hint: Any = None
+    for part in key.split("."):
+        hint = typing.get_type_hints(cls)[part]
+        cls = hint
+    return hint
+
+
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{prefix}{key_node.value}"
+            lines[dotted] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, dotted + "."))
+    return lines
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides; validated."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {path} does not exist; see configs/ for examples")
+        text = path.read_text()
+        try:
+            data = yaml.safe_load(text) or {}
+            lines = _key_lines(yaml.compose(text)) if data else {}
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, Mapping):
+            raise InputError(f"{path}: expected a mapping of sections (data:, model:, ...) at the top level")
+        for key, value, line in _flatten(data, lines):
+            set_key(config, key, value, where=f"{path}:{line}: ")
+    for key, value in parse_overrides(overrides):
+        set_key(config, key, value, where="command line: ")
+    validate(config)
+    return config
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """A config from its saved form (``config.yaml`` or a checkpoint's ``config``)."""
+    config = Config()
+    for key, value, _ in _flatten(data, {}):
+        set_key(config, key, value, where="saved config: ")
+    validate(config)
+    return config
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (the run folder's ``config.yaml``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path
+
+
+def validate(config: Config) -> None:
+    """Check values that types alone do not; raise :class:`InputError` naming the key."""
+    from fer_nla.losses import available as available_losses
+
+    checks = [
+        (config.train.epochs >= 1, "train.epochs must be at least 1"),
+        (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (config.train.eval_batch_size >= 1, "train.eval_batch_size must be at least 1"),
+        (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must lie strictly between 0 and 1"),
+        (config.data.image_size >= 16, "data.image_size must be at least 16 pixels"),
+        (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
+        (config.optim.lr > 0, "optim.lr must be positive"),
+        (0.0 < config.optim.gamma <= 1.0, "optim.gamma must lie in (0, 1]"),
+        (config.data.train_subset is None or config.data.train_subset >= 2, "data.train_subset must be at least 2"),
+        (config.train.max_steps_per_epoch is None or config.train.max_steps_per_epoch >= 1, "train.max_steps_per_epoch must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+    if config.loss.name not in available_losses():
+        close = difflib.get_close_matches(config.loss.name, available_losses(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"loss.name {config.loss.name!r} is not a loss; {hint}available: {', '.join(available_losses())}")
