@@ -18,6 +18,8 @@ from fer_nla.errors import InputError
 
 # Subcommand name -> module that registers it. Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
+    "fer_nla.commands.train",
+    "fer_nla.commands.eval",
 )
 
 
