@@ -1,11 +1,16 @@
 """The canonical label space: eight emotions in one fixed order, and 7-class subsets.
 
 Every reader maps its dataset's own class order into this space, and class names travel
-with the data into every output. The order is FERPlus's (which AffectNet shares for its
-first eight codes): index ``k`` means ``EMOTIONS[k]`` everywhere in fer-nla.
+with the data into every output. The order is FERPlus's: index ``k`` means ``EMOTIONS[k]``
+everywhere in fer-nla. Each dataset's own codes are listed below (``*_CODES``) and turned
+into lookup tables by :func:`code_table`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
 
 EMOTIONS: tuple[str, ...] = (
     "neutral",
@@ -54,3 +59,26 @@ _ALIASES = {
     "contemptuous": "contempt",
     "neutrality": "neutral",
 }
+
+
+# Each dataset's own label codes -> canonical emotion names.
+RAFDB_CODES: Mapping[int, str] = {
+    1: "surprise", 2: "fear", 3: "disgust", 4: "happiness", 5: "sadness", 6: "anger", 7: "neutral",
+}
+FER2013_CODES: Mapping[int, str] = {
+    0: "anger", 1: "disgust", 2: "fear", 3: "happiness", 4: "sadness", 5: "surprise", 6: "neutral",
+}
+# AffectNet codes 8..10 (none, uncertain, no-face) are not emotions and are dropped by its reader.
+AFFECTNET_CODES: Mapping[int, str] = {
+    0: "neutral", 1: "happiness", 2: "sadness", 3: "surprise", 4: "fear", 5: "disgust", 6: "anger",
+    7: "contempt",
+}
+
+
+def code_table(codes: Mapping[int, str], names: tuple[str, ...]) -> np.ndarray:
+    """Lookup array ``table[code] -> index in names`` (``-1`` for codes outside ``names``)."""
+    table = np.full(max(codes) + 1, -1, dtype=np.int64)
+    for code, emotion in codes.items():
+        if emotion in names:
+            table[code] = names.index(emotion)
+    return table

@@ -9,7 +9,8 @@ in memory, so 300k AffectNet rows cost only their paths and labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +23,17 @@ class ImageSource(Protocol):
     """Decodes sample ``i`` to an RGB ``PIL.Image``. Must be picklable (DataLoader workers)."""
 
     def __call__(self, index: int) -> Image.Image: ...
+
+
+class IndexedSource:
+    """The images of ``base`` at ``indices``: how a subset shares its parent's images."""
+
+    def __init__(self, base: ImageSource, indices: np.ndarray) -> None:
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.base(int(self.indices[index]))
 
 
 class FERDataset(Dataset):
@@ -45,6 +57,7 @@ class FERDataset(Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
         name: str = "",
         split: str = "",
+        info: Mapping[str, Any] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.targets = np.asarray(targets, dtype=np.int64)
@@ -55,6 +68,7 @@ class FERDataset(Dataset):
         self.transform = transform
         self.name = name
         self.split = split
+        self.info: dict[str, Any] = dict(info or {})  # how it was built: label mode, drops, ...
         self.target_mode = "hard"
         self._validate()
 
@@ -70,6 +84,34 @@ class FERDataset(Dataset):
             raise ValueError(f"clean_targets has shape {self.clean_targets.shape}, expected ({n},)")
         if self.soft_targets is not None and self.soft_targets.shape != (n, c):
             raise ValueError(f"soft_targets has shape {self.soft_targets.shape}, expected ({n}, {c})")
+
+    # -- views sharing the index ----------------------------------------------------------
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FERDataset:
+        """The samples at ``indices`` (in that order), sharing this dataset's images."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"subset indices must lie in [0, {n}); got {idx.min()}..{idx.max()}")
+        idx = idx % max(n, 1)
+        base = self.source
+        if isinstance(base, IndexedSource):  # compose instead of nesting wrappers
+            source: ImageSource = IndexedSource(base.base, base.indices[idx])
+        else:
+            source = IndexedSource(base, idx)
+        view = copy.copy(self)
+        view.samples = [self.samples[i] for i in idx]
+        view.targets = self.targets[idx]
+        view.clean_targets = None if self.clean_targets is None else self.clean_targets[idx]
+        view.soft_targets = None if self.soft_targets is None else self.soft_targets[idx]
+        view.source = source
+        view.info = dict(self.info)
+        return view
+
+    def with_transform(self, transform: Callable[[Image.Image], Any] | None) -> FERDataset:
+        """The same samples with another transform (the index and images are shared)."""
+        view = copy.copy(self)
+        view.transform = transform
+        return view
 
     # -- Dataset protocol ---------------------------------------------------------------
     def __len__(self) -> int:
