@@ -1,0 +1,142 @@
+"""Image sources (decode sample ``i`` on demand) and the checks made when an index is built.
+
+Sources are small picklable objects holding paths or file offsets, never pixels, so
+DataLoader workers can share them and a 300k-row index costs only its paths. Missing
+files are found once, when the index is built (one message listing them), and undecodable
+files are either named at access or, with ``skip_bad_images``, dropped and counted up front.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fer_nla.errors import InputError
+
+MAX_LISTED = 20  # paths shown in one error message; the rest are counted
+CROP_MODES = ("auto", "always", "never")
+
+
+def decode_image(path: str) -> Image.Image:
+    """The fully decoded RGB image at ``path``; :class:`InputError` naming it if it cannot be."""
+    try:
+        with Image.open(path) as handle:
+            handle.load()
+            return handle.convert("RGB")
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: image file is missing (it was there when the index was built); "
+            "restore it or build the dataset again"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InputError(
+            f"{path}: cannot decode the image ({err}); replace the file, or pass "
+            "--skip-bad-images (skip_bad_images=True) to drop undecodable images when the index is built"
+        ) from None
+
+
+def crop_to_box(image: Image.Image, box: Sequence[int], *, mode: str = "auto") -> Image.Image:
+    """Crop to the face box ``(x, y, w, h)``.
+
+    ``auto`` crops only when the box lies inside the image and is smaller than it (images
+    already cropped to the face, whose box refers to the original photo, are left alone);
+    ``always`` crops (clamped to the image); ``never`` returns the image unchanged.
+    """
+    if mode == "never":
+        return image
+    x, y, w, h = (int(v) for v in box)
+    width, height = image.size
+    inside = x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height
+    if mode == "auto" and (not inside or (w, h) == (width, height)):
+        return image
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(width, x + max(w, 1)), min(height, y + max(h, 1))
+    if right <= left or bottom <= top:
+        return image
+    return image.crop((left, top, right, bottom))
+
+
+class FileImages:
+    """Images stored as files, optionally cropped to a per-sample face box ``(x, y, w, h)``."""
+
+    def __init__(self, paths: Sequence[str], *, boxes: np.ndarray | None = None, crop: str = "auto") -> None:
+        if crop not in CROP_MODES:
+            raise InputError(f"crop={crop!r} is not a crop mode; use one of {', '.join(CROP_MODES)}")
+        self.paths = paths
+        self.boxes = None if boxes is None else np.asarray(boxes, dtype=np.int32)
+        self.crop = crop
+
+    def __call__(self, index: int) -> Image.Image:
+        image = decode_image(self.paths[index])
+        if self.boxes is not None:
+            image = crop_to_box(image, self.boxes[index], mode=self.crop)
+        return image
+
+
+class CsvPixelImages:
+    """Images stored as space-separated gray pixels in one CSV column (FER2013), read per row.
+
+    Only each row's byte offset is held; the row is read and parsed when the image is asked for.
+    """
+
+    def __init__(self, path: str, offsets: np.ndarray, *, column: int, size: int = 48) -> None:
+        self.path = path
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.column = column
+        self.size = size
+
+    def __call__(self, index: int) -> Image.Image:
+        with open(self.path, "rb") as handle:
+            handle.seek(int(self.offsets[index]))
+            line = handle.readline().decode("utf-8")
+        row = next(csv.reader([line]))
+        pixels = np.array(row[self.column].split(), dtype=np.uint8)
+        return Image.fromarray(pixels.reshape(self.size, self.size), mode="L").convert("RGB")
+
+
+def find_missing(paths: Sequence[str]) -> list[str]:
+    """Paths among ``paths`` that are not files, found with one directory listing per folder."""
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        folder, name = os.path.split(path)
+        by_folder[folder].append(name)
+    missing: list[str] = []
+    for folder, names in by_folder.items():
+        try:
+            with os.scandir(folder or ".") as entries:
+                present = {entry.name for entry in entries if not entry.is_dir()}
+        except (FileNotFoundError, NotADirectoryError):
+            present = set()
+        missing.extend(os.path.join(folder, name) for name in names if name not in present)
+    return missing
+
+
+def require_files(paths: Sequence[str], *, listed_in: str | Path, fix: str) -> None:
+    """Raise one :class:`InputError` listing every missing image (capped, with a count)."""
+    missing = find_missing(paths)
+    if not missing:
+        return
+    shown = "\n  ".join(missing[:MAX_LISTED])
+    more = f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+    raise InputError(
+        f"{len(missing)} of {len(paths)} image files listed in {listed_in} are missing:\n  {shown}{more}\n"
+        f"Fix: {fix}"
+    )
+
+
+def undecodable(paths: Sequence[str]) -> np.ndarray:
+    """Boolean mask of the paths whose image cannot be fully decoded (one pass over the files)."""
+    bad = np.zeros(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as handle:
+                handle.load()
+        except (OSError, SyntaxError, ValueError):
+            bad[i] = True
+    return bad

@@ -1,0 +1,68 @@
+"""Datasets chosen by name: ``build_dataset(name, ...)`` and ``available_datasets()``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fer_nla.data import synthetic
+from fer_nla.data.dataset import FERDataset
+from fer_nla.data.sources import affectnet, fer2013, ferplus, folder, manifest, rafdb
+from fer_nla.errors import InputError
+
+_BUILDERS: dict[str, Callable[..., FERDataset]] = {
+    "rafdb": rafdb.build,
+    "affectnet": affectnet.build,
+    "ferplus": ferplus.build,
+    "fer2013": fer2013.build,
+    "folder": folder.build,
+    "manifest": manifest.build,
+    "synthetic": synthetic.build,
+}
+_COMMON = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by :func:`build_dataset`."""
+    return list(_BUILDERS)
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The extra options of dataset ``name`` and their defaults (beyond the common ones)."""
+    parameters = inspect.signature(_builder(name)).parameters
+    return {key: p.default for key, p in parameters.items() if key not in _COMMON}
+
+
+def build_dataset(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    split: str = "train",
+    labels: str = "majority",
+    num_classes: int | None = None,
+    seed: int = 0,
+    skip_bad_images: bool = False,
+    **options: Any,
+) -> FERDataset:
+    """Index one split of dataset ``name`` (see :func:`available_datasets`) in the canonical
+    label space. ``options`` are the dataset's own (:func:`dataset_options`), e.g.
+    ``num_samples`` and ``image_size`` for ``synthetic``, ``images_dir`` for ``affectnet``."""
+    builder = _builder(name)
+    accepted = dataset_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(accepted) or "none"
+        raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
+    return builder(
+        root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
+        skip_bad_images=skip_bad_images, **options,
+    )
+
+
+def _builder(name: str) -> Callable[..., FERDataset]:
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        raise InputError(f"unknown dataset {name!r}; use one of {', '.join(_BUILDERS)}") from None

@@ -1,0 +1,128 @@
+"""What every reader shares: split and label-mode names, root checks, and the final build step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_nla.data.dataset import FERDataset
+from fer_nla.data.images import MAX_LISTED, FileImages, require_files, undecodable
+from fer_nla.errors import InputError
+
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "probability", "single-vote")
+_SPLIT_ALIASES = {"training": "train", "val": "valid", "validation": "valid", "eval": "test", "testing": "test"}
+
+
+def canonical_split(split: str) -> str:
+    """``train``, ``valid`` or ``test`` (``val``/``validation``/``training`` accepted)."""
+    key = str(split).strip().lower()
+    key = _SPLIT_ALIASES.get(key, key)
+    if key not in SPLITS:
+        raise InputError(f"split {split!r} is not a split; use one of {', '.join(SPLITS)}")
+    return key
+
+
+def require_label_mode(labels: str, *, dataset: str, allowed: Sequence[str] = ("majority",)) -> str:
+    """Check that ``labels`` is a mode this dataset has (only FERPlus has per-annotator votes)."""
+    if labels not in LABEL_MODES:
+        raise InputError(f"labels={labels!r} is not a label mode; use one of {', '.join(LABEL_MODES)}")
+    if labels not in allowed:
+        raise InputError(
+            f"labels={labels!r} needs per-annotator votes, which {dataset} does not have; "
+            f"use one of {', '.join(allowed)} (FERPlus has all four modes)"
+        )
+    return labels
+
+
+def require_num_classes(num_classes: int | None, *, dataset: str, allowed: Sequence[int], default: int) -> int:
+    """The class count asked for, checked against what the dataset can provide."""
+    if num_classes is None:
+        return default
+    if int(num_classes) not in allowed:
+        raise InputError(
+            f"{dataset} cannot give num_classes={num_classes}; use one of {', '.join(map(str, allowed))}"
+        )
+    return int(num_classes)
+
+
+def require_root(root: str | Path | None, *, dataset: str, expect: str) -> Path:
+    """The dataset root as a path that exists, or an :class:`InputError` saying what to pass."""
+    if root is None or str(root) == "":
+        raise InputError(f"dataset {dataset} needs a root: pass --root (root=...) pointing at {expect}")
+    path = Path(os.path.abspath(Path(root).expanduser()))  # absolute: sample ids stay valid anywhere
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder; pass --root (root=...) pointing at {expect}")
+    return path
+
+
+def one_set_split(split: str, *, where: str | Path, fix: str) -> None:
+    """A dataset without split information is one set, read as ``train``; asking it for
+    ``valid`` or ``test`` is an error, so a validation split is never the training data."""
+    if split != "train":
+        raise InputError(
+            f"{where}: has no split information, so it is one set, read as split 'train'; "
+            f"use --split train (split='train'), or {fix}"
+        )
+
+
+def require_file(path: Path, *, dataset: str, fix: str) -> Path:
+    """``path`` if it is a file, else an :class:`InputError` naming it and the fix."""
+    if not path.is_file():
+        raise InputError(f"{path}: {dataset} label file not found; {fix}")
+    return path
+
+
+def file_dataset(
+    *,
+    name: str,
+    split: str,
+    paths: list[str],
+    targets: np.ndarray,
+    class_names: Sequence[str],
+    listed_in: str | Path,
+    skip_bad_images: bool,
+    boxes: np.ndarray | None = None,
+    crop: str = "auto",
+    clean_targets: np.ndarray | None = None,
+    soft_targets: np.ndarray | None = None,
+    info: Mapping[str, Any] | None = None,
+    fix_missing: str = "restore the files, or remove their lines from the label file",
+) -> FERDataset:
+    """Check the samples of one split (not empty, every image file present, optionally every
+    image decodable) and wrap them as a :class:`FERDataset` decoding files on access."""
+    info = dict(info or {})
+    if not paths:
+        raise InputError(
+            f"{listed_in}: no samples in split {split!r} with the chosen labels and classes; "
+            "check --split, --labels and --num-classes, or the label file"
+        )
+    require_files(paths, listed_in=listed_in, fix=fix_missing)
+    if skip_bad_images:
+        bad = undecodable(paths)
+        info["bad_images_dropped"] = int(bad.sum())
+        if bad.any():
+            info["bad_images"] = [paths[i] for i in np.flatnonzero(bad)[:MAX_LISTED]]
+            keep = np.flatnonzero(~bad)
+            paths = [paths[i] for i in keep]
+            targets = targets[keep]
+            boxes = None if boxes is None else boxes[keep]
+            clean_targets = None if clean_targets is None else clean_targets[keep]
+            soft_targets = None if soft_targets is None else soft_targets[keep]
+            if not paths:
+                raise InputError(f"{listed_in}: every image of split {split!r} is undecodable")
+    return FERDataset(
+        samples=paths,
+        targets=targets,
+        class_names=class_names,
+        source=FileImages(paths, boxes=boxes, crop=crop),
+        clean_targets=clean_targets,
+        soft_targets=soft_targets,
+        name=name,
+        split=split,
+        info=info,
+    )
