@@ -1,0 +1,29 @@
+"""A seeded stratified split of sample indices (to carve a validation split from train)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def stratified_split(
+    targets: Sequence[int] | np.ndarray, *, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_indices, val_indices)``, both sorted, with ``round(fraction * n_k)`` samples of
+    each class ``k`` in the validation part, kept between 1 and ``n_k - 1`` for classes of at
+    least two samples so both parts see every such class; a one-sample class stays in train."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    labels = np.asarray(targets, dtype=np.int64).reshape(-1)
+    rng = np.random.default_rng(seed)
+    val_parts: list[np.ndarray] = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        n = members.size
+        n_val = min(max(int(round(fraction * n)), 1), n - 1) if n >= 2 else 0
+        val_parts.append(rng.permutation(members)[:n_val])
+    val = np.sort(np.concatenate(val_parts)) if val_parts else np.zeros(0, dtype=np.int64)
+    is_val = np.zeros(labels.size, dtype=bool)
+    is_val[val] = True
+    return np.flatnonzero(~is_val), val
