@@ -95,6 +95,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     deterministic: bool = False
+    select_metric: Literal["overall_acc", "mean_acc", "macro_f1", "mAP"] = "overall_acc"  # on the val split
     grad_clip: float | None = None
     max_steps_per_epoch: int | None = None  # cap for smoke tests and budgets
     record_signals: bool = True  # per-sample p_gt, p_nn (and NAW weights) each epoch
