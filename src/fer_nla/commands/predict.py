@@ -1,0 +1,99 @@
+"""``fer-nla predict``: expressions of the faces in photos, folders and videos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_SOME_FAILED = 1  # some inputs failed (each is reported in its record); 2 is a usage error
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict the expressions of faces in images, folders and videos",
+        description=(
+            "Find the faces in each image (folders recursively; videos every k-th frame), crop them with a "
+            "margin and classify them. Each input file gets a record: its faces (box [x, y, w, h], label, "
+            "probabilities, and the frame for videos) or the error that stopped it. Files that fail are "
+            "reported and skipped; the exit status is 1 when any input failed. An image without a face is "
+            "not a failure (faces=[] and a note) unless --no-face-is-error is given."
+        ),
+        epilog=(
+            "examples:\n"
+            "  fer-nla predict --checkpoint runs/raf/best.pt photos/ party.jpg --annotate out/\n"
+            "  fer-nla predict --checkpoint runs/raf/best.pt clip.mp4 --every 10 --csv clip.csv\n"
+            "  fer-nla predict --backend onnx --checkpoint model.onnx crops/ --faces-cropped --json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
+    parser.add_argument("--checkpoint", required=True, help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                        help="torch, or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files (default)")
+    parser.add_argument("--device", default="auto", help="torch backend: auto (cuda, else mps, else cpu), cpu, cuda, mps")
+    parser.add_argument("--faces-cropped", action="store_true",
+                        help="inputs are already face crops (RAF-DB aligned, FERPlus): skip detection")
+    parser.add_argument("--every", type=int, default=1, metavar="K", help="videos: predict every K-th frame (default 1)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list with a record per input file")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per face (and per file without faces) to FILE")
+    parser.add_argument("--annotate", metavar="DIR", help="write copies of the images and videos with boxes and labels to DIR")
+    parser.add_argument("--detector", default="haar", help="face detector name (default haar: OpenCV's Haar cascade)")
+    parser.add_argument("--min-face", type=int, default=48, metavar="PX", help="haar: smallest face side in pixels (default 48)")
+    parser.add_argument("--margin", type=float, default=0.1,
+                        help="widen each face box by this fraction of its side on every side before cropping (default 0.1)")
+    parser.add_argument("--max-side", type=int, default=1600, metavar="PX",
+                        help="larger images are downsized to this longest side for detection only (default 1600)")
+    parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default 32)")
+    parser.add_argument("--no-face-is-error", action="store_true", help="count images without a face as failed inputs")
+    parser.set_defaults(func=run)
+
+
+def _providers(device: str) -> list[str] | None:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_nla.predict.files import predict_files
+    from fer_nla.predict.predictor import Predictor
+    from fer_nla.predict.records import FileRecord, records_to_json, write_csv
+
+    options = {
+        "detector": args.detector,
+        "detector_options": {"min_size": args.min_face} if args.detector == "haar" else {},
+        "margin": args.margin, "batch_size": args.batch_size, "max_side": args.max_side,
+    }
+    if args.backend == "onnx" or (args.backend == "auto" and args.checkpoint.lower().endswith(".onnx")):
+        predictor = Predictor.from_onnx(args.checkpoint, providers=_providers(args.device), **options)
+    else:
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, **options)
+
+    def show(record: FileRecord) -> None:
+        if args.json:
+            return
+        if record.error is not None:
+            print(f"{record.file}: error: {record.error}", file=sys.stderr)
+            return
+        if not record.faces:
+            print(f"{record.file}: {record.note}")
+        for face in record.faces:
+            where = f" frame {face.frame}" if face.frame is not None else ""
+            print(f"{record.file}{where}: {face.label} {face.probs[face.label]:.2f} box {list(face.box)}")
+
+    records = predict_files(
+        predictor, args.paths, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
+        no_face_is_error=args.no_face_is_error, on_record=show,
+    )
+    if args.json:
+        print(records_to_json(records))
+    if args.csv:
+        write_csv(records, args.csv, class_names=predictor.class_names)
+    failed = sum(r.failed for r in records)
+    faces = sum(len(r.faces) for r in records)
+    summary = f"{len(records)} input{'s' if len(records) != 1 else ''}, {faces} face{'s' if faces != 1 else ''}, {failed} failed"
+    if args.csv:
+        summary += f"; rows in {args.csv}"
+    if args.annotate:
+        summary += f"; annotated copies in {args.annotate}"
+    print(summary, file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else 0

@@ -1,0 +1,39 @@
+"""The PyTorch inference backend: a fer-nla checkpoint's model on a device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_nla.predict.preprocess import Preprocess
+
+
+class TorchBackend:
+    """Logits of a model in eval mode for preprocessed ``N x 3 x S x S`` float32 batches."""
+
+    def __init__(self, model: nn.Module, *, class_names: list[str], preprocess: Preprocess,
+                 device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.class_names = list(class_names)
+        self.preprocess = preprocess
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "auto") -> TorchBackend:
+        """The model of a fer-nla checkpoint (``best.pt``/``last.pt``) on ``device``
+        (``auto``: CUDA, else MPS, else CPU)."""
+        from fer_nla.checkpoint import load_model
+        from fer_nla.engine import select_device
+
+        target = select_device(device)
+        model, info = load_model(path, map_location=target)
+        return cls(model, class_names=list(info["class_names"]), preprocess=Preprocess.from_dict(info["preprocess"]),
+                   device=target)
+
+    @torch.inference_mode()
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        return self.model(inputs).float().cpu().numpy()
