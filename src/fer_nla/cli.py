@@ -20,6 +20,7 @@ from fer_nla.errors import InputError
 COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.train",
     "fer_nla.commands.eval",
+    "fer_nla.commands.data",
     "fer_nla.commands.predict",
     "fer_nla.commands.export",
 )

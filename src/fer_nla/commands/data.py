@@ -1,0 +1,138 @@
+"""``fer-nla data stats`` and ``fer-nla data corrupt``: look at a dataset, or write a
+reproducibly corrupted copy of its labels as a manifest CSV that training reads back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import yaml
+
+from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
+from fer_nla.data.registry import available_datasets, build_dataset
+from fer_nla.data.sources.common import LABEL_MODES, SPLITS
+from fer_nla.data.sources.manifest import write_manifest
+from fer_nla.data.stats import dataset_stats
+from fer_nla.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="dataset statistics and label corruption")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    stats = actions.add_parser("stats", help="sample count, count per class, imbalance ratio, noise rate")
+    _dataset_arguments(stats)
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.set_defaults(func=run_stats)
+
+    corrupt = actions.add_parser("corrupt", help="write a manifest with seeded label noise and/or class imbalance")
+    _dataset_arguments(corrupt)
+    corrupt.add_argument("--noise", choices=NOISE_KINDS, help="kind of label noise")
+    corrupt.add_argument("--rate", type=float, help="share of labels to move (exactly round(rate * N))")
+    corrupt.add_argument("--pairs", choices=PAIR_SCHEMES, default="next",
+                         help="pairwise partner of class k: next = k+1 mod C; confusable = FER's confused pairs")
+    corrupt.add_argument("--imbalance", type=float, metavar="FACTOR",
+                         help="subsample to an exponential profile with largest/smallest class = FACTOR")
+    corrupt.add_argument("--fit", choices=FIT_MODES, default="exact",
+                         help="exact: largest profile that fits every class; clip: keep the largest class whole")
+    corrupt.add_argument("--out", required=True, help="manifest CSV to write")
+    corrupt.add_argument("--json", action="store_true", help="print the result's statistics as one JSON object")
+    corrupt.set_defaults(func=run_corrupt)
+
+
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", choices=available_datasets(), default="synthetic",
+                        help="dataset format (default: the embedded synthetic faces)")
+    parser.add_argument("--root", help="dataset folder or file (not needed for synthetic)")
+    parser.add_argument("--split", default="train", help=f"one of {', '.join(SPLITS)}")
+    parser.add_argument("--labels", choices=LABEL_MODES, default="majority",
+                        help="label mode (plurality, probability and single-vote need FERPlus votes)")
+    parser.add_argument("--num-classes", type=int, choices=(7, 8), help="7 (no contempt) or 8 classes")
+    parser.add_argument("--seed", type=int, default=0, help="seed of single-vote draws, synthetic faces and corruption")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="decode every image when indexing; drop and count the undecodable ones")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option, e.g. num_samples=2000 (synthetic) or images_dir=... (affectnet)")
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--option {pair!r}: expected KEY=VALUE, e.g. num_samples=2000")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _source(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``build_dataset`` arguments these options stand for (recorded in manifests)."""
+    return {
+        "dataset": args.dataset, "root": args.root, "split": args.split, "labels": args.labels,
+        "num_classes": args.num_classes, "seed": args.seed, "options": _options(args.option),
+    }
+
+
+def _build(source: dict[str, Any], skip_bad_images: bool):  # type: ignore[no-untyped-def]
+    arguments = dict(source)
+    return build_dataset(arguments.pop("dataset"), skip_bad_images=skip_bad_images,
+                         **arguments.pop("options"), **arguments)
+
+
+def _print_table(stats: dict[str, Any]) -> None:
+    total = max(stats["num_samples"], 1)
+    print(f"{stats['dataset']} {stats['split']}: {stats['num_samples']} samples, {stats['num_classes']} classes")
+    print(f"{'class':<12}{'count':>8}{'share':>9}")
+    for name, count in stats["class_counts"].items():
+        print(f"{name:<12}{count:>8}{count / total:>9.2%}")
+    ratio = stats["imbalance_ratio"]
+    print(f"imbalance ratio (largest/smallest class): {'n/a' if ratio is None else f'{ratio:.2f}'}")
+    noise = stats["noise_rate"]
+    print(f"noise rate: {'unknown (no clean labels)' if noise is None else f'{noise:.2%}'}")
+    for key, value in stats["info"].items():
+        if key.startswith(("dropped", "bad_images_dropped", "blended")):
+            print(f"{key.replace('_', ' ')}: {value}")
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    stats = dataset_stats(_build(_source(args), args.skip_bad_images))
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        _print_table(stats)
+    return 0
+
+
+def run_corrupt(args: argparse.Namespace) -> int:
+    if args.noise is None and args.imbalance is None:
+        raise InputError("data corrupt needs --noise {symmetric,pairwise} --rate R, or --imbalance FACTOR, or both")
+    if args.noise is not None and args.rate is None:
+        raise InputError(f"--noise {args.noise} needs --rate R (a share in [0, 1], e.g. --rate 0.2)")
+    if args.rate is not None and not 0.0 <= args.rate <= 1.0:
+        raise InputError(f"--rate {args.rate}: the noise rate must lie in [0, 1]")
+    if args.imbalance is not None and args.imbalance < 1.0:
+        raise InputError(f"--imbalance {args.imbalance}: the factor is largest/smallest class and must be >= 1")
+    source = _source(args)
+    dataset = _build(source, args.skip_bad_images)
+    partners = pair_partners(dataset.num_classes, scheme=args.pairs) if args.noise == "pairwise" else None
+    result = corrupt_dataset(dataset, seed=args.seed, noise=args.noise, rate=args.rate or 0.0,
+                             imbalance=args.imbalance, partners=partners, fit=args.fit)
+    path = write_manifest(args.out, result, source=_absolute(source))
+    stats = dataset_stats(result)
+    if args.json:
+        print(json.dumps({**stats, "manifest": str(path), "noisy": int((result.targets != result.clean_targets).sum())}))
+    else:
+        _print_table(stats)
+        moved = result.info["corruption"]["moved"]
+        print(f"labels moved by this corruption: {moved} of {len(result)} ({moved / max(len(result), 1):.2%})")
+        print(f"wrote {len(result)} rows to {path}")
+    return 0
+
+
+def _absolute(source: dict[str, Any]) -> dict[str, Any]:
+    """The source with an absolute root, so the manifest can be read from any folder."""
+    if source["root"] is not None:
+        source = {**source, "root": os.path.abspath(os.path.expanduser(str(source["root"])))}
+    return source
