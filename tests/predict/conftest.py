@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -90,7 +92,36 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: torch.nn.Mo
 
 
 @pytest.fixture(scope="session")
-def onnx_model(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> Path:
-    from fer_nla.predict.onnx_export import export_checkpoint
+def exported(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path) -> tuple[Path, int, str]:
+    """The checkpoint exported by ``fer-nla export`` (which also verifies it): path, exit status, output."""
+    from fer_nla.cli import main
 
-    return export_checkpoint(checkpoint, tmp_path_factory.mktemp("onnx") / "model.onnx")
+    target = tmp_path_factory.mktemp("onnx") / "nested" / "model.onnx"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["export", "--checkpoint", str(checkpoint), "--onnx", str(target)])
+    return target, status, out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def onnx_model(exported: tuple[Path, int, str]) -> Path:
+    return exported[0]
+
+
+def reference_probs(model: torch.nn.Module, crops: list[np.ndarray]) -> np.ndarray:
+    """Class probabilities computed independently of fer_nla.predict: torchvision's eval
+    transform and the model's forward pass."""
+    from fer_nla.data.transforms import eval_transform
+
+    transform = eval_transform(image_size=IMAGE_SIZE, mean=MEAN, std=STD)
+    with torch.no_grad():
+        batch = torch.stack([transform(Image.fromarray(c)) for c in crops])
+        return torch.softmax(model(batch).double(), dim=1).numpy()
+
+
+def pil_crop_with_margin(photo: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np.ndarray:
+    """The square margin crop of an interior box, by PIL (an independent formula)."""
+    x, y, w, h = box
+    side = round(max(w, h) * (1 + 2 * margin))
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    return np.asarray(Image.fromarray(photo).crop((left, top, left + side, top + side)))
