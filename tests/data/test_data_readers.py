@@ -56,6 +56,12 @@ def test_rafdb_bad_lines_name_the_file_and_line(tmp_path, line, message):
     assert f"{label_file}:8:" in str(err.value)
 
 
+def test_empty_split_is_an_error(tmp_path):
+    make_rafdb(tmp_path, RAF_LINES[:4])
+    with pytest.raises(InputError, match=r"list_patition_label.txt: no samples in split 'test'"):
+        build_dataset("rafdb", root=tmp_path, split="test")
+
+
 def test_missing_root_and_label_file_are_clear(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         build_dataset("rafdb", root=tmp_path / "nowhere")
@@ -171,6 +177,9 @@ def test_fer2013_rows_decode_lazily_to_their_pixels(tmp_path):
     with pytest.raises(InputError, match=r"fer2013.csv:6: pixels must hold 2304 values"):
         build_dataset("fer2013", root=tmp_path)
     assert len(build_dataset("fer2013", root=tmp_path, skip_bad_images=True)) == 2
+    csv_path.write_text("emotion,pixels,Usage\n" + "0," + " ".join(["300"] * 2304) + ",Training\n")
+    with pytest.raises(InputError, match=r"fer2013.csv:2: pixels must be 2304 values in 0..255"):
+        build_dataset("fer2013", root=tmp_path).load_image(0)
 
 
 # --- folders and manifests ----------------------------------------------------------------

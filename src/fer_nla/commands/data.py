@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
 from fer_nla.data.registry import available_datasets, build_dataset
 from fer_nla.data.sources.common import LABEL_MODES, SPLITS
@@ -75,7 +76,7 @@ def _source(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _build(source: dict[str, Any], skip_bad_images: bool):  # type: ignore[no-untyped-def]
+def _build(source: dict[str, Any], skip_bad_images: bool) -> FERDataset:
     arguments = dict(source)
     return build_dataset(arguments.pop("dataset"), skip_bad_images=skip_bad_images,
                          **arguments.pop("options"), **arguments)

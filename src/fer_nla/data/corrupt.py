@@ -17,7 +17,7 @@ class index), so the most frequent class keeps the most; empty classes are left 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -59,7 +59,10 @@ def noise_allocation(counts: np.ndarray, *, rate: float) -> np.ndarray:
     return np.minimum(moved, counts)
 
 
-def _chosen_per_class(labels: np.ndarray, num_classes: int, rate: float, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _chosen_per_class(
+    labels: np.ndarray, num_classes: int, rate: float, rng: np.random.Generator
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(class, indices to move)`` per class, ``noise_allocation`` many, drawn with ``rng``."""
     counts = np.bincount(labels, minlength=num_classes)
     for k, m in enumerate(noise_allocation(counts, rate=rate)):
         members = np.flatnonzero(labels == k)

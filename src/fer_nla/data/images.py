@@ -85,9 +85,10 @@ class CsvPixelImages:
     Only each row's byte offset is held; the row is read and parsed when the image is asked for.
     """
 
-    def __init__(self, path: str, offsets: np.ndarray, *, column: int, size: int = 48) -> None:
+    def __init__(self, path: str, offsets: np.ndarray, *, lines: np.ndarray, column: int, size: int = 48) -> None:
         self.path = path
-        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # byte offset of each sample's row
+        self.lines = np.asarray(lines, dtype=np.int64)  # its line number, for messages
         self.column = column
         self.size = size
 
@@ -96,8 +97,13 @@ class CsvPixelImages:
             handle.seek(int(self.offsets[index]))
             line = handle.readline().decode("utf-8")
         row = next(csv.reader([line]))
-        pixels = np.array(row[self.column].split(), dtype=np.uint8)
-        return Image.fromarray(pixels.reshape(self.size, self.size), mode="L").convert("RGB")
+        values = np.array(row[self.column].split(), dtype=np.int64)
+        if values.size != self.size * self.size or values.min() < 0 or values.max() > 255:
+            raise InputError(
+                f"{self.path}:{int(self.lines[index])}: pixels must be {self.size * self.size} values in 0..255; "
+                "fix the row, or remove it"
+            )
+        return Image.fromarray(values.astype(np.uint8).reshape(self.size, self.size), mode="L").convert("RGB")
 
 
 def find_missing(paths: Sequence[str]) -> list[str]:

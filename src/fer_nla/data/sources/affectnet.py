@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import os
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +158,7 @@ def _read(
     return paths, np.frombuffer(targets, dtype=np.int64).copy(), box_array, dropped
 
 
-def _chain(first: list[str], rest):  # type: ignore[no-untyped-def]
+def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield first
     yield from rest
 

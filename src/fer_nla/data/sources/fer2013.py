@@ -101,7 +101,10 @@ def build(
         samples=[f"{csv_path}:{n}" for n in lines],
         targets=np.frombuffer(targets, dtype=np.int64).copy(),
         class_names=SEVEN_CLASSES,
-        source=CsvPixelImages(str(csv_path), np.frombuffer(offsets, dtype=np.int64).copy(), column=pixel_col),
+        source=CsvPixelImages(
+            str(csv_path), np.frombuffer(offsets, dtype=np.int64).copy(),
+            lines=np.frombuffer(lines, dtype=np.int64).copy(), column=pixel_col,
+        ),
         name="fer2013",
         split=split,
         info={"labels": labels, "bad_images_dropped": bad} if skip_bad_images else {"labels": labels},

@@ -182,8 +182,16 @@ def _label(text: str, manifest: Path, line_no: int) -> int:
         ) from None
 
 
-def _from_source(  # type: ignore[no-untyped-def]
-    manifest, source, rows, targets, clean_targets, classes, split, skip_bad_images, info
+def _from_source(
+    manifest: Path,
+    source: dict[str, Any],
+    rows: list[tuple[int, int, int, str]],
+    targets: np.ndarray,
+    clean_targets: np.ndarray | None,
+    classes: tuple[str, ...],
+    split: str,
+    skip_bad_images: bool,
+    info: dict[str, Any],
 ) -> FERDataset:
     """The manifest's rows as a subset of the dataset named on its source line."""
     from fer_nla.data.registry import build_dataset  # the registry imports this module
