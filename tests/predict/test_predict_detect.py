@@ -29,7 +29,7 @@ def test_every_face_of_a_composed_photo_is_found_and_classified(
     (faces,) = predictor.predict(photo)
     assert len(faces) == len(placed)
     matched = [max(placed, key=lambda p: iou(tuple(f.box), p)) for f in faces]
-    assert sorted(matched) == sorted(placed)  # one detection per pasted face
+    assert matched == placed  # one detection per pasted face, in reading order
     assert min(iou(tuple(f.box), p) for f, p in zip(faces, matched)) > 0.6
     expected = reference_probs(tiny_model, [pil_crop_with_margin(photo, tuple(f.box), predictor.margin) for f in faces])
     got = np.array([[f.probs[name] for name in EMOTIONS] for f in faces])
@@ -94,3 +94,14 @@ def test_detectors_are_chosen_by_name() -> None:
         HaarCascadeDetector(cascade="no_such_cascade.xml")
     with pytest.raises(TypeError, match="detect"):
         build_detector(object())  # type: ignore[arg-type]
+
+
+def test_reading_order_is_rows_top_to_bottom_then_left_to_right() -> None:
+    from fer_nla.predict.detectors import reading_order
+
+    boxes = [Box(519, 230, 131, 131), Box(22, 26, 102, 102), Box(23, 233, 111, 111), Box(526, 28, 107, 107),
+             Box(272, 25, 113, 113), Box(271, 230, 116, 116), Box(300, 600, 50, 50)]
+    assert reading_order(boxes) == [Box(22, 26, 102, 102), Box(272, 25, 113, 113), Box(526, 28, 107, 107),
+                                    Box(23, 233, 111, 111), Box(271, 230, 116, 116), Box(519, 230, 131, 131),
+                                    Box(300, 600, 50, 50)]
+    assert reading_order([]) == []

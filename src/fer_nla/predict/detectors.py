@@ -82,8 +82,20 @@ class HaarCascadeDetector:
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size),
         )
-        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
-        return sorted(boxes, key=lambda b: (b.y // max(b.h, 1), b.x))  # reading order: rows, then left to right
+        return reading_order([Box(int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)])
+
+
+def reading_order(boxes: list[Box]) -> list[Box]:
+    """Boxes in rows from top to bottom, left to right within a row; a box starts a new row when
+    its centre lies more than half its height below the centre of the row's first box."""
+    rows: list[list[Box]] = []
+    for box in sorted(boxes, key=lambda b: b.y + b.h / 2):
+        first = rows[-1][0] if rows else None
+        if first is not None and (box.y + box.h / 2) - (first.y + first.h / 2) <= box.h / 2:
+            rows[-1].append(box)
+        else:
+            rows.append([box])
+    return [box for row in rows for box in sorted(row, key=lambda b: b.x)]
 
 
 DetectorFactory = Callable[..., FaceDetector]
