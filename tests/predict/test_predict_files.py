@@ -62,8 +62,9 @@ def test_cli_exit_status_json_and_csv_for_a_folder_with_failures(checkpoint: Pat
     folder = tmp_path / "faces"
     good = _face_folder(folder)
     table = tmp_path / "out" / "preds.csv"
+    drawn = tmp_path / "drawn"
     status = main(["predict", "--checkpoint", str(checkpoint), "--faces-cropped", "--json", "--csv", str(table),
-                   str(folder), str(tmp_path / "missing.jpg")])
+                   "--annotate", str(drawn), str(folder), str(tmp_path / "missing.jpg")])
     captured = capsys.readouterr()
     assert status == 1
     records = json.loads(captured.out)
@@ -76,6 +77,9 @@ def test_cli_exit_status_json_and_csv_for_a_folder_with_failures(checkpoint: Pat
         for face in r["faces"]:
             assert set(face) == {"box", "label", "probs"} and face["label"] == max(face["probs"], key=face["probs"].get)
     assert "7 inputs, 4 faces, 3 failed" in captured.err
+    written = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
+    assert written == ["faces/a.png", "faces/b.jpg", "faces/sub/c.png", "faces/sub/deeper/d.bmp"]
+    assert Image.open(drawn / "faces/a.png").size == (48, 56)
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 7
