@@ -3,6 +3,7 @@ and 32 (ResNet-18 at the recipe's image sizes), and face-detector time per photo
 
     python benchmarks/inference.py                    # sizes 224 and 48, 640x480 photo
     python benchmarks/inference.py --sizes 112 --seconds 5
+    python benchmarks/inference.py --threads 1        # on a busy machine: no thread oversubscription
 
 Prints markdown tables; the onnxruntime/PyTorch ratio is measured in the same run. Random
 weights: speed does not depend on them. The detector photo holds real FERPlus faces when the
@@ -47,12 +48,13 @@ def per_call_seconds(fn: Callable[[], object], *, seconds: float, min_calls: int
     return float(np.median(times))
 
 
-def model_rows(size: int, *, stem: str, batches: list[int], seconds: float, workdir: Path) -> list[str]:
+def model_rows(size: int, *, stem: str, batches: list[int], seconds: float, workdir: Path,
+               threads: int | None) -> list[str]:
     model = build_model("resnet18", num_classes=len(EMOTIONS), stem=stem).eval()
     preprocess = Preprocess(size, RECIPE_MEAN, RECIPE_STD)
     path = export_onnx(model, workdir / f"resnet18_{size}.onnx", class_names=list(EMOTIONS), preprocess=preprocess)
     backends = {"PyTorch": TorchBackend(model, class_names=list(EMOTIONS), preprocess=preprocess),
-                "onnxruntime": OnnxBackend(path)}
+                "onnxruntime": OnnxBackend(path, threads=threads)}
     rows = []
     for batch in batches:
         inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
@@ -95,19 +97,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 48], help="model input sizes (default 224 48)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
     parser.add_argument("--stem", default="imagenet", help="ResNet stem (the recipes use imagenet at every size)")
+    parser.add_argument("--threads", type=int, help="threads for both PyTorch and onnxruntime (default: each library's own)")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per cell (default 3)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import onnxruntime
 
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
+          f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__} "
+          f"({args.threads or 'default'} threads), "
           f"load average {os.getloadavg()[0]:.1f}\n")
     print("| model | input px | batch | PyTorch faces/s | onnxruntime faces/s | onnxruntime / PyTorch |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            for row in model_rows(size, stem=args.stem, batches=args.batches, seconds=args.seconds, workdir=Path(tmp)):
+            for row in model_rows(size, stem=args.stem, batches=args.batches, seconds=args.seconds, workdir=Path(tmp), threads=args.threads):
                 print(row, flush=True)
     print("\n| detector | photo | faces found | ms per photo |")
     print("|---|---|---|---|")
