@@ -4,7 +4,8 @@ A :class:`Config` is built from its defaults (the CPU quick start on the synthet
 YAML file (``configs/*.yaml``), then ``section.key=value`` overrides from the command line, and
 validated once. An unknown key is an error naming the closest valid key and, for a YAML file,
 the line. ``loss.options`` and ``data.options`` are free mappings passed to the loss and the
-dataset reader (``loss.options.lam_a=0.3``, ``data.options.num_samples=2000``).
+dataset reader (``loss.options.lam_a=0.3``, ``data.options.num_samples=2000``); options of the
+synthetic set left unset get :data:`SYNTHETIC_DEFAULT_OPTIONS` (the quick start's size).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class TrainConfig:
     bf16 | fp16. ``channels_last``: auto (on for CUDA and CPU) | on | off."""
 
     epochs: int = 4
-    batch_size: int = 64
+    batch_size: int = 32
     eval_batch_size: int = 256
     two_view_forward: Literal["batched", "separate"] = "batched"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -301,8 +302,21 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             set_key(config, key, value, where=f"{path}:{line}: ")
     for key, value in parse_overrides(overrides):
         set_key(config, key, value, where="command line: ")
+    apply_dataset_defaults(config)
     validate(config)
     return config
+
+
+# The quick start's size of the embedded synthetic set (its reader's default is 5000 per split):
+# 2000 faces train 4 epochs of ResNet-18 to ~70% validation accuracy in about a minute on 2 CPU cores.
+SYNTHETIC_DEFAULT_OPTIONS: dict[str, Any] = {"num_samples": 2000}
+
+
+def apply_dataset_defaults(config: Config) -> None:
+    """Fill ``data.options`` the user left unset with the defaults of the chosen dataset, so
+    that ``config.yaml`` shows every option the run used."""
+    if config.data.dataset == "synthetic":
+        config.data.options = {**SYNTHETIC_DEFAULT_OPTIONS, **config.data.options}
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:
@@ -310,6 +324,7 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     config = Config()
     for key, value, _ in _flatten(data, {}):
         set_key(config, key, value, where="saved config: ")
+    apply_dataset_defaults(config)
     validate(config)
     return config
 
