@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fer_nla.config import OptimConfig, TrainConfig
-from fer_nla.distributed import all_reduce_sum, gather_arrays
+from fer_nla.config import OptimConfig
+from fer_nla.distributed import all_reduce_sum, all_reduce_tensor, gather_arrays
 from fer_nla.errors import InputError
 from fer_nla.losses.nla import NLALoss, gt_and_nearest_negative
 
@@ -188,7 +188,9 @@ class TrainStep:
         images, targets = self.to_device(images), targets.to(self.device, non_blocking=True)
         with self.autocast():
             logits, logits_flip = self.forward_views(images)
+        self.raise_unless_finite_everywhere(logits, logits_flip, targets)
         loss = self.loss_fn(logits.float(), None if logits_flip is None else logits_flip.float(), targets)
+        self.raise_unless_finite_everywhere(loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -204,6 +206,18 @@ class TrainStep:
             self.optimizer.step()
         return loss.detach(), logits.detach(), self.signals(logits.detach().float(), targets, index)
 
+    def raise_unless_finite_everywhere(self, *tensors: Tensor | None) -> None:
+        """Raise ``FloatingPointError`` on every rank when any rank has a nan/inf value, before
+        the backward pass (a rank stopping alone would leave the others waiting forever)."""
+        bad = torch.zeros((), device=self.device)
+        for tensor in tensors:
+            if tensor is not None and tensor.is_floating_point():
+                bad = bad + (~torch.isfinite(tensor.detach())).any().float()
+        all_reduce_tensor(bad)
+        if bad.item() > 0:
+            kind = "loss" if len(tensors) == 1 else "logits"
+            raise FloatingPointError(f"non-finite {kind} (nan or inf)")
+
     def signals(self, logits: Tensor, targets: Tensor, index: Tensor) -> StepSignals:
         """NAW's own record (``loss.last``) for NLA; p_gt/p_nn from the logits otherwise."""
         last = getattr(self.loss_fn, "last", None)
@@ -212,15 +226,6 @@ class TrainStep:
             return StepSignals(index, last.p_gt, last.p_nn, prediction, last.weights, last.correct)
         p_gt, p_nn, correct = gt_and_nearest_negative(logits, targets)
         return StepSignals(index, p_gt, p_nn, prediction, None, correct)
-
-
-def check_finite(loss: Tensor, *, epoch: int, step: int, last_good: str) -> None:
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(
-            f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: training diverged and was stopped. "
-            f"The last good checkpoint is kept ({last_good}). Lower optim.lr, set train.grad_clip=5, "
-            "or use train.precision=fp32"
-        )
 
 
 def train_one_epoch(
@@ -247,14 +252,12 @@ def train_one_epoch(
             on_step(epoch, i)
         try:
             loss, logits, signals = step(images, targets, index)
-        except ValueError as err:
-            if "non-finite" not in str(err):
-                raise
+        except FloatingPointError as err:
             raise NonFiniteLossError(
-                f"non-finite logits at epoch {epoch + 1}, step {i + 1}: training diverged and was stopped. "
-                f"The last good checkpoint is kept ({last_good}). Lower optim.lr or set train.grad_clip=5"
+                f"{err} at epoch {epoch + 1}, step {i + 1}: training diverged and was stopped. "
+                f"The last good checkpoint is kept ({last_good}). Lower optim.lr, set train.grad_clip=5, "
+                "or use train.precision=fp32"
             ) from None
-        check_finite(loss, epoch=epoch, step=i, last_good=last_good)
         batch = int(targets.shape[0])
         loss_sum += loss.double() * batch
         correct += (logits.argmax(dim=1) == targets.to(step.device)).sum()

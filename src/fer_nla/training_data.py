@@ -7,6 +7,7 @@ stratified ``val_fraction`` out of train (``carve`` always carves).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,9 @@ def _load(cfg: DataConfig, split: str, *, seed: int) -> FERDataset:
         raise InputError(f"data: cannot build {cfg.dataset!r} split {split!r}: {err}; check data.options") from None
 
 
-def build_run_data(cfg: DataConfig, *, seed: int, log: callable = print) -> RunData:  # type: ignore[valid-type]
+def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = print) -> RunData:
     """Training and validation sets with the recipe's transforms."""
-    if cfg.val_split in TEST_SPLITS:
+    if cfg.val_split.strip().lower() in TEST_SPLITS:
         raise InputError("data.val_split must not be the test split: the best epoch would be chosen on test data. "
                          "Use data.val_split=auto or carve")
     full = _load(cfg, cfg.train_split, seed=seed)
