@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.data",
     "fer_nla.commands.predict",
     "fer_nla.commands.export",
+    "fer_nla.commands.audit",
 )
 
 
