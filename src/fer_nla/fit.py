@@ -152,7 +152,10 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
 
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
     try:
-        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=counts, **config.loss.options).to(device)
+        # TrainStep already checks the logits on every rank and the dataset checked its targets,
+        # so the loss's own input check (one more device sync per step) is switched off.
+        options = {"check": False, **config.loss.options}
+        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=counts, **options).to(device)
     except ValueError as err:
         raise InputError(f"loss: {err}") from None
     optimizer = build_optimizer(model.parameters(), config.optim)
