@@ -99,14 +99,10 @@ def roc_auc(is_noisy: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(is_noisy.sum()), int((~is_noisy).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("ROC AUC needs both noisy and clean samples")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    # average ranks over ties (1-based)
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    ends = np.r_[starts[1:], len(scores)]
-    for start, end in zip(starts, ends):
-        ranks[order[start:end]] = 0.5 * (start + 1 + end)
+    # 1-based ranks, averaged over ties: a group of c equal values after s smaller ones has rank s + (c + 1) / 2
+    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    smaller = np.cumsum(counts) - counts
+    ranks = (smaller + 0.5 * (counts + 1))[group]
     return float((ranks[is_noisy].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

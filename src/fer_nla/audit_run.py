@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def audit_run(
     weight = None
     if "weights" in sig:
         w = sig["weights"].astype(np.float32)[slice(min(skip_epochs, len(p_gt) - 1), None)]
-        with np.errstate(invalid="ignore"), _quiet():
+        with warnings.catch_warnings():  # 'mean of empty slice' for samples never trained on
+            warnings.simplefilter("ignore", RuntimeWarning)
             weight = np.nanmean(w, axis=0)
     trained = np.flatnonzero(np.isfinite(scores))
     order = trained[np.lexsort((trained, -scores[trained]))]
@@ -93,20 +95,6 @@ def audit_run(
         predicted=predicted[order], scores=scores[order], mean_weight=None if weight is None else weight[order],
         verdict=verdicts(scores[order], noisy_threshold=noisy_threshold, ambiguous_band=ambiguous_band),
     )
-
-
-class _quiet:
-    """Silence numpy's 'mean of empty slice' for samples never trained on."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
 
 
 def write_csv(audit: Audit, path: str | Path, *, top: int | None = None) -> Path:

@@ -62,12 +62,14 @@ class GaussianConstants:
     norm: Tensor  # ()
 
     @classmethod
-    def from_covariance(cls, mean: Pair, cov: Tensor, *, dtype: torch.dtype = torch.float32) -> GaussianConstants:
+    def from_covariance(
+        cls, mean: Pair, cov: Tensor, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+    ) -> GaussianConstants:
         cov = cov.to(torch.float64)
         return cls(
-            mean=torch.tensor(mean, dtype=dtype),
-            inv_cov=torch.linalg.inv(cov).to(dtype),
-            norm=(1.0 / (2.0 * math.pi * torch.sqrt(torch.linalg.det(cov)))).to(dtype),
+            mean=torch.tensor(mean, dtype=dtype, device=device),
+            inv_cov=torch.linalg.inv(cov).to(dtype=dtype, device=device),
+            norm=(1.0 / (2.0 * math.pi * torch.sqrt(torch.linalg.det(cov)))).to(dtype=dtype, device=device),
         )
 
 
@@ -136,14 +138,10 @@ def naw_weights(
 ) -> NAWSignals:
     """Per-sample NAW weights (with p_gt, p_nn and branch) of a batch of logits."""
     eps = epoch_scale(epoch, epochs, slope=slope, schedule=schedule)
-    dtype = logits.dtype
-    correct_g = _to(GaussianConstants.from_covariance(mu_t, gaussian_covariance(sigma_t, ratio_t, off_diagonal_sign=-1.0, scale=eps), dtype=dtype), logits.device)
-    wrong_g = _to(GaussianConstants.from_covariance(mu_f, gaussian_covariance(sigma_f, ratio_f, off_diagonal_sign=1.0), dtype=dtype), logits.device)
+    like = {"dtype": logits.dtype, "device": logits.device}
+    correct_g = GaussianConstants.from_covariance(mu_t, gaussian_covariance(sigma_t, ratio_t, off_diagonal_sign=-1.0, scale=eps), **like)
+    wrong_g = GaussianConstants.from_covariance(mu_f, gaussian_covariance(sigma_f, ratio_f, off_diagonal_sign=1.0), **like)
     return naw_from_constants(logits, targets, correct_g, wrong_g, t_lambda=t_lambda)
-
-
-def _to(g: GaussianConstants, device: torch.device) -> GaussianConstants:
-    return GaussianConstants(g.mean.to(device), g.inv_cov.to(device), g.norm.to(device))
 
 
 # -- consistency -------------------------------------------------------------------------------
