@@ -102,3 +102,20 @@ def test_unreadable_and_missing_backbone_files(tmp_path):
     torch.save({"epoch": 3}, no_tensors)
     with pytest.raises(InputError, match="no state dict"):
         read_weight_file(no_tensors)
+
+
+def test_small_cnns_are_cpu_sized_and_take_any_face_size(tmp_path):
+    small = build_model("cnn_small", num_classes=8)
+    medium = build_model("cnn_medium", num_classes=7)
+    assert small(torch.randn(2, 3, 32, 32)).shape == (2, 8)
+    assert medium(torch.randn(2, 3, 48, 48)).shape == (2, 7)
+    n_small = sum(p.numel() for p in small.parameters())
+    # 3*16*9 + 16*32*9 + 32*64*9 + 64*128*9 convolutions, 2*240 BatchNorm, 128*8+8 head
+    assert n_small == 3 * 16 * 9 + 16 * 32 * 9 + 32 * 64 * 9 + 64 * 128 * 9 + 2 * (16 + 32 + 64 + 128) + 128 * 8 + 8
+    with pytest.raises(InputError, match="stem"):
+        build_model("cnn_small", num_classes=8, stem="small")
+    # A trained small CNN is a backbone file for another head size: the head is skipped.
+    torch.save(small.state_dict(), tmp_path / "w.pth")
+    report = load_backbone_weights(build_model("cnn_small", num_classes=7), tmp_path / "w.pth")
+    assert sorted(report.shape_mismatch) == ["fc.bias", "fc.weight"]
+    assert "cnn_small" in available_models()
