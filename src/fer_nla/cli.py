@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.predict",
     "fer_nla.commands.export",
     "fer_nla.commands.audit",
+    "fer_nla.commands.bench",
 )
 
 

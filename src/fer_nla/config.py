@@ -285,6 +285,26 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+def read_yaml_sections(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """A YAML file's top-level mapping and the line of every dotted key (for error messages)."""
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+        lines = _key_lines(yaml.compose(text)) if data else {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, Mapping):
+        raise InputError(f"{path}: expected a mapping of sections (data:, model:, ...) at the top level")
+    return dict(data), lines
+
+
+def apply_mapping(config: Config, data: Mapping[str, Any], *, lines: Mapping[str, int] | None = None, where: str = "") -> None:
+    """Set every leaf of the nested mapping ``data`` (a config file's sections) on ``config``;
+    errors name ``where`` and the key's line."""
+    for key, value, line in _flatten(data, lines or {}):
+        set_key(config, key, value, where=f"{where}:{line}: " if where else "")
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Defaults, then the YAML file at ``path`` (if any), then ``key=value`` overrides; validated."""
     config = Config()
@@ -292,16 +312,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         path = Path(path)
         if not path.is_file():
             raise InputError(f"config file {path} does not exist; see configs/ for examples")
-        text = path.read_text()
-        try:
-            data = yaml.safe_load(text) or {}
-            lines = _key_lines(yaml.compose(text)) if data else {}
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(data, Mapping):
-            raise InputError(f"{path}: expected a mapping of sections (data:, model:, ...) at the top level")
-        for key, value, line in _flatten(data, lines):
-            set_key(config, key, value, where=f"{path}:{line}: ")
+        data, lines = read_yaml_sections(path)
+        apply_mapping(config, data, lines=lines, where=str(path))
     for key, value in parse_overrides(overrides):
         set_key(config, key, value, where="command line: ")
     apply_dataset_defaults(config)

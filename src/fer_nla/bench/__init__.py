@@ -1,0 +1,1 @@
+"""Benchmarks that compare methods side by side on one model and budget (``fer-nla bench``)."""

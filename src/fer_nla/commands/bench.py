@@ -1,0 +1,87 @@
+"""``fer-nla bench robustness``: every loss on every label setting of FERPlus, one budget."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks that compare methods side by side")
+    actions = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    robust = actions.add_parser(
+        "robustness",
+        help="NLA against the baseline losses on noisy and imbalanced FERPlus labels",
+        description=(
+            "Trains every method of bench.methods on every setting of bench.settings (single_vote, "
+            "symmetric_10/20/30, imbalance_50/100) and seed, plus CE on clean majority labels, with one model "
+            "and budget; selects each run's best epoch on a validation split carved from train and scores it "
+            "on the test split (default FERPlus valid, majority labels). Writes robustness.json, "
+            "robustness.md and plots to --out. A stopped grid resumes: finished cells are kept."
+        ),
+        epilog="examples:\n"
+               "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml data.root=/data/ferplus\n"
+               "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml --quick --out /tmp/quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    robust.add_argument("--config", required=True, help="bench YAML (see benchmarks/ferplus_cpu.yaml)")
+    robust.add_argument("--out", default="benchmarks/results", help="folder for the outputs (default benchmarks/results)")
+    robust.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
+                        help="apply the config's bench.quick overrides: a few-minute smoke grid")
+    robust.add_argument("--fresh", action="store_true", help="ignore finished cells of a stopped grid in --out")
+    robust.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="overrides, e.g. data.root=/data/ferplus bench.seeds=[0] bench.workers=2 train.epochs=3")
+    robust.set_defaults(func=run)
+
+    audit = actions.add_parser(
+        "audit",
+        help="how well the label audit finds real annotator disagreement, against cleanlab",
+        description=(
+            "On FERPlus single-vote labels (noisy = the drawn vote differs from the majority of ten) and the "
+            "robustness grid's single_vote training set and budget, scores the audit's ranking from one NLA run "
+            "and one CE run, and cleanlab's find_label_issues fed with out-of-fold probabilities of --folds CE "
+            "models: precision and recall at K (K = number of noisy labels), ROC AUC, and the flagged sets. "
+            "Writes audit.json to --out. Needs cleanlab: pip install 'fer-nla[bench]'."
+        ),
+        epilog="example:\n  fer-nla bench audit --config benchmarks/ferplus_cpu.yaml bench.seeds=[0,1]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audit.add_argument("--config", required=True, help="bench YAML (see benchmarks/ferplus_cpu.yaml)")
+    audit.add_argument("--out", default="benchmarks/results", help="folder for audit.json (default benchmarks/results)")
+    audit.add_argument("--folds", type=int, default=5, help="cross-validation folds for cleanlab's probabilities (default 5)")
+    audit.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
+                       help="apply the config's bench.quick overrides")
+    audit.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. bench.seeds=[0] data.root=...")
+    audit.set_defaults(func=run_audit)
+
+
+def _command() -> str:
+    return "fer-nla " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else ""
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from fer_nla.bench.audit_compare import run_audit_comparison
+    from fer_nla.bench.config import load_bench_config
+    from fer_nla.errors import InputError
+
+    if importlib.util.find_spec("cleanlab") is None:
+        raise InputError("fer-nla bench audit compares with cleanlab: pip install 'fer-nla[bench]'")
+    if args.folds < 2:
+        raise InputError("--folds must be at least 2")
+    cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
+    run_audit_comparison(cfg, args.out, folds=args.folds,
+                         command=_command() or f"fer-nla bench audit --config {args.config}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_nla.bench.config import load_bench_config
+    from fer_nla.bench.robustness import run_robustness
+
+    cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
+    run_robustness(cfg, args.out, command=_command() or f"fer-nla bench robustness --config {args.config}",
+                   fresh=args.fresh)
+    return 0

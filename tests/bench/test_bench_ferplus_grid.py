@@ -1,0 +1,77 @@
+"""`fer-nla bench robustness --quick` and `fer-nla bench audit` on the real FERPlus files
+(skipped where they are absent): the rows, the outputs, and resuming a stopped grid."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fer_nla.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "benchmarks" / "ferplus_cpu.yaml"
+CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+
+
+@pytest.fixture(scope="module")
+def ferplus() -> Path:
+    root = Path(os.environ.get("FER_NLA_FERPLUS", REPO.parent / "shared" / "data" / "ferplus"))
+    if not (root / "FER2013Train" / "label.csv").is_file() or not (root / "FER2013Valid" / "label.csv").is_file():
+        pytest.skip(f"FERPlus data not found at {root} (set FER_NLA_FERPLUS)")
+    return root
+
+
+@pytest.fixture(scope="module")
+def quick_grid(ferplus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(out), f"data.root={ferplus}"]) == 0
+    return out
+
+
+def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid):
+    rows = json.loads((quick_grid / "robustness.json").read_text())
+    assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [
+        ("ce", "single_vote", 0), ("nla", "single_vote", 0), ("ce", "symmetric_20", 0), ("nla", "symmetric_20", 0)]
+    for r in rows:
+        assert 0.3 < r["overall_acc"] < 1 and 0.1 < r["mean_acc"] <= r["overall_acc"] + 0.2
+        assert list(r["per_class_acc"]) == CLASSES
+        assert r["train_size"] == 3000 and 1 <= r["best_epoch"] <= 3
+    single = [r["train_noise_rate"] for r in rows if r["setting"] == "single_vote"]
+    assert all(0.15 < s < 0.23 for s in single)  # the README's ~19% annotator disagreement
+    assert all(abs(r["train_noise_rate"] - 0.2) < 0.02 for r in rows if r["setting"] == "symmetric_20")
+    md = (quick_grid / "robustness.md").read_text()
+    assert "| ce |" in md and "| nla |" in md and "--quick" in md
+    assert (quick_grid / "robustness_noise.png").stat().st_size > 10_000
+    assert not (quick_grid / "robustness.partial.jsonl").exists() and not (quick_grid / ".cache" / "robustness_images.pt").exists()
+
+
+def test_a_stopped_grid_resumes_with_the_finished_cells_kept(quick_grid, ferplus, tmp_path, capsys):
+    rows = json.loads((quick_grid / "robustness.json").read_text())
+    kept = [rows[0], rows[2], rows[3]]
+    (tmp_path / "robustness.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"cut off')
+    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(tmp_path), f"data.root={ferplus}",
+                 "bench.methods=[ce,nla]"]) == 0
+    log = capsys.readouterr().out
+    assert "4 cells (3 already in" in log and log.count("[4/4]") == 1
+    again = json.loads((tmp_path / "robustness.json").read_text())
+    assert again[0] == rows[0] and again[2:] == rows[2:]
+    assert (again[1]["method"], again[1]["setting"]) == ("nla", "single_vote")
+    assert again[1]["overall_acc"] == pytest.approx(rows[1]["overall_acc"], abs=0.03)  # CPU kernels may differ in the last bits
+
+
+def test_audit_comparison_with_cleanlab_writes_its_figures(ferplus, tmp_path):
+    pytest.importorskip("cleanlab")
+    assert main(["bench", "audit", "--config", str(BENCH), "--quick", "--out", str(tmp_path), "--folds", "2",
+                 f"data.root={ferplus}", "data.train_subset=1500", "train.epochs=2"]) == 0
+    result = json.loads((tmp_path / "audit.json").read_text())
+    (seed,) = result["seeds"]
+    assert seed["train_size"] == 1500 and 0.15 < seed["noise_rate"] < 0.23
+    for method, runs in (("nla_signals", 1), ("ce_signals", 1), ("cleanlab", 2)):
+        figures = seed[method]
+        assert figures["training_runs"] == runs and figures["k"] == seed["noisy"]
+        assert 0.5 < figures["roc_auc"] < 1.0  # better than chance at finding real annotator disagreement
+        assert 0 <= figures["precision_flagged"] <= 1
+    assert set(result["summary"]) == {"nla_signals", "ce_signals", "cleanlab"}
