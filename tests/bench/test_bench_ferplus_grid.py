@@ -31,19 +31,22 @@ def quick_grid(ferplus, tmp_path_factory):
     return out
 
 
-def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid):
+def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus):
     rows = json.loads((quick_grid / "robustness.json").read_text())
     assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [
         ("ce", "single_vote", 0), ("nla", "single_vote", 0), ("ce", "symmetric_20", 0), ("nla", "symmetric_20", 0)]
     for r in rows:
-        assert 0.3 < r["overall_acc"] < 1 and 0.1 < r["mean_acc"] <= r["overall_acc"] + 0.2
+        # 3 epochs from scratch: at least the majority-class rate of FER2013Valid (1180/3191 = 0.37)
+        assert 0.36 < r["overall_acc"] < 1 and 0.1 < r["mean_acc"] <= r["overall_acc"] + 0.2
         assert list(r["per_class_acc"]) == CLASSES
-        assert r["train_size"] == 3000 and 1 <= r["best_epoch"] <= 3
+        assert abs(r["train_size"] - 3000) <= 8 and 1 <= r["best_epoch"] <= 3  # per-class rounding
+    assert rows[0]["overall_acc"] > 0.45  # CE on single votes learns beyond "all neutral" (measured 0.54)
     single = [r["train_noise_rate"] for r in rows if r["setting"] == "single_vote"]
     assert all(0.15 < s < 0.23 for s in single)  # the README's ~19% annotator disagreement
     assert all(abs(r["train_noise_rate"] - 0.2) < 0.02 for r in rows if r["setting"] == "symmetric_20")
     md = (quick_grid / "robustness.md").read_text()
-    assert "| ce |" in md and "| nla |" in md and "--quick" in md
+    assert "| ce |" in md and "| nla |" in md
+    assert f"`fer-nla bench robustness --config {BENCH} --out {quick_grid} --quick data.root={ferplus}`" in md
     assert (quick_grid / "robustness_noise.png").stat().st_size > 10_000
     assert not (quick_grid / "robustness.partial.jsonl").exists() and not (quick_grid / ".cache" / "robustness_images.pt").exists()
 
@@ -68,10 +71,12 @@ def test_audit_comparison_with_cleanlab_writes_its_figures(ferplus, tmp_path):
                  f"data.root={ferplus}", "data.train_subset=1500", "train.epochs=2"]) == 0
     result = json.loads((tmp_path / "audit.json").read_text())
     (seed,) = result["seeds"]
-    assert seed["train_size"] == 1500 and 0.15 < seed["noise_rate"] < 0.23
+    assert abs(seed["train_size"] - 1500) <= 8 and 0.15 < seed["noise_rate"] < 0.23
     for method, runs in (("nla_signals", 1), ("ce_signals", 1), ("cleanlab", 2)):
         figures = seed[method]
-        assert figures["training_runs"] == runs and figures["k"] == seed["noisy"]
+        # K = the noisy labels among the scored samples (after 2 epochs, those of the one scored
+        # epoch's dropped last batch are unscored)
+        assert figures["training_runs"] == runs and 0.95 * seed["noisy"] <= figures["k"] <= seed["noisy"]
         assert 0.5 < figures["roc_auc"] < 1.0  # better than chance at finding real annotator disagreement
         assert 0 <= figures["precision_flagged"] <= 1
     assert set(result["summary"]) == {"nla_signals", "ce_signals", "cleanlab"}

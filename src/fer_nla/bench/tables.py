@@ -98,8 +98,8 @@ def plot_noise(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
         for method in _order(chosen, "method"):
             pts = sorted((NOISE_SETTINGS[s], *stats[(m, s)][:2]) for (m, s) in stats if m == method)
             x, y, e = (np.array(v) for v in zip(*pts))
-            ax.errorbar(100 * x, 100 * y, yerr=100 * e, marker="o", capsize=3, label=method,
-                        linewidth=2.5 if method == "nla" else 1.2)
+            style = {"color": "black", "linewidth": 2.5} if method == "nla" else {"linewidth": 1.2}
+            ax.errorbar(100 * x, 100 * y, yerr=100 * e, marker="o", capsize=3, label=method, **style)
         clean = summarise([r for r in rows if r["setting"] == CLEAN_SETTING], metric)
         if clean:
             ax.axhline(100 * next(iter(clean.values()))[0], color="gray", linestyle="--", label="CE, clean labels")
@@ -127,7 +127,7 @@ def plot_per_class(rows: Sequence[dict[str, Any]], class_names: Sequence[str], p
     fig, ax = plt.subplots(figsize=(12, 4.2))
     for i, method in enumerate(methods):
         ax.bar(np.arange(len(class_names)) + i * width, 100 * np.nan_to_num(_per_class_mean(chosen, method, class_names)),
-               width, label=method)
+               width, label=method, **({"color": "black"} if method == "nla" else {}))
     ax.set_xticks(np.arange(len(class_names)) + 0.4 - width / 2, class_names)
     ax.set_ylabel(f"test accuracy (%), {setting} labels")
     ax.legend(fontsize=8, ncol=4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,8 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.set_defaults(func=run_audit)
 
 
-def _command() -> str:
-    return "fer-nla " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if len(sys.argv) > 1 else ""
+def _command(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> str:
+    """The command line that reproduces this run (recorded with its results)."""
+    parts = ["fer-nla", "bench", args.bench, "--config", args.config, "--out", args.out, *extra]
+    if args.quick:
+        parts.append("--quick")
+    return " ".join(shlex.quote(p) for p in [*parts, *args.overrides])
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -73,7 +76,7 @@ def run_audit(args: argparse.Namespace) -> int:
         raise InputError("--folds must be at least 2")
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
     run_audit_comparison(cfg, args.out, folds=args.folds,
-                         command=_command() or f"fer-nla bench audit --config {args.config}")
+                         command=_command(args, ("--folds", str(args.folds))))
     return 0
 
 
@@ -82,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
     from fer_nla.bench.robustness import run_robustness
 
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
-    run_robustness(cfg, args.out, command=_command() or f"fer-nla bench robustness --config {args.config}",
+    run_robustness(cfg, args.out, command=_command(args),
                    fresh=args.fresh)
     return 0
