@@ -81,7 +81,7 @@ def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
         grid.loss_options.setdefault(method, {})[option] = value
         return
     if head in ("methods", "settings"):
-        grid.__dict__[head] = _as_list(value, str, key)
+        setattr(grid, head, _as_list(value, str, key))
     elif head == "seeds":
         grid.seeds = _as_list(value, int, key)
     elif head in ("clean_reference",):

@@ -67,7 +67,7 @@ def augment_batch(
 ) -> Tensor:
     """The recipe's training augmentation of ``uint8 [B, 3, S, S]``, per image, -> float32."""
     x = images.float()
-    b, _, h, w = x.shape
+    b = x.shape[0]
     if gaussian_noise:
         noisy = torch.rand(b, generator=generator) < NOISE_PROBABILITY
         noise = torch.randn(x.shape, generator=generator) * math.sqrt(NOISE_VARIANCE)
