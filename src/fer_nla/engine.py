@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fer_nla.config import OptimConfig
+from fer_nla.config import Config, OptimConfig
 from fer_nla.distributed import all_reduce_sum, all_reduce_tensor, gather_arrays
 from fer_nla.errors import InputError
+from fer_nla.losses import build_loss
 from fer_nla.losses.nla import NLALoss, gt_and_nearest_negative
 
 
@@ -226,6 +227,35 @@ class TrainStep:
             return StepSignals(index, last.p_gt, last.p_nn, prediction, last.weights, last.correct)
         p_gt, p_nn, correct = gt_and_nearest_negative(logits, targets)
         return StepSignals(index, p_gt, p_nn, prediction, None, correct)
+
+
+def build_train_step(
+    config: Config,
+    model: nn.Module,
+    *,
+    class_counts: np.ndarray,
+    device: torch.device,
+    channels_last: bool,
+    net: nn.Module | None = None,
+) -> tuple[TrainStep, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The loss (``config.loss``, built once), optimizer, scheduler, precision and scaler of a
+    run, assembled into a :class:`TrainStep` on ``net`` (the DDP wrapper; default ``model``).
+
+    The loss's own input check is switched off: the step already checks the logits on every
+    rank and datasets check their targets, so it would only add a device sync per step."""
+    tc = config.train
+    try:
+        options = {"check": False, **config.loss.options}
+        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=class_counts, **options).to(device)
+    except ValueError as err:
+        raise InputError(f"loss: {err}") from None
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, epochs=tc.epochs)
+    amp_dtype = autocast_dtype(tc.precision, device)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
+    step = TrainStep(net if net is not None else model, loss_fn, optimizer, device, amp_dtype, channels_last,
+                     tc.two_view_forward, tc.grad_clip, scaler)
+    return step, scheduler
 
 
 def train_one_epoch(

@@ -25,10 +25,7 @@ from fer_nla.checkpoint import check_compatible, load_checkpoint, load_state_int
 from fer_nla.config import Config, save_config
 from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distributed, shutdown_distributed
 from fer_nla.engine import (
-    TrainStep,
-    autocast_dtype,
-    build_optimizer,
-    build_scheduler,
+    build_train_step,
     epoch_seed,
     learning_rate,
     predict_probabilities,
@@ -38,8 +35,6 @@ from fer_nla.engine import (
     train_one_epoch,
     use_channels_last,
 )
-from fer_nla.errors import InputError
-from fer_nla.losses import build_loss
 from fer_nla.metrics import HEADLINE_METRICS, classification_report
 from fer_nla.models import build_model, load_backbone_weights
 from fer_nla.run_folder import RunFolder
@@ -151,18 +146,8 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     net: torch.nn.Module = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else model
 
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
-    try:
-        # TrainStep already checks the logits on every rank and the dataset checked its targets,
-        # so the loss's own input check (one more device sync per step) is switched off.
-        options = {"check": False, **config.loss.options}
-        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=counts, **options).to(device)
-    except ValueError as err:
-        raise InputError(f"loss: {err}") from None
-    optimizer = build_optimizer(model.parameters(), config.optim)
-    scheduler = build_scheduler(optimizer, config.optim, epochs=tc.epochs)
-    amp_dtype = autocast_dtype(tc.precision, device)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
-    step = TrainStep(net, loss_fn, optimizer, device, amp_dtype, channels_last, tc.two_view_forward, tc.grad_clip, scaler)
+    step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net)
+    loss_fn, optimizer, scaler, amp_dtype = step.loss_fn, step.optimizer, step.scaler, step.amp_dtype
 
     recorder = SignalRecorder(
         num_samples=len(data.full_train), epochs=tc.epochs, train_indices=data.train_indices,

@@ -8,8 +8,9 @@ the data path differs from ``fer-nla train`` (uint8 tensors in memory, batch aug
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +22,11 @@ from fer_nla.bench.tensor_data import augment_batch, normalise
 from fer_nla.config import Config
 from fer_nla.engine import (
     StepSignals,
-    TrainStep,
-    build_optimizer,
-    build_scheduler,
+    build_train_step,
     seed_everything,
     train_one_epoch,
     use_channels_last,
 )
-from fer_nla.losses import build_loss
 from fer_nla.metrics import classification_report
 from fer_nla.models import build_model
 
@@ -57,6 +55,16 @@ class CellResult:
     p_gt: np.ndarray | None = None  # [epochs, N_train] float16, recorded during training
     p_nn: np.ndarray | None = None
     extra_probs: np.ndarray | None = None  # [N_extra, C] at the best epoch
+
+
+def _recorder(p_gt: np.ndarray, p_nn: np.ndarray, epoch: int) -> Callable[[StepSignals], None]:
+    """Writes each step's p_gt and p_nn into row ``epoch`` of the arrays."""
+
+    def record(sig: StepSignals) -> None:
+        p_gt[epoch, sig.index.numpy()] = sig.p_gt.cpu().numpy()
+        p_nn[epoch, sig.index.numpy()] = sig.p_nn.cpu().numpy()
+
+    return record
 
 
 @torch.no_grad()
@@ -95,10 +103,10 @@ def train_cell(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     counts = np.bincount(data.train_labels, minlength=num_classes)
-    loss_fn = build_loss(method, epochs=tc.epochs, class_counts=counts, check=False, **(loss_options or {})).to(device)
-    optimizer = build_optimizer(model.parameters(), recipe.optim)
-    scheduler = build_scheduler(optimizer, recipe.optim, epochs=tc.epochs)
-    step = TrainStep(model, loss_fn, optimizer, device, None, channels_last, tc.two_view_forward, tc.grad_clip)
+    run = copy.deepcopy(recipe)
+    run.loss.name, run.loss.options = method, dict(loss_options or {})
+    step, scheduler = build_train_step(run, model, class_counts=counts, device=device, channels_last=channels_last)
+    loss_fn = step.loss_fn
     generator = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(np.asarray(data.train_labels, dtype=np.int64))
     n = labels.numel()
@@ -115,11 +123,7 @@ def train_cell(
                            gaussian_noise=dc.gaussian_noise), labels[index], index)
             for index in order[:steps * tc.batch_size].split(tc.batch_size)
         )
-        record = None
-        if p_gt is not None and p_nn is not None:
-            def record(sig: StepSignals, e: int = epoch) -> None:
-                p_gt[e, sig.index.numpy()] = sig.p_gt.cpu().numpy()
-                p_nn[e, sig.index.numpy()] = sig.p_nn.cpu().numpy()
+        record = _recorder(p_gt, p_nn, epoch) if p_gt is not None and p_nn is not None else None
         result = train_one_epoch(step, batches, epoch=epoch, last_good="none (benchmark cell)", on_signals=record)
         if scheduler is not None:
             scheduler.step()
