@@ -15,7 +15,7 @@ import numpy as np
 from fer_nla.config import DataConfig
 from fer_nla.data import build_dataset
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.split import stratified_split
+from fer_nla.data.split import stratified_split, stratified_subset
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD, eval_transform, train_transform
 from fer_nla.errors import InputError
 
@@ -76,8 +76,7 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     if tuple(val.class_names) != tuple(full.class_names):
         raise InputError(f"validation classes {val.class_names} differ from training classes {full.class_names}")
     if cfg.train_subset is not None and cfg.train_subset < len(indices):
-        keep, _ = stratified_split(full.targets[indices], fraction=1.0 - cfg.train_subset / len(indices), seed=seed + 1)
-        indices = np.sort(indices[np.asarray(keep)])
+        indices = np.sort(indices[stratified_subset(full.targets[indices], size=cfg.train_subset, seed=seed + 1)])
     if len(indices) < 2 or len(val) < 1:
         raise InputError(f"too few samples: {len(indices)} to train on and {len(val)} to validate on")
     train = full.subset(indices).with_transform(

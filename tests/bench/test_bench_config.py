@@ -40,6 +40,8 @@ def test_quick_and_command_line_overrides_apply_in_that_order():
         ("bench.test_split=train", "must not be the training split"),
         ("train.epohcs=3", "train.epochs"),
         ("bench.workers=0", "workers must be at least 1"),
+        ("bench.clean_reference=maybe", "bench.clean_reference must be true or false"),
+        ("bench.workers=two", "bench.workers must be an integer"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(override, message):

@@ -77,3 +77,14 @@ def test_stratified_split_keeps_class_shares_and_is_seeded():
     assert np.array_equal(train, again) and not np.array_equal(train, other)
     with pytest.raises(ValueError):
         stratified_split(targets, fraction=1.0, seed=0)
+
+
+def test_stratified_subset_keeps_each_class_share_and_all_when_asked_for_more():
+    from fer_nla.data.split import stratified_subset
+
+    targets = np.repeat([0, 1, 2], [600, 300, 100])
+    keep = stratified_subset(targets, size=500, seed=1)
+    assert np.bincount(targets[keep]).tolist() == [300, 150, 50]
+    assert (np.diff(keep) > 0).all()
+    assert np.array_equal(keep, stratified_subset(targets, size=500, seed=1))
+    assert np.array_equal(stratified_subset(targets, size=1000, seed=1), np.arange(1000))

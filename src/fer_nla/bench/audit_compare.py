@@ -116,9 +116,7 @@ def run_audit_comparison(cfg: BenchConfig, out: str | Path, *, folds: int = 5, c
         split = pool.split(SETTING, seed, cfg)
         labels = split.train_labels
         is_noisy = labels != split.train_clean
-        data = CellData(train_images=pool.take(split.train_index), train_labels=labels,
-                        val_images=pool.take(split.val_index), val_labels=split.val_labels,
-                        test_images=pool.test_images, test_labels=pool.test_labels)
+        data = pool.cell_data(split)
         row: dict[str, Any] = {"seed": seed, "train_size": int(labels.size), "noisy": int(is_noisy.sum()),
                                "noise_rate": float(is_noisy.mean())}
         for method in ("nla", "ce"):

@@ -10,11 +10,21 @@ and budget serve every method and setting; loss hyper-parameters are the publish
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_nla.config import Config, apply_mapping, apply_dataset_defaults, parse_overrides, read_yaml_sections, set_key, validate
+from fer_nla.config import (
+    Config,
+    apply_dataset_defaults,
+    apply_mapping,
+    coerce,
+    parse_overrides,
+    read_yaml_sections,
+    set_key,
+    validate,
+)
 from fer_nla.errors import InputError
 from fer_nla.losses import available as available_losses
 
@@ -84,12 +94,11 @@ def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
         setattr(grid, head, _as_list(value, str, key))
     elif head == "seeds":
         grid.seeds = _as_list(value, int, key)
-    elif head in ("clean_reference",):
-        grid.clean_reference = str(value).lower() in ("true", "yes", "on", "1")
-    elif head in ("workers", "threads"):
-        setattr(grid, head, int(value))
-    elif head in ("test_split", "test_labels"):
-        setattr(grid, head, str(value))
+    elif head in ("clean_reference", "workers", "threads", "test_split", "test_labels"):
+        try:
+            setattr(grid, head, coerce(value, typing.get_type_hints(GridSpec)[head], key=key))
+        except InputError as err:
+            raise InputError(f"{where}{err}") from None
     elif head in ("loss_options", "quick"):
         if not isinstance(value, dict):
             raise InputError(f"{where}{key} must be a mapping")

@@ -48,6 +48,12 @@ class Pool:
     def take(self, index: np.ndarray) -> torch.Tensor:
         return self.images[torch.from_numpy(np.searchsorted(self.rows, index))]
 
+    def cell_data(self, split: SettingSplit) -> CellData:
+        """The images and labels of one setting's training and validation parts, and the test split."""
+        return CellData(train_images=self.take(split.train_index), train_labels=split.train_labels,
+                        val_images=self.take(split.val_index), val_labels=split.val_labels,
+                        test_images=self.test_images, test_labels=self.test_labels)
+
     def split(self, setting: str, seed: int, cfg: BenchConfig) -> SettingSplit:
         d = cfg.recipe.data
         return setting_split(setting, majority=self.majority, single_vote=self.single_vote[seed],
@@ -102,10 +108,7 @@ def run_cell(cfg: BenchConfig, pool: Pool, cell: Cell) -> dict[str, Any]:
     """Train one cell and return its row."""
     method, setting, seed = cell
     split = pool.split(setting, seed, cfg)
-    data = CellData(train_images=pool.take(split.train_index), train_labels=split.train_labels,
-                    val_images=pool.take(split.val_index), val_labels=split.val_labels,
-                    test_images=pool.test_images, test_labels=pool.test_labels)
-    result = train_cell(cfg.recipe, data, method=method, class_names=pool.class_names, seed=seed,
+    result = train_cell(cfg.recipe, pool.cell_data(split), method=method, class_names=pool.class_names, seed=seed,
                         loss_options=cfg.grid.loss_options.get(method))
     counts = np.bincount(split.train_labels, minlength=len(pool.class_names))
     return {

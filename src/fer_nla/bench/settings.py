@@ -22,7 +22,7 @@ import numpy as np
 
 from fer_nla.bench.config import CLEAN_SETTING
 from fer_nla.data.corrupt import imbalance_indices, symmetric_noise
-from fer_nla.data.split import stratified_split
+from fer_nla.data.split import stratified_split, stratified_subset
 
 
 @dataclass
@@ -78,9 +78,8 @@ def setting_split(
         factor = float(setting.split("_")[1])
         keep = imbalance_indices(given[train_pool], num_classes=num_classes, factor=factor, seed=seed)
         train = train_pool[keep]
-    elif train_size is not None and train_size < train_pool.size:
-        keep, _ = stratified_split(given[train_pool], fraction=1.0 - train_size / train_pool.size, seed=seed + 1)
-        train = train_pool[np.asarray(keep)]
+    elif train_size is not None:
+        train = train_pool[stratified_subset(given[train_pool], size=train_size, seed=seed + 1)]
     else:
         train = train_pool
     train = np.sort(train)

@@ -27,3 +27,13 @@ def stratified_split(
     is_val = np.zeros(labels.size, dtype=bool)
     is_val[val] = True
     return np.flatnonzero(~is_val), val
+
+
+def stratified_subset(targets: Sequence[int] | np.ndarray, *, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded stratified subset of about ``size`` samples (each class
+    keeps its share, rounded per class; all of them when ``size`` is not smaller)."""
+    labels = np.asarray(targets, dtype=np.int64).reshape(-1)
+    if size >= labels.size:
+        return np.arange(labels.size)
+    keep, _ = stratified_split(labels, fraction=1.0 - size / labels.size, seed=seed)
+    return keep
