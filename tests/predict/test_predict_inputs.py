@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,29 @@ def test_collect_inputs_walks_folders_in_order_and_reports_missing_and_empty(tmp
     ]
     assert [(p.path.name, "no files" in p.error or "does not exist" in p.error) for p in problems] == [
         ("empty", True), ("nope.png", True)]
+
+
+def test_collect_inputs_skips_windows_and_macos_system_files_and_folders(tmp_path: Path) -> None:
+    for rel in ("a.png", "._a.png", "Thumbs.db", "sub/desktop.ini", "sub/b.jpg", "__MACOSX/._b.jpg", ".git/HEAD"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    files, problems = collect_inputs([tmp_path, tmp_path / "Thumbs.db"])
+    assert [f.output_name.as_posix() for f in files] == [
+        f"{tmp_path.name}/a.png", f"{tmp_path.name}/sub/b.jpg", "Thumbs.db"]  # named on the command line: kept
+    assert problems == []
+
+
+def test_the_image_decoder_predict_shares_with_the_readers_imports_no_torch(tmp_path: Path) -> None:
+    Image.fromarray(np.full((2, 2), 32896, np.uint16)).save(tmp_path / "gray16.png")
+    code = (
+        "import sys\n"
+        "from fer_nla.predict.inputs import read_image\n"
+        f"assert read_image({str(tmp_path / 'gray16.png')!r}).max() == 128\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
 
 
 def test_read_image_applies_exif_orientation(tmp_path: Path) -> None:

@@ -59,6 +59,27 @@ def test_to_rgb_array_accepts_gray_rgba_float_and_pil() -> None:
         to_rgb_array(np.zeros((2, 2, 5)))
 
 
+def test_to_rgb_array_scales_16_bit_and_float_arrays_and_pil_modes_as_files_are_decoded() -> None:
+    sixteen = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    expected = np.repeat(np.array([[0, 1, 128, 255]], np.uint8)[:, :, None], 3, axis=2)
+    np.testing.assert_array_equal(to_rgb_array(sixteen), expected)  # was wrapped modulo 256
+    np.testing.assert_array_equal(to_rgb_array(Image.fromarray(sixteen)), expected)  # PIL I;16: was white
+    np.testing.assert_array_equal(to_rgb_array(np.array([[0.0, 100.4, 128.0, 255.0]], np.float32))[..., 0],
+                                  [[0, 100, 128, 255]])  # float levels over 1 read as 0..255, not clipped white
+    np.testing.assert_array_equal(to_rgb_array(np.array([[0, 200]], np.int64))[..., 1], [[0, 200]])
+    np.testing.assert_array_equal(to_rgb_array(np.array([[False, True]]))[..., 2], [[0, 255]])
+    with pytest.raises(ValueError, match=r"int64 pixels span 0\.\.300"):
+        to_rgb_array(np.array([[0, 300]], np.int64))
+    with pytest.raises(ValueError, match="NaN"):
+        to_rgb_array(np.array([[np.nan]], np.float32))
+
+
+def test_preprocess_faces_reads_a_16_bit_pil_face_as_its_gray_level() -> None:
+    spec = Preprocess(image_size=4, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    batch = preprocess_faces([Image.fromarray(np.full((6, 6), 32896, np.uint16))], preprocess=spec)
+    np.testing.assert_allclose(batch, np.full((1, 3, 4, 4), 128 / 255, np.float32), rtol=1e-6)
+
+
 def test_softmax_matches_torch_and_survives_huge_logits() -> None:
     logits = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]], dtype=np.float32)
     np.testing.assert_allclose(softmax(logits), torch.softmax(torch.from_numpy(logits).double(), 1).numpy(), atol=1e-7)

@@ -4,6 +4,8 @@ Sources are small picklable objects holding paths or file offsets, never pixels,
 DataLoader workers can share them and a 300k-row index costs only its paths. Missing
 files are found once, when the index is built (one message listing them), and undecodable
 files are either named at access or, with ``skip_bad_images``, dropped and counted up front.
+Files are decoded by :func:`fer_nla.image_files.decode_image` (re-exported here), the one decoder
+``fer-nla predict`` uses too: EXIF orientation, modes, bit depth and transparency handled alike.
 """
 
 from __future__ import annotations
@@ -18,27 +20,15 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.errors import InputError
+from fer_nla.image_files import decode_image, is_system_file, to_rgb8
+
+__all__ = [
+    "CROP_MODES", "MAX_LISTED", "CsvPixelImages", "FileImages", "crop_to_box", "decode_image", "find_missing",
+    "is_system_file", "require_files", "to_rgb8", "undecodable",
+]
 
 MAX_LISTED = 20  # paths shown in one error message; the rest are counted
 CROP_MODES = ("auto", "always", "never")
-
-
-def decode_image(path: str) -> Image.Image:
-    """The fully decoded RGB image at ``path``; :class:`InputError` naming it if it cannot be."""
-    try:
-        with Image.open(path) as handle:
-            handle.load()
-            return handle.convert("RGB")
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: image file is missing (it was there when the index was built); "
-            "restore it or build the dataset again"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise InputError(
-            f"{path}: cannot decode the image ({err}); replace the file, or pass "
-            "--skip-bad-images (skip_bad_images=True) to drop undecodable images when the index is built"
-        ) from None
 
 
 def crop_to_box(image: Image.Image, box: Sequence[int], *, mode: str = "auto") -> Image.Image:
@@ -137,12 +127,12 @@ def require_files(paths: Sequence[str], *, listed_in: str | Path, fix: str) -> N
 
 
 def undecodable(paths: Sequence[str]) -> np.ndarray:
-    """Boolean mask of the paths whose image cannot be fully decoded (one pass over the files)."""
+    """Boolean mask of the paths :func:`decode_image` rejects (one pass over the files), so the
+    images kept by ``skip_bad_images`` are exactly those that decode at access."""
     bad = np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as handle:
-                handle.load()
-        except (OSError, SyntaxError, ValueError):
+            decode_image(path)
+        except InputError:
             bad[i] = True
     return bad

@@ -1,24 +1,30 @@
 """What to predict on: files and folders (recursive) expanded to images and videos, decoding.
 
-Folders are walked recursively in sorted order; hidden files (``.DS_Store``) are skipped.
-Every other file becomes an input: videos by their suffix, anything else is read as an image
-(by content, so a PNG named ``.jpg`` works); a file that is neither becomes a failed record.
+Folders are walked recursively in sorted order; system files and folders (``.DS_Store``,
+AppleDouble ``._x.jpg``, ``__MACOSX``, ``Thumbs.db``: :func:`fer_nla.image_files.is_system_file`,
+the predicate the dataset folder reader uses) are skipped. Every other file becomes an input:
+videos by their suffix, anything else is read as an image (by content, so a PNG named ``.jpg``
+works) with :func:`fer_nla.image_files.decode_image`, the decoder the dataset readers use; a file
+that is neither becomes a failed record.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer_nla.errors import InputError
+from fer_nla.image_files import decode_image, is_system_file
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+PREDICT_FIX = (
+    "it is not an image or video file fer-nla can read, or it is truncated or damaged; "
+    "re-save it as PNG or JPEG, or leave it out"
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class InputProblem:
 
 
 def collect_inputs(paths: Sequence[str | Path]) -> tuple[list[InputFile], list[InputProblem]]:
-    """The files under ``paths`` (folders walked recursively), and the paths that gave none."""
+    """The files under ``paths`` (folders walked recursively, system files and folders skipped),
+    and the paths that gave none. A file named on the command line is kept whatever its name."""
     files: list[InputFile] = []
     problems: list[InputProblem] = []
     for raw in paths:
@@ -47,7 +54,7 @@ def collect_inputs(paths: Sequence[str | Path]) -> tuple[list[InputFile], list[I
         if path.is_dir():
             found = sorted(
                 p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file() and not any(is_system_file(part) for part in p.relative_to(path).parts)
             )
             if not found:
                 problems.append(InputProblem(path, f"folder {path} holds no files to predict on"))
@@ -64,22 +71,13 @@ def _is_video(path: Path) -> bool:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The ``HxWx3`` uint8 RGB pixels of an image file, rotated as its EXIF orientation says.
+    """The ``HxWx3`` uint8 RGB pixels of an image file, decoded as the dataset readers decode it
+    (:func:`fer_nla.image_files.decode_image`: EXIF orientation, first frame, 16-bit and float
+    scaled, transparency on white).
 
     Raises :class:`InputError` naming the file for files that are not images, cannot be
     decoded, or exceed Pillow's decompression-bomb limit."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big photos are fine; they are downsized for detection
-            with Image.open(path) as handle:
-                handle.load()
-                return np.asarray(ImageOps.exif_transpose(handle).convert("RGB"))
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image or video file fer-nla can read (unknown format)") from None
-    except Image.DecompressionBombError as err:
-        raise InputError(f"{path} is too large to decode safely ({err}); downscale it first") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"{path} cannot be decoded as an image ({err}); the file may be truncated or damaged") from None
+    return np.asarray(decode_image(path, fix=PREDICT_FIX))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from fer_nla.image_files import float_to_uint8, sixteen_to_uint8, to_rgb8
 from fer_nla.predict.detectors import Box
 
 DEFAULT_MARGIN = 0.1  # added on each side, as a fraction of the box side
@@ -40,15 +41,17 @@ class Preprocess:
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """An ``HxWx3`` uint8 RGB array from a PIL image (any mode) or an array (``HxW`` gray,
-    ``HxWx3`` RGB, ``HxWx4`` RGBA; float arrays are read as values in [0, 1])."""
+    """An ``HxWx3`` uint8 RGB array from a PIL image or an array.
+
+    PIL images (any mode) go through :func:`fer_nla.image_files.to_rgb8`, the rules files are
+    decoded by (EXIF orientation, 16-bit and float scaling, transparency on white). Arrays are
+    ``HxW`` gray, ``HxWx1``, ``HxWx3`` RGB or ``HxWx4`` RGBA (the fourth channel is dropped: arrays
+    from screen grabbers often carry alpha 0); their dtype sets the scale: uint8 as is, bool
+    0/255, uint16 ``round(v / 257)``, other integers must lie in 0..255, floats in [0, 1] are
+    ``x * 255`` and in [0, 255] as is. Raises ``ValueError`` for other shapes or out-of-range values."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        if np.issubdtype(array.dtype, np.floating):
-            array = np.clip(np.rint(array * 255.0), 0, 255)
-        array = array.astype(np.uint8)
+        return np.asarray(to_rgb8(image))
+    array = _array_to_uint8(np.asarray(image))
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.ndim == 3 and array.shape[2] == 1:
@@ -58,6 +61,24 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image array, got shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def _array_to_uint8(array: np.ndarray) -> np.ndarray:
+    """``array``'s levels as uint8 by its dtype (the rules of :func:`to_rgb_array`)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:
+        return sixteen_to_uint8(array)
+    if np.issubdtype(array.dtype, np.floating):
+        return float_to_uint8(array)
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if low < 0 or high > 255:
+            raise ValueError(f"{array.dtype} pixels span {low}..{high}; pass uint8 (0..255) or uint16 (0..65535)")
+        return array.astype(np.uint8)
+    raise ValueError(f"expected an integer, float or bool image array, got dtype {array.dtype}")
 
 
 def expand_box(box: Box, *, margin: float = DEFAULT_MARGIN) -> Box:
@@ -91,7 +112,7 @@ def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: P
     mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(preprocess.std, dtype=np.float32).reshape(3, 1, 1)
     for i, face in enumerate(faces):
-        pil = face.convert("RGB") if isinstance(face, Image.Image) else Image.fromarray(to_rgb_array(face))
+        pil = Image.fromarray(to_rgb_array(face))
         resized = pil.resize((size, size), Image.BILINEAR)
         chw = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
         batch[i] = (chw - mean) / std
