@@ -89,7 +89,7 @@ def test_undecodable_image_is_named_or_dropped_and_counted(tmp_path):
     broken = tmp_path / "Image" / "aligned" / "train_00002_aligned.jpg"
     broken.write_bytes(b"not an image")
     dataset = build_dataset("rafdb", root=tmp_path)
-    with pytest.raises(InputError, match="train_00002_aligned.jpg: cannot decode.*--skip-bad-images"):
+    with pytest.raises(InputError, match="train_00002_aligned.jpg: cannot decode.*skip_bad_images=True"):
         dataset.load_image(1)
     kept = build_dataset("rafdb", root=tmp_path, skip_bad_images=True)
     assert len(kept) == 3 and kept.info["bad_images_dropped"] == 1
@@ -120,15 +120,16 @@ def test_affectnet_official_csv_maps_codes_drops_8_to_10_and_crops(tmp_path):
     make_affectnet(tmp_path, rows)
     eight = build_dataset("affectnet", root=tmp_path)
     assert eight.class_names == EMOTIONS
-    # AffectNet codes: 0 neutral, 2 sadness, 7 contempt, 6 anger; 9 and 10 dropped
-    assert [EMOTIONS[t] for t in eight.targets] == ["neutral", "sadness", "contempt", "anger"]
+    # AffectNet codes: 0 neutral, 2 sadness, 7 contempt, 6 anger; 9 and 10 dropped; the anger
+    # image's box lies wholly outside its 40x30 photo: dropped and counted, never used whole
+    assert [EMOTIONS[t] for t in eight.targets] == ["neutral", "sadness", "contempt"]
     assert eight.info["dropped_not_in_classes"] == 2
+    assert eight.info["dropped_box_outside_image"] == 1 and eight.info["boxes_clamped"] == 0
     assert eight.load_image(0).size == (20, 16)
     assert np.asarray(eight.load_image(0)).min() == 255  # exactly the white face box
     assert eight.load_image(1).size == (40, 30)  # box is the whole image
-    assert eight.load_image(3).size == (40, 30)  # box outside the image: already cropped
     seven = build_dataset("affectnet", root=tmp_path, num_classes=7)
-    assert [EMOTIONS[t] for t in seven.targets] == ["neutral", "sadness", "anger"]
+    assert [EMOTIONS[t] for t in seven.targets] == ["neutral", "sadness"]
     never = build_dataset("affectnet", root=tmp_path, crop="never")
     assert never.load_image(0).size == (40, 30)
 
@@ -177,9 +178,9 @@ def test_fer2013_rows_decode_lazily_to_their_pixels(tmp_path):
     with pytest.raises(InputError, match=r"fer2013.csv:6: pixels must hold 2304 values"):
         build_dataset("fer2013", root=tmp_path)
     assert len(build_dataset("fer2013", root=tmp_path, skip_bad_images=True)) == 2
-    csv_path.write_text("emotion,pixels,Usage\n" + "0," + " ".join(["300"] * 2304) + ",Training\n")
-    with pytest.raises(InputError, match=r"fer2013.csv:2: pixels must be 2304 values in 0..255"):
-        build_dataset("fer2013", root=tmp_path).load_image(0)
+    csv_path.write_text("emotion,pixels,Usage\n" + "0," + " ".join(["7"] * 9 + ["300"] * 2295) + ",Training\n")
+    with pytest.raises(InputError, match=r"fer2013.csv:2: pixel 10 is '300', not an integer in 0..255"):
+        build_dataset("fer2013", root=tmp_path)  # at indexing, not later in training
 
 
 # --- folders and manifests ----------------------------------------------------------------

@@ -5,6 +5,6 @@ the canonical label space of :mod:`fer_nla.labels`; ``available_datasets()`` lis
 """
 
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.registry import available_datasets, build_dataset, dataset_options
+from fer_nla.data.registry import available_datasets, build_dataset, dataset_options, dataset_splits
 
-__all__ = ["FERDataset", "available_datasets", "build_dataset", "dataset_options"]
+__all__ = ["FERDataset", "available_datasets", "build_dataset", "dataset_options", "dataset_splits"]

@@ -21,6 +21,15 @@ _BUILDERS: dict[str, Callable[..., FERDataset]] = {
     "manifest": manifest.build,
     "synthetic": synthetic.build,
 }
+_SPLITS: dict[str, Callable[..., tuple[str, ...]]] = {
+    "rafdb": rafdb.splits,
+    "affectnet": affectnet.splits,
+    "ferplus": ferplus.splits,
+    "fer2013": fer2013.splits,
+    "folder": folder.splits,
+    "manifest": manifest.splits,
+    "synthetic": synthetic.splits,
+}
 _COMMON = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
 
 
@@ -59,6 +68,17 @@ def build_dataset(
         root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
         skip_bad_images=skip_bad_images, **options,
     )
+
+
+def dataset_splits(name: str, *, root: str | Path | None = None, **options: Any) -> tuple[str, ...]:
+    """The splits dataset ``name`` declares at ``root``, in train/valid/test order: what its
+    files say (split folders, a ``Usage`` or ``split`` column), never guessed from a failed read.
+
+    Raises:
+        InputError: unknown dataset, or a root that does not exist.
+    """
+    _builder(name)
+    return _SPLITS[name](root=root, **options)
 
 
 def _builder(name: str) -> Callable[..., FERDataset]:

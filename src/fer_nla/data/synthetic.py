@@ -160,6 +160,11 @@ class SyntheticFaces:
         return render_face(self.spec(index), image_size=self.image_size)
 
 
+def splits(**_: object) -> tuple[str, ...]:
+    """The synthetic set draws every split: ``train``, ``valid`` and ``test``."""
+    return tuple(SPLIT_CODES)
+
+
 def build(
     *,
     root: str | Path | None = None,

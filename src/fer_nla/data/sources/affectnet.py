@@ -20,7 +20,9 @@ import csv
 import os
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +30,18 @@ from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources.common import (
     canonical_split,
     file_dataset,
+    one_set_split,
     require_file,
     require_label_mode,
     require_num_classes,
     require_root,
+)
+from fer_nla.data.sources.listing import (
+    check_split_overlap,
+    drop_duplicates,
+    listing_info,
+    require_conflict_policy,
+    text_lines,
 )
 from fer_nla.errors import InputError
 from fer_nla.labels import AFFECTNET_CODES, class_names, code_table, index_of
@@ -53,22 +63,41 @@ def build(
     skip_bad_images: bool = False,
     images_dir: str | Path | None = None,
     crop: str = "auto",
+    conflicts: str = "error",
+    allow_split_overlap: bool = False,
 ) -> FERDataset:
-    """One AffectNet split in the canonical 7- or 8-class order (default 8)."""
+    """One AffectNet split in the canonical 7- or 8-class order (default 8).
+
+    An image is its path and face box: a row repeated is dropped and counted, one image with
+    two labels is an error naming both lines (``conflicts="drop"`` drops it), and an image of
+    ``training.csv`` also in ``validation.csv`` is an error (``allow_split_overlap=True`` keeps
+    it); see :mod:`.listing`. Boxes reaching outside their photo are clamped, boxes wholly
+    outside drop their sample (:mod:`fer_nla.data.boxes`); all counted in ``info``.
+
+    Raises:
+        InputError: a malformed row (file and line), conflicting labels, split overlap, a
+            one-file CSV asked for ``test``, or an empty split.
+    """
     del seed
     require_label_mode(labels, dataset="AffectNet")
+    require_conflict_policy(conflicts)
     classes = class_names(require_num_classes(num_classes, dataset="AffectNet", allowed=(7, 8), default=8))
     split = canonical_split(split)
     if split == "valid":
         raise InputError(
             "AffectNet has no validation split of its own: its official validation.csv is the test set "
-            "(--split test); carve a validation split from train (fer_nla.data.split.stratified_split)"
+            "(split='test'); carve a validation split from train (fer_nla.data.split.stratified_split)"
         )
     base = require_root(root, dataset="affectnet", expect="the AffectNet folder (with training.csv) or a CSV file")
+    if base.is_file():
+        one_set_split(split, where=base, fix="pass root=... as the folder holding training.csv and validation.csv")
     csv_path = _label_file(base, split)
     image_root = _image_root(base if base.is_dir() else csv_path.parent, images_dir)
     table = code_table(AFFECTNET_CODES, classes)
-    paths, targets, boxes, dropped = _read(csv_path, image_root, table, classes)
+    rows = _read(csv_path, image_root, table, classes)
+    keep, counts = drop_duplicates(rows.keys, rows.targets.tolist(), rows.lines, where=csv_path, conflicts=conflicts)
+    overlap = _overlap(base, split, rows, csv_path, image_root, table, classes, allow=allow_split_overlap)
+    paths, targets, boxes = [rows.paths[i] for i in keep], rows.targets[keep], rows.boxes
     return file_dataset(
         name="affectnet",
         split=split,
@@ -77,9 +106,12 @@ def build(
         class_names=classes,
         listed_in=csv_path,
         skip_bad_images=skip_bad_images,
-        boxes=boxes,
+        boxes=None if boxes is None else boxes[keep],
         crop=crop,
-        info={"labels": labels, "dropped_not_in_classes": dropped, "csv": str(csv_path)},
+        info={
+            "labels": labels, "dropped_not_in_classes": rows.dropped, **listing_info(counts, overlap),
+            "csv": str(csv_path),
+        },
         fix_missing=f"restore them under {image_root} (or pass images_dir=...), or remove their rows",
     )
 
@@ -91,7 +123,7 @@ def _label_file(base: Path, split: str) -> Path:
     for candidate in (base / name, base / "Manually_Annotated_file_lists" / name):
         if candidate.is_file():
             return candidate
-    return require_file(base / name, dataset="AffectNet", fix=f"--root should be the folder holding {name}")
+    return require_file(base / name, dataset="AffectNet", fix=f"root=... should be the folder holding {name}")
 
 
 def _image_root(folder: Path, images_dir: str | Path | None) -> Path:
@@ -106,56 +138,93 @@ def _image_root(folder: Path, images_dir: str | Path | None) -> Path:
     return folder
 
 
-def _read(
-    csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[str, ...]
-) -> tuple[list[str], np.ndarray, np.ndarray | None, int]:
-    """Paths, canonical targets, face boxes (official format) and the count of dropped rows."""
+@dataclass
+class AffectNetRows:
+    """The rows of one CSV: image paths, canonical targets, boxes ``(N, 4)`` (official format
+    only), keys ``(path, box)``, line numbers, and how many rows had no class of the model."""
+
+    paths: list[str]
+    targets: np.ndarray
+    boxes: np.ndarray | None
+    keys: list[tuple[str, tuple[int, ...]]]
+    lines: list[int]
+    dropped: int
+
+
+def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[str, ...]) -> AffectNetRows:
+    """Read one AffectNet CSV (official, with or without header, or plain) into its rows."""
     paths: list[str] = []
     targets = array("q")
     boxes = array("i")
+    lines: list[int] = []
     dropped = 0
     prefix = str(image_root) + "/"
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        first = next(reader, None)
-        if first is None:
-            raise InputError(f"{csv_path}: the file is empty; give the AffectNet CSV with its rows")
-        header = [field.strip().lower() for field in first]
-        official = "subdirectory_filepath" in header and "face_x" in header
-        if not official and len(first) >= 9 and first[1].strip().lstrip("-").isdigit():
-            official, header = True, []  # official layout without its header row
+    reader = csv.reader(text_lines(csv_path))
+    first = next(reader, None)
+    if first is None:
+        raise InputError(f"{csv_path}: the file is empty; give the AffectNet CSV with its rows")
+    header = [field.strip().lower() for field in first]
+    official = "subdirectory_filepath" in header and "face_x" in header
+    if not official and len(first) >= 9 and first[1].strip().lstrip("-").isdigit():
+        official, header = True, []  # official layout without its header row
+    if official:
+        rows = reader if header else _chain(first, reader)
+        path_col, label_col = 0, 6
+    else:
+        path_col = _column(header, PATH_COLUMNS, csv_path, "path")
+        label_col = _column(header, LABEL_COLUMNS, csv_path, "expression")
+        rows = reader
+    for row in rows:
+        line_no = reader.line_num
+        if not row or not any(field.strip() for field in row):
+            continue
+        if len(row) <= max(path_col, label_col) or (official and len(row) < 7):
+            raise InputError(
+                f"{csv_path}:{line_no}: expected {'9 columns' if official else 'a path and a label'}, "
+                f"got {len(row)} field(s); fix or remove the line"
+            )
+        index = _target(row[label_col], table, classes, csv_path, line_no)
+        if index < 0:
+            dropped += 1
+            continue
+        name = row[path_col].strip()
+        if not name:
+            raise InputError(f"{csv_path}:{line_no}: the image path is empty; fill it in or remove the line")
+        paths.append(name if os.path.isabs(name) else prefix + name)
+        targets.append(index)
+        lines.append(line_no)
         if official:
-            rows = reader if header else _chain(first, reader)
-            path_col, label_col = 0, 6
-        else:
-            path_col = _column(header, PATH_COLUMNS, csv_path, "path")
-            label_col = _column(header, LABEL_COLUMNS, csv_path, "expression")
-            rows = reader
-        start = 2 if header else 1
-        for line_no, row in enumerate(rows, start=start):
-            if not row:
-                continue
-            if len(row) <= max(path_col, label_col) or (official and len(row) < 7):
-                raise InputError(
-                    f"{csv_path}:{line_no}: expected {'9 columns' if official else 'a path and a label'}, "
-                    f"got {len(row)} field(s); fix or remove the line"
-                )
-            index = _target(row[label_col], table, classes, csv_path, line_no)
-            if index < 0:
-                dropped += 1
-                continue
-            name = row[path_col].strip()
-            paths.append(name if os.path.isabs(name) else prefix + name)
-            targets.append(index)
-            if official:
-                try:
-                    boxes.extend((int(row[1]), int(row[2]), int(row[3]), int(row[4])))
-                except ValueError:
-                    raise InputError(
-                        f"{csv_path}:{line_no}: face box {row[1:5]} is not four integers; fix the line"
-                    ) from None
+            boxes.extend(_box(row, csv_path, line_no))
     box_array = np.frombuffer(boxes, dtype=np.int32).reshape(-1, 4).copy() if official else None
-    return paths, np.frombuffer(targets, dtype=np.int64).copy(), box_array, dropped
+    keys = [(p, () if box_array is None else tuple(box_array[i].tolist())) for i, p in enumerate(paths)]
+    return AffectNetRows(paths, np.frombuffer(targets, dtype=np.int64).copy(), box_array, keys, lines, dropped)
+
+
+def _box(row: list[str], csv_path: Path, line_no: int) -> tuple[int, int, int, int]:
+    try:
+        return int(row[1]), int(row[2]), int(row[3]), int(row[4])
+    except ValueError:
+        raise InputError(f"{csv_path}:{line_no}: face box {row[1:5]} is not four integers; fix the line") from None
+
+
+def _overlap(
+    base: Path, split: str, rows: AffectNetRows, csv_path: Path, image_root: Path, table: np.ndarray,
+    classes: tuple[str, ...], *, allow: bool,
+) -> int:
+    """Images of this split's CSV also listed in the other split's CSV (see :func:`check_split_overlap`)."""
+    if base.is_file():
+        return 0
+    other = "test" if split == "train" else "train"
+    try:
+        other_path = _label_file(base, other)
+    except InputError:
+        return 0  # the other split's file is absent: nothing can overlap
+    other_rows = _read(other_path, image_root, table, classes)
+    by_split = {
+        split: {p: line for p, line in zip(rows.paths, rows.lines)},
+        other: {p: line for p, line in zip(other_rows.paths, other_rows.lines)},
+    }
+    return check_split_overlap(split, by_split, where={split: str(csv_path), other: str(other_path)}, allow=allow)
 
 
 def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -194,3 +263,16 @@ def _target(value: str, table: np.ndarray, classes: tuple[str, ...], csv_path: P
             f"{csv_path}:{line_no}: label {text!r} is neither an AffectNet code nor one of "
             f"{', '.join(classes)}; fix the label"
         ) from None
+
+
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """``train`` and ``test`` (``validation.csv``) for the official folder, of which those whose
+    file is present; a single CSV is one set, ``train``."""
+    base = require_root(root, dataset="affectnet", expect="the AffectNet folder (with training.csv) or a CSV file")
+    if base.is_file():
+        return ("train",)
+    found = []
+    for split, name in SPLIT_FILES.items():
+        if (base / name).is_file() or (base / "Manually_Annotated_file_lists" / name).is_file():
+            found.append(split)
+    return tuple(found)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_nla.data.boxes import fit_boxes
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import MAX_LISTED, FileImages, require_files, undecodable
 from fer_nla.errors import InputError
@@ -53,10 +54,10 @@ def require_num_classes(num_classes: int | None, *, dataset: str, allowed: Seque
 def require_root(root: str | Path | None, *, dataset: str, expect: str) -> Path:
     """The dataset root as a path that exists, or an :class:`InputError` saying what to pass."""
     if root is None or str(root) == "":
-        raise InputError(f"dataset {dataset} needs a root: pass --root (root=...) pointing at {expect}")
+        raise InputError(f"dataset {dataset} needs a root: pass root=... pointing at {expect}")
     path = Path(os.path.abspath(Path(root).expanduser()))  # absolute: sample ids stay valid anywhere
     if not path.exists():
-        raise InputError(f"{path}: no such file or folder; pass --root (root=...) pointing at {expect}")
+        raise InputError(f"{path}: no such file or folder; pass root=... pointing at {expect}")
     return path
 
 
@@ -66,7 +67,7 @@ def one_set_split(split: str, *, where: str | Path, fix: str) -> None:
     if split != "train":
         raise InputError(
             f"{where}: has no split information, so it is one set, read as split 'train'; "
-            f"use --split train (split='train'), or {fix}"
+            f"use split='train', or {fix}"
         )
 
 
@@ -99,7 +100,7 @@ def file_dataset(
     if not paths:
         raise InputError(
             f"{listed_in}: no samples in split {split!r} with the chosen labels and classes; "
-            "check --split, --labels and --num-classes, or the label file"
+            "check split=..., labels=... and num_classes=..., or the label file"
         )
     require_files(paths, listed_in=listed_in, fix=fix_missing)
     if skip_bad_images:
@@ -115,6 +116,16 @@ def file_dataset(
             soft_targets = None if soft_targets is None else soft_targets[keep]
             if not paths:
                 raise InputError(f"{listed_in}: every image of split {split!r} is undecodable")
+    if boxes is not None:
+        boxes, keep, counts = fit_boxes(paths, boxes, crop=crop, listed_in=str(listed_in))
+        info.update(counts)
+        if not keep.all():
+            rows = np.flatnonzero(keep)
+            paths, targets, boxes = [paths[i] for i in rows], targets[rows], boxes[rows]
+            clean_targets = None if clean_targets is None else clean_targets[rows]
+            soft_targets = None if soft_targets is None else soft_targets[rows]
+            if not paths:
+                raise InputError(f"{listed_in}: every face box of split {split!r} lies outside its image")
     return FERDataset(
         samples=paths,
         targets=targets,

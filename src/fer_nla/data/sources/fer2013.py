@@ -2,13 +2,18 @@
 
 Codes 0..6 are anger, disgust, fear, happiness, sadness, surprise, neutral (mapped to the
 canonical order). ``Usage`` Training / PublicTest / PrivateTest are the splits train /
-valid / test; a file without a ``Usage`` column is one set, read as split ``train``. Only each row's byte offset is kept; pixels are parsed when an image is asked for.
+valid / test; a file without a ``Usage`` column is one set, read as split ``train``. Only
+each row's byte offset is kept; pixels are checked at indexing and decoded when asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,11 +27,41 @@ from fer_nla.data.sources.common import (
     require_num_classes,
     require_root,
 )
+from fer_nla.data.sources.listing import (
+    check_split_overlap,
+    drop_duplicates,
+    header_text,
+    listing_info,
+    require_conflict_policy,
+)
 from fer_nla.errors import InputError
 from fer_nla.labels import FER2013_CODES, SEVEN_CLASSES, code_table
 
 USAGE_SPLITS = {"training": "train", "publictest": "valid", "privatetest": "test"}
 IMAGE_SIZE = 48
+# A pixel token that is not an integer in 0..255 (leading zeros allowed).
+_BAD_PIXEL = re.compile(rb"(?<!\S)(?!0*(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\S))\S+")
+
+
+def pixel_problem(field: bytes, *, size: int = IMAGE_SIZE) -> str | None:
+    """What is wrong with one row's space-separated gray pixels, or ``None`` when it holds
+    exactly ``size * size`` integers in 0..255 (the FER2013 format)."""
+    bad = _BAD_PIXEL.search(field)
+    if bad is not None:
+        position = len(field[: bad.start()].split()) + 1
+        return f"pixel {position} is {bad.group().decode(errors='replace')!r}, not an integer in 0..255"
+    count = len(field.split())
+    if count != size * size:
+        return f"pixels must hold {size * size} values ({size}x{size}), not {count}"
+    return None
+
+
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """The splits the file declares: train/valid/test with a ``Usage`` column, else ``train``."""
+    csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
+    with open(csv_path, "rb") as handle:
+        header = _header(handle.readline(), csv_path)
+    return tuple(dict.fromkeys(USAGE_SPLITS.values())) if "usage" in header else ("train",)
 
 
 def build(
@@ -37,22 +72,90 @@ def build(
     num_classes: int | None = None,
     seed: int = 0,
     skip_bad_images: bool = False,
+    conflicts: str = "error",
+    allow_split_overlap: bool = False,
 ) -> FERDataset:
-    """One FER2013 split in the canonical 7-class order. Every row's pixel count is checked
-    when the index is built, so no image can fail to decode later (``skip_bad_images``
-    drops such rows instead of failing)."""
+    """One FER2013 split in the canonical 7-class order.
+
+    Every row's pixels are checked when the index is built (``size*size`` integers in 0..255),
+    so no image can fail to decode later; ``skip_bad_images`` drops and counts such rows
+    instead of failing. FER2013 rows have no image names, so an image is its pixels: an
+    identical row repeated is dropped and counted, the same pixels with two labels are an
+    error (``conflicts="drop"`` drops them) and the same pixels in two ``Usage`` splits are
+    an error (``allow_split_overlap=True`` keeps them); see :mod:`.listing`. FER2013 as
+    published holds such copies, so its own file may need those options.
+
+    Raises:
+        InputError: a malformed header or row (file and line, the value and the fix),
+            conflicting labels, split overlap, or an empty split.
+    """
     del seed
     require_label_mode(labels, dataset="FER2013")
     require_num_classes(num_classes, dataset="FER2013 (7 classes)", allowed=(7,), default=7)
+    require_conflict_policy(conflicts)
     split = canonical_split(split)
-    base = require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it")
-    csv_path = base if base.is_file() else require_file(
-        base / "fer2013.csv", dataset="FER2013", fix="--root should be fer2013.csv or its folder"
+    csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
+    rows = _read_rows(csv_path, split, skip_bad_images=skip_bad_images)
+    keep, counts = drop_duplicates(
+        rows.keys, rows.targets.tolist(), rows.lines.tolist(), where=csv_path, conflicts=conflicts,
+        describe="pixel row",
     )
+    overlap = check_split_overlap(
+        split, rows.keys_by_split, where=csv_path, allow=allow_split_overlap, describe="pixel row"
+    )
+    if not keep.size:
+        raise InputError(f"{csv_path}: no samples in split {split!r}; check split=... or the Usage column")
+    lines = rows.lines[keep]
+    info: dict[str, Any] = {"labels": labels, **listing_info(counts, overlap)}
+    if skip_bad_images:
+        info["bad_images_dropped"] = rows.bad
+    return FERDataset(
+        samples=[f"{csv_path}:{n}" for n in lines],
+        targets=rows.targets[keep],
+        class_names=SEVEN_CLASSES,
+        source=CsvPixelImages(str(csv_path), rows.offsets[keep], lines=lines, column=rows.pixel_column),
+        name="fer2013",
+        split=split,
+        info=info,
+    )
+
+
+@dataclass
+class PixelRows:
+    """The rows of one split of a pixel CSV: byte offsets, line numbers, targets, image keys
+    (a digest of the pixels), and every split's keys with their lines (for the overlap check)."""
+
+    offsets: np.ndarray
+    lines: np.ndarray
+    targets: np.ndarray
+    keys: list[bytes]
+    keys_by_split: dict[str, dict[bytes, int]]
+    pixel_column: int
+    bad: int = 0
+
+
+def _csv_path(base: Path) -> Path:
+    if base.is_file():
+        return base
+    return require_file(base / "fer2013.csv", dataset="FER2013", fix="root=... should be fer2013.csv or its folder")
+
+
+def _header(raw: bytes, csv_path: Path) -> list[str]:
+    try:
+        text = header_text(raw)
+    except InputError as err:
+        raise InputError(f"{csv_path}:1: {err}") from None
+    return [name.strip().strip('"').lower() for name in text.split(",")]
+
+
+def _read_rows(csv_path: Path, split: str, *, skip_bad_images: bool) -> PixelRows:
+    """Index the rows of ``split``, checking each row's fields, label and pixels."""
     table = code_table(FER2013_CODES, SEVEN_CLASSES)
-    offsets, targets, lines, bad = array("q"), array("q"), array("q"), 0
+    offsets, targets, lines, keys = array("q"), array("q"), array("q"), []
+    keys_by_split: dict[str, dict[bytes, int]] = {name: {} for name in USAGE_SPLITS.values()}
+    bad = 0
     with open(csv_path, "rb") as handle:
-        header = [name.strip().lower() for name in handle.readline().decode("utf-8").split(",")]
+        header = _header(handle.readline(), csv_path)
         if "emotion" not in header or "pixels" not in header:
             raise InputError(f"{csv_path}:1: header {header} lacks 'emotion' and 'pixels'; add the header line")
         emotion_col, pixel_col = header.index("emotion"), header.index("pixels")
@@ -62,50 +165,56 @@ def build(
         offset = handle.tell()
         for line_no, raw in enumerate(handle, start=2):
             start, offset = offset, offset + len(raw)
-            fields = raw.split(b",")
             if not raw.strip():
                 continue
+            fields = raw.split(b",")
             if len(fields) != len(header):
                 raise InputError(
                     f"{csv_path}:{line_no}: expected {len(header)} fields ({', '.join(header)}), got "
                     f"{len(fields)}; fix or remove the line"
                 )
-            if usage_col is not None:
-                usage = fields[usage_col].strip().decode().lower()
-                if usage not in USAGE_SPLITS:
-                    raise InputError(
-                        f"{csv_path}:{line_no}: Usage {usage!r} is not Training, PublicTest or PrivateTest; fix it"
-                    )
-                if USAGE_SPLITS[usage] != split:
-                    continue
-            code_text = fields[emotion_col].strip()
-            if not code_text.isdigit() or not 0 <= int(code_text) <= 6:
-                raise InputError(
-                    f"{csv_path}:{line_no}: emotion {code_text.decode()!r} is out of range 0..6 (anger, "
-                    "disgust, fear, happiness, sadness, surprise, neutral); fix the label"
-                )
-            if len(fields[pixel_col].split()) != IMAGE_SIZE * IMAGE_SIZE:
+            row_split = _usage(fields, usage_col, csv_path, line_no)
+            pixels = fields[pixel_col].strip().strip(b'"')
+            problem = pixel_problem(pixels)
+            if problem is not None:
                 if skip_bad_images:
-                    bad += 1
+                    bad += int(row_split == split)
                     continue
                 raise InputError(
-                    f"{csv_path}:{line_no}: pixels must hold {IMAGE_SIZE * IMAGE_SIZE} values; fix the row, "
-                    "or pass --skip-bad-images (skip_bad_images=True) to drop such rows"
+                    f"{csv_path}:{line_no}: {problem}; fix the row, or pass "
+                    "skip_bad_images=True to drop such rows"
                 )
+            key = hashlib.blake2b(b" ".join(pixels.split()), digest_size=16).digest()
+            keys_by_split[row_split].setdefault(key, line_no)
+            if row_split != split:
+                continue
             offsets.append(start)
-            targets.append(int(table[int(code_text)]))
+            targets.append(int(table[_emotion(fields[emotion_col], csv_path, line_no)]))
             lines.append(line_no)
-    if not offsets:
-        raise InputError(f"{csv_path}: no samples in split {split!r}; check --split or the Usage column")
-    return FERDataset(
-        samples=[f"{csv_path}:{n}" for n in lines],
-        targets=np.frombuffer(targets, dtype=np.int64).copy(),
-        class_names=SEVEN_CLASSES,
-        source=CsvPixelImages(
-            str(csv_path), np.frombuffer(offsets, dtype=np.int64).copy(),
-            lines=np.frombuffer(lines, dtype=np.int64).copy(), column=pixel_col,
-        ),
-        name="fer2013",
-        split=split,
-        info={"labels": labels, "bad_images_dropped": bad} if skip_bad_images else {"labels": labels},
+            keys.append(key)
+    return PixelRows(
+        offsets=np.frombuffer(offsets, dtype=np.int64).copy(), lines=np.frombuffer(lines, dtype=np.int64).copy(),
+        targets=np.frombuffer(targets, dtype=np.int64).copy(), keys=keys, keys_by_split=keys_by_split,
+        pixel_column=pixel_col, bad=bad,
     )
+
+
+def _usage(fields: list[bytes], usage_col: int | None, csv_path: Path, line_no: int) -> str:
+    if usage_col is None:
+        return "train"
+    usage = fields[usage_col].strip().strip(b'"').decode(errors="replace").lower()
+    if usage not in USAGE_SPLITS:
+        raise InputError(
+            f"{csv_path}:{line_no}: Usage {usage!r} is not Training, PublicTest or PrivateTest; fix it"
+        )
+    return USAGE_SPLITS[usage]
+
+
+def _emotion(field: bytes, csv_path: Path, line_no: int) -> int:
+    code_text = field.strip().strip(b'"')
+    if not code_text.isdigit() or not 0 <= int(code_text) <= 6:
+        raise InputError(
+            f"{csv_path}:{line_no}: emotion {code_text.decode(errors='replace')!r} is out of range 0..6 (anger, "
+            "disgust, fear, happiness, sadness, surprise, neutral); fix the label"
+        )
+    return int(code_text)

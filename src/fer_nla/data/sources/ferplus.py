@@ -1,13 +1,20 @@
-"""FERPlus in its standard folder layout, read as it is.
+"""FERPlus, read as users have it: the folder layout, or the two published CSV files.
 
-``<root>/FER2013Train``, ``FER2013Valid`` and ``FER2013Test`` each hold PNGs and a
-``label.csv`` without header: image name, face box ``"(x, y, w, h)"``, ten vote counts
-(the eight emotions, unknown, NF). Label modes (see :mod:`fer_nla.data.votes`):
+Folder layout (what FERPlus's ``generate_training_data.py`` writes): ``<root>/FER2013Train``,
+``FER2013Valid`` and ``FER2013Test`` each hold PNGs and a ``label.csv`` without header:
+image name, face box ``"(x, y, w, h)"``, ten vote counts (the eight emotions, unknown, NF).
+Published layout: ``<root>/fer2013.csv`` (the FER2013 challenge file, pixels) and
+``<root>/fer2013new.csv`` (FERPlus's votes, one row per FER2013 row, in the same order);
+see :mod:`fer_nla.data.sources.ferplus_csv`. Both give the same samples, labels and counts.
+Label modes (see :mod:`fer_nla.data.votes`):
 
 - ``majority``: FERPlus's own rule; images without a majority emotion are dropped.
 - ``plurality``: the unique top emotion after outlier removal; ties and unknown/NF dropped.
 - ``probability``: the plurality images, with ``soft_targets`` from their emotion votes
-  (``target_mode == "soft"``); the hard target is the plurality label.
+  (``target_mode == "soft"``); the hard target is the plurality label (the argmax of the
+  distribution), and validation and metrics score it. Like FERPlus's cross-entropy scheme
+  (CEL), not its label drawing (PLD), but with a simpler vote rule than the authors' code
+  (see :func:`fer_nla.data.votes.vote_probabilities`).
 - ``single-vote``: the majority images, each labelled by one annotator's vote drawn with
   ``seed`` among its emotion votes (real human label noise); ``clean_targets`` holds the
   majority label. With ``keep_unresolved=True`` images without a majority are kept too,
@@ -20,10 +27,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fer_nla.data.dataset import FERDataset
+from fer_nla.data.sources import ferplus_csv
 from fer_nla.data.sources.common import (
     LABEL_MODES,
     canonical_split,
@@ -33,6 +42,14 @@ from fer_nla.data.sources.common import (
     require_num_classes,
     require_root,
 )
+from fer_nla.data.sources.listing import (
+    check_split_overlap,
+    drop_duplicates,
+    listing_info,
+    require_conflict_policy,
+    text_lines,
+)
+from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
 from fer_nla.data.votes import (
     NUM_VOTE_COLUMNS,
     majority_labels,
@@ -44,6 +61,7 @@ from fer_nla.errors import InputError
 from fer_nla.labels import class_names
 
 SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+EXPECT = "the FERPlus folder holding FER2013Train/ and FER2013Valid/ (or fer2013.csv and fer2013new.csv)"
 
 
 def build(
@@ -56,20 +74,84 @@ def build(
     skip_bad_images: bool = False,
     keep_unresolved: bool = False,
     crop: str = "auto",
+    conflicts: str = "error",
+    allow_split_overlap: bool = False,
 ) -> FERDataset:
-    """One FERPlus split under the chosen label mode, in the canonical order (default 8 classes)."""
+    """One FERPlus split under the chosen label mode, in the canonical order (default 8 classes).
+
+    ``root`` holds either the folder layout (``FER2013Train/label.csv`` ...) or FERPlus as
+    published: ``fer2013.csv`` (the challenge's pixels) beside ``fer2013new.csv`` (the votes).
+    Rows without an image name (FERPlus's mark for not-a-face) are dropped and counted
+    (``info["dropped_no_image_name"]``); duplicate rows, conflicting votes and names listed in
+    two splits follow :mod:`fer_nla.data.sources.listing` (``conflicts``, ``allow_split_overlap``).
+
+    Raises:
+        InputError: no FERPlus layout under ``root``, a malformed row (file and line), votes
+            conflicting for one image, an image in two splits, or an empty split.
+    """
     require_label_mode(labels, dataset="FERPlus", allowed=LABEL_MODES)
     classes = class_names(require_num_classes(num_classes, dataset="FERPlus", allowed=(7, 8), default=8))
-    c = len(classes)
+    require_conflict_policy(conflicts)
     split = canonical_split(split)
-    base = require_root(root, dataset="ferplus", expect="the FERPlus folder holding FER2013Train/ and FER2013Valid/")
-    folder = base / SPLIT_FOLDERS[split]
-    label_file = require_file(
-        folder / "label.csv", dataset="FERPlus",
-        fix=f"--root should hold {SPLIT_FOLDERS[split]}/label.csv (the FERPlus layout)",
+    base = require_root(root, dataset="ferplus", expect=EXPECT)
+    published = ferplus_csv.is_published_layout(base)
+    if published:
+        listing = ferplus_csv.read_listing(base, split, skip_bad_images=skip_bad_images)
+    else:
+        listing = read_folder_listing(base, split)
+    keep, counts = drop_duplicates(
+        listing.names, [tuple(v) for v in listing.votes.tolist()], listing.lines.tolist(),
+        where=listing.label_file, conflicts=conflicts,
     )
-    names, boxes, votes = read_label_file(label_file)
+    overlap = check_split_overlap(
+        split, listing.names_by_split, where=listing.files_by_split, allow=allow_split_overlap
+    )
+    listing = listing.subset(keep)
+    rows, targets, clean, soft = labels_for_mode(
+        listing.votes, labels=labels, num_classes=len(classes), seed=seed, keep_unresolved=keep_unresolved
+    )
+    info = {
+        "labels": labels, "rows": listing.rows, "dropped_no_image_name": listing.no_name,
+        **listing_info(counts, overlap), "dropped_no_label": int(len(listing.names) - rows.size), "seed": seed,
+    }
+    if published and skip_bad_images:
+        info["bad_images_dropped"] = listing.no_pixels
+    clean_rows = None if clean is None else clean[rows]
+    soft_rows = None if soft is None else soft[rows]
+    if published:
+        dataset = ferplus_csv.pixel_dataset(
+            listing, rows, targets=targets[rows], classes=classes, split=split, clean_targets=clean_rows,
+            soft_targets=soft_rows, info=info,
+        )
+    else:
+        folder = listing.label_file.parent
+        dataset = file_dataset(
+            name="ferplus", split=split, paths=[str(folder / listing.names[i]) for i in rows],
+            targets=targets[rows], class_names=classes, listed_in=listing.label_file,
+            skip_bad_images=skip_bad_images, boxes=listing.boxes[rows], crop=crop, clean_targets=clean_rows,
+            soft_targets=soft_rows, info=info,
+            fix_missing=f"restore them in {folder}, or remove their rows from label.csv",
+        )
+    if labels == "probability":
+        dataset.target_mode = "soft"
+    return dataset
 
+
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """The splits present under ``root``: split folders with a ``label.csv``, or the ``Usage``
+    values of ``fer2013new.csv``."""
+    base = require_root(root, dataset="ferplus", expect=EXPECT)
+    if ferplus_csv.is_published_layout(base):
+        return ferplus_csv.splits(base)
+    return tuple(name for name, folder in SPLIT_FOLDERS.items() if (base / folder / "label.csv").is_file())
+
+
+def labels_for_mode(
+    votes: np.ndarray, *, labels: str, num_classes: int, seed: int, keep_unresolved: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Rows kept by a label mode, and the targets ``(N,)``, clean targets and soft targets
+    ``(N, C)`` of all rows (see the module docstring for the modes)."""
+    c = num_classes
     majority = majority_labels(votes)
     majority = np.where(majority < c, majority, -1)
     clean: np.ndarray | None = None
@@ -88,55 +170,83 @@ def build(
             excluded = majority_labels(votes) >= c  # a majority outside the chosen classes
             keep = (targets >= 0) & ~excluded
         clean = majority
-    rows = np.flatnonzero(keep)
-    dataset = file_dataset(
-        name="ferplus",
-        split=split,
-        paths=[str(folder / names[i]) for i in rows],
-        targets=targets[rows],
-        class_names=classes,
-        listed_in=label_file,
-        skip_bad_images=skip_bad_images,
-        boxes=boxes[rows],
-        crop=crop,
-        clean_targets=None if clean is None else clean[rows],
-        soft_targets=None if soft is None else soft[rows],
-        info={"labels": labels, "rows": len(names), "dropped_no_label": int(len(names) - rows.size), "seed": seed},
-        fix_missing=f"restore them in {folder}, or remove their rows from label.csv",
+    return np.flatnonzero(keep), targets, clean, soft
+
+
+def read_folder_listing(base: Path, split: str) -> VoteListing:
+    """The rows of ``<base>/<split folder>/label.csv``, with the names of the other splits'
+    label files (for the overlap check)."""
+    label_file = require_file(
+        base / SPLIT_FOLDERS[split] / "label.csv", dataset="FERPlus",
+        fix=f"root=... should hold {SPLIT_FOLDERS[split]}/label.csv (the FERPlus layout), or "
+        "fer2013.csv with fer2013new.csv",
     )
-    if labels == "probability":
-        dataset.target_mode = "soft"
-    return dataset
+    listing = read_label_file(label_file)
+    listing.names_by_split = {split: listing.first_lines()}
+    listing.files_by_split = {split: str(label_file)}
+    for other, folder in SPLIT_FOLDERS.items():
+        other_file = base / folder / "label.csv"
+        if other != split and other_file.is_file():
+            listing.names_by_split[other] = read_label_file(other_file).first_lines()
+            listing.files_by_split[other] = str(other_file)
+    return listing
 
 
-def read_label_file(label_file: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Image names, face boxes ``(N, 4)`` and vote counts ``(N, 10)`` of one ``label.csv``."""
+def read_label_file(label_file: Path) -> VoteListing:
+    """The rows of one ``label.csv``: names, face boxes ``(N, 4)``, votes ``(N, 10)`` and line
+    numbers; rows with an empty name are counted, not kept.
+
+    Raises:
+        InputError: a row without 12 fields, a box or vote that is not an integer, a negative
+            vote, or a file without rows (file and line named).
+    """
     names: list[str] = []
     boxes: list[tuple[int, ...]] = []
     votes: list[list[int]] = []
-    with open(label_file, newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            if not row:
-                continue
-            if len(row) != 2 + NUM_VOTE_COLUMNS or not row[0].strip():
-                raise InputError(
-                    f"{label_file}:{line_no}: expected 12 fields (image name, \"(x, y, w, h)\", 10 vote "
-                    f"counts), got {len(row)}: {','.join(row)[:80]!r}; fix or remove the line"
-                )
-            try:
-                box = tuple(int(v) for v in row[1].strip().strip("()").split(","))
-                counts = [int(v) for v in row[2:]]
-            except ValueError:
-                raise InputError(
-                    f"{label_file}:{line_no}: the face box or a vote count is not an integer; fix the line"
-                ) from None
-            if len(box) != 4 or min(counts) < 0:
-                raise InputError(
-                    f"{label_file}:{line_no}: expected a box \"(x, y, w, h)\" and vote counts >= 0; fix the line"
-                )
-            names.append(row[0].strip())
-            boxes.append(box)
-            votes.append(counts)
-    if not names:
+    lines: list[int] = []
+    no_name = rows = 0
+    reader = csv.reader(text_lines(label_file))
+    for row in reader:
+        line_no = reader.line_num
+        if not row or not any(field.strip() for field in row):
+            continue
+        if len(row) != 2 + NUM_VOTE_COLUMNS:
+            raise InputError(
+                f"{label_file}:{line_no}: expected 12 fields (image name, \"(x, y, w, h)\", 10 vote "
+                f"counts), got {len(row)}: {_clip(','.join(row))}; fix or remove the line"
+            )
+        rows += 1
+        box, counts = _box(row[1], label_file, line_no), vote_counts(row[2:], label_file, line_no)
+        if not row[0].strip():
+            no_name += 1
+            continue
+        names.append(row[0].strip())
+        boxes.append(box)
+        votes.append(counts)
+        lines.append(line_no)
+    if not rows:
         raise InputError(f"{label_file}: no rows; give FERPlus's label.csv with its rows")
-    return names, np.asarray(boxes, dtype=np.int32), np.asarray(votes, dtype=np.int64)
+    return VoteListing(
+        names=names, boxes=np.asarray(boxes, dtype=np.int32).reshape(-1, 4),
+        votes=np.asarray(votes, dtype=np.int64).reshape(-1, NUM_VOTE_COLUMNS),
+        lines=np.asarray(lines, dtype=np.int64), label_file=label_file, rows=rows, no_name=no_name,
+    )
+
+
+def _box(text: str, where: Path, line_no: int) -> tuple[int, ...]:
+    try:
+        box = tuple(int(v) for v in text.strip().strip("()").split(","))
+    except ValueError:
+        raise InputError(f"{where}:{line_no}: the face box {text!r} is not four integers; fix the line") from None
+    if len(box) != 4:
+        raise InputError(f"{where}:{line_no}: expected a box \"(x, y, w, h)\", got {text!r}; fix the line")
+    return box
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` quoted, cut at a word or field boundary with "..." when longer than ``limit``."""
+    if len(text) <= limit:
+        return repr(text)
+    cut = text[:limit]
+    boundary = max(cut.rfind(" "), cut.rfind(","))
+    return repr(cut[:boundary] if boundary > 0 else cut) + " ..."

@@ -5,6 +5,9 @@ Class folders are named by emotion (``happy``, ``Happiness``, ``angry``... are a
 ``validation``) and ``test``; a root without split folders is one set, read as split
 ``train`` (asking it for ``valid`` or ``test`` is an error: carve a validation part with
 ``fer_nla.data.split.stratified_split``).
+System files (``._x.jpg``, ``.DS_Store``, ``Thumbs.db``, ``__MACOSX/``, dot-folders) are skipped
+and counted (``info["skipped_system_files"]``), as are files without an image extension
+(``info["skipped_not_images"]``). Each file is its own image: a folder cannot list one twice.
 The class count is 8 when a contempt folder exists, else 7, unless ``num_classes`` says.
 """
 
@@ -12,10 +15,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fer_nla.data.dataset import FERDataset
+from fer_nla.data.images import is_system_file
 from fer_nla.data.sources.common import (
     canonical_split,
     file_dataset,
@@ -46,10 +51,12 @@ def build(
     split = canonical_split(split)
     base = require_root(root, dataset="folder", expect="a folder of class folders (or of train/valid/test folders)")
     if not base.is_dir():
-        raise InputError(f"{base}: not a folder; pass --root pointing at a folder of class folders")
+        raise InputError(f"{base}: not a folder; pass root=... pointing at a folder of class folders")
     folder = _split_folder(base, split)
     found: dict[int, Path] = {}
-    for entry in sorted(p for p in folder.iterdir() if p.is_dir()):
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+    skipped_system = sum(1 for p in subfolders if is_system_file(p.name))  # __MACOSX, .git: never classes
+    for entry in (p for p in subfolders if not is_system_file(p.name)):
         try:
             index = index_of(entry.name)
         except ValueError:
@@ -68,12 +75,17 @@ def build(
     )
     paths: list[str] = []
     targets: list[int] = []
-    dropped = 0
+    dropped = not_images = 0
     for index, class_folder in sorted(found.items()):
+        names = os.listdir(class_folder)
+        skipped_system += sum(1 for name in names if is_system_file(name))  # ._x.jpg, .DS_Store, Thumbs.db
         files = sorted(
             os.path.join(class_folder, name)
-            for name in os.listdir(class_folder)
-            if name.lower().endswith(IMAGE_EXTENSIONS)
+            for name in names
+            if not is_system_file(name) and name.lower().endswith(IMAGE_EXTENSIONS)
+        )
+        not_images += sum(
+            1 for name in names if not is_system_file(name) and not name.lower().endswith(IMAGE_EXTENSIONS)
         )
         if index >= len(classes):
             dropped += len(files)
@@ -88,8 +100,17 @@ def build(
         class_names=classes,
         listed_in=folder,
         skip_bad_images=skip_bad_images,
-        info={"labels": labels, "dropped_not_in_classes": dropped, "folder": str(folder)},
+        info={"labels": labels, "dropped_not_in_classes": dropped, "skipped_system_files": skipped_system,
+              "skipped_not_images": not_images, "folder": str(folder)},
     )
+
+
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """The split folders present under ``root`` (train/valid/test order), or ``train`` for a
+    root of class folders only (one set)."""
+    base = require_root(root, dataset="folder", expect="a folder of class folders (or of train/valid/test folders)")
+    present = tuple(split for split, names in SPLIT_FOLDERS.items() if any((base / n).is_dir() for n in names))
+    return present or ("train",)
 
 
 def _split_folder(base: Path, split: str) -> Path:
@@ -103,5 +124,5 @@ def _split_folder(base: Path, split: str) -> Path:
             return base / name
     raise InputError(
         f"{base}: has split folders but none for {split!r}; add {base / SPLIT_FOLDERS[split][0]} "
-        "or ask for another --split"
+        "or ask for another split=..."
     )

@@ -7,12 +7,18 @@ relative to the manifest's folder. Without a ``split`` column the manifest is on
 as split ``train`` (asking it for ``valid`` or ``test`` is an error). There are 8 classes if any label is contempt, else 7,
 unless ``num_classes`` says otherwise.
 
-A manifest written by ``fer-nla data corrupt`` starts with a line ``# fer-nla source: {json}``
-holding the ``build_dataset`` arguments of the dataset it came from; its ``path`` column
-then holds that dataset's sample ids (image paths, or ids such as ``synthetic:train:17``
-and ``fer2013.csv:42`` for samples that are not files), and the reader rebuilds that
-dataset's index to decode the images exactly as it does (crops included). Remove the line
-to read the paths as plain image files.
+A manifest written by ``fer-nla data corrupt`` is a standard CSV (its first line is the
+header, so pandas and ``csv.DictReader`` read it as it is) with its provenance beside it in a
+sidecar ``<name>.source.json``: the ``build_dataset`` arguments of the dataset it came from.
+Its ``path`` column then holds that dataset's sample ids (image paths, or ids such as
+``synthetic:train:17`` and ``fer2013.csv:42`` for samples that are not files), and the reader
+rebuilds that dataset's index to decode the images exactly as it does (crops included).
+Delete the sidecar to read the paths as plain image files. Manifests of earlier versions,
+whose first line is ``# fer-nla source: {json}``, are still read.
+
+A path listed twice in one split with the same labels is dropped and counted; with other
+labels it is an error naming both lines (``conflicts="drop"`` drops it); a path in two
+splits is an error unless ``allow_split_overlap=True`` (see :mod:`.listing`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import csv
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +41,43 @@ from fer_nla.data.sources.common import (
     require_label_mode,
     require_root,
 )
+from fer_nla.data.sources.listing import (
+    check_split_overlap,
+    drop_duplicates,
+    listing_info,
+    require_conflict_policy,
+    text_lines,
+)
 from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS, class_names, index_of
 
-SOURCE_PREFIX = "# fer-nla source:"
+SOURCE_PREFIX = "# fer-nla source:"  # the provenance line of manifests before the sidecar
+SIDECAR_SUFFIX = ".source.json"
 COLUMNS = ("path", "label", "clean_label", "is_noisy", "split")
 
 
+def sidecar_path(manifest: str | Path) -> Path:
+    """Where the provenance of ``manifest`` lives: ``noisy.csv`` -> ``noisy.source.json``."""
+    manifest = Path(manifest)
+    return manifest.with_name(manifest.stem + SIDECAR_SUFFIX)
+
+
 def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, Any] | None = None) -> Path:
-    """Write ``dataset``'s samples and labels atomically; ``source`` (the ``build_dataset``
-    arguments that made ``dataset``'s index) is recorded on the first line when given."""
+    """Write ``dataset``'s samples and labels atomically as a standard CSV; ``source`` (the
+    ``build_dataset`` arguments that made ``dataset``'s index) goes to :func:`sidecar_path`
+    when given (a stale sidecar of an earlier manifest at ``path`` is removed otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = sidecar_path(path)
+    if source is not None:
+        _write_atomically(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
+    else:
+        sidecar.unlink(missing_ok=True)
     names = dataset.class_names
     clean = dataset.clean_targets
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            if source is not None:
-                handle.write(f"{SOURCE_PREFIX} {json.dumps(source, sort_keys=True)}\n")
             writer = csv.writer(handle)
             writer.writerow(COLUMNS)
             for i, sample in enumerate(dataset.samples):
@@ -68,6 +93,17 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
     return path
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
 def build(
     *,
     root: str | Path | None,
@@ -76,91 +112,164 @@ def build(
     num_classes: int | None = None,
     seed: int = 0,
     skip_bad_images: bool = False,
+    conflicts: str = "error",
+    allow_split_overlap: bool = False,
 ) -> FERDataset:
-    """The manifest's rows of ``split`` (all rows if it has no split column)."""
+    """The manifest's rows of ``split`` (all rows if it has no split column).
+
+    Raises:
+        InputError: a malformed header or row (file and line), a label outside the classes,
+            conflicting labels for one path, a path in two splits, or an empty split.
+    """
     del seed
     require_label_mode(labels, dataset="a manifest")
+    require_conflict_policy(conflicts)
     split = canonical_split(split)
     manifest = require_root(root, dataset="manifest", expect="a manifest CSV (path,label,...)")
     if not manifest.is_file():
-        raise InputError(f"{manifest}: not a file; pass --root pointing at the manifest CSV")
-    source, rows = _read(manifest, split)
-    if source is not None:
-        num_classes = num_classes or source.get("num_classes")
-    if num_classes is None:
-        uses_contempt = any(label == 7 or clean == 7 for _, label, clean, _ in rows)
-        num_classes = 8 if uses_contempt else 7
-    classes = class_names(int(num_classes))
-    for line_no, label, clean, _ in rows:
-        if max(label, clean) >= len(classes):
-            raise InputError(
-                f"{manifest}:{line_no}: label {EMOTIONS[max(label, clean)]} is outside the {len(classes)} "
-                f"classes ({', '.join(classes)}); fix the label or ask for num_classes=8"
-            )
-    targets = np.array([r[1] for r in rows], dtype=np.int64)
-    clean = np.array([r[2] for r in rows], dtype=np.int64)
+        raise InputError(f"{manifest}: not a file; pass root=... pointing at the manifest CSV")
+    source, all_rows, has_split = _read(manifest)
+    if not has_split:
+        one_set_split(split, where=manifest, fix="add a split column (train, valid, test)")
+    keys_by_split: dict[str, dict[str, int]] = {}
+    for row in all_rows:
+        keys_by_split.setdefault(row.split, {}).setdefault(_key(manifest, row.path, source), row.line)
+    overlap = check_split_overlap(split, keys_by_split, where=manifest, allow=allow_split_overlap)
+    rows = _rows_of_split(manifest, all_rows, split)
+    keep, counts = drop_duplicates(
+        [_key(manifest, r.path, source) for r in rows], [(r.label, r.clean) for r in rows], [r.line for r in rows],
+        where=manifest, conflicts=conflicts,
+    )
+    rows = [rows[i] for i in keep]
+    if not rows:
+        raise InputError(f"{manifest}: every row of split {split!r} was dropped as a conflicting label")
+    classes = _classes(manifest, rows, num_classes or (source or {}).get("num_classes"))
+    targets = np.array([r.label for r in rows], dtype=np.int64)
+    clean = np.array([r.clean for r in rows], dtype=np.int64)
     clean_targets = clean if (clean >= 0).any() else None
-    info = {"labels": labels, "manifest": str(manifest)}
+    info = {"labels": labels, "manifest": str(manifest), **listing_info(counts, overlap)}
     if source is None:
-        folder = manifest.parent
-        paths = [p if os.path.isabs(p) else str(folder / p) for _, _, _, p in rows]
         return file_dataset(
-            name="manifest", split=split, paths=paths, targets=targets, class_names=classes,
-            listed_in=manifest, skip_bad_images=skip_bad_images, clean_targets=clean_targets, info=info,
-            fix_missing="restore them, or remove their rows from the manifest",
+            name="manifest", split=split, paths=[_key(manifest, r.path, None) for r in rows], targets=targets,
+            class_names=classes, listed_in=manifest, skip_bad_images=skip_bad_images, clean_targets=clean_targets,
+            info=info, fix_missing="restore them, or remove their rows from the manifest",
         )
     return _from_source(manifest, source, rows, targets, clean_targets, classes, split, skip_bad_images, info)
 
 
-def _read(manifest: Path, split: str) -> tuple[dict[str, Any] | None, list[tuple[int, int, int, str]]]:
-    """The source line (if any) and ``(line, label, clean label or -1, path)`` of the split's rows."""
-    source: dict[str, Any] | None = None
-    rows: list[tuple[int, int, int, str]] = []
-    splits_seen: set[str] = set()
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        first = handle.readline()
-        offset = 1
-        if first.startswith(SOURCE_PREFIX):
-            try:
-                source = json.loads(first[len(SOURCE_PREFIX):])
-            except json.JSONDecodeError as err:
-                raise InputError(f"{manifest}:1: the source line is not valid JSON ({err}); fix or remove it") from None
-            first, offset = handle.readline(), 2
-        header = [name.strip().lower() for name in next(csv.reader([first]), [])]
-        if "path" not in header or "label" not in header:
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """The values of the manifest's ``split`` column (train/valid/test order), or ``train``
+    for a manifest without one."""
+    manifest = require_root(root, dataset="manifest", expect="a manifest CSV (path,label,...)")
+    if not manifest.is_file():
+        raise InputError(f"{manifest}: not a file; pass root=... pointing at the manifest CSV")
+    found = {row.split for row in _read(manifest)[1]}  # "train" for every row without a split column
+    return tuple(name for name in ("train", "valid", "test") if name in found)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One row: its line, canonical label, clean label (``-1``: unknown), path or id, split."""
+
+    line: int
+    label: int
+    clean: int
+    path: str
+    split: str
+
+
+def _key(manifest: Path, path: str, source: dict[str, Any] | None) -> str:
+    """The identity of a row's image: its absolute path (relative paths read from the
+    manifest's folder), or the sample id of a manifest with a source."""
+    if source is not None or os.path.isabs(path):
+        return path
+    return os.path.normpath(str(manifest.parent / path))
+
+
+def _classes(manifest: Path, rows: list[ManifestRow], num_classes: int | None) -> tuple[str, ...]:
+    if num_classes is None:
+        num_classes = 8 if any(r.label == 7 or r.clean == 7 for r in rows) else 7
+    classes = class_names(int(num_classes))
+    for row in rows:
+        if max(row.label, row.clean) >= len(classes):
             raise InputError(
-                f"{manifest}:{offset}: header {header} needs columns 'path' and 'label' "
-                "(optional: clean_label, is_noisy, split); add the header line"
+                f"{manifest}:{row.line}: label {EMOTIONS[max(row.label, row.clean)]} is outside the {len(classes)} "
+                f"classes ({', '.join(classes)}); fix the label or ask for num_classes=8"
             )
-        col = {name: header.index(name) for name in COLUMNS if name in header}
-        for line_no, row in enumerate(csv.reader(handle), start=offset + 1):
-            if not row or not any(field.strip() for field in row):
-                continue
-            if len(row) != len(header):
-                raise InputError(
-                    f"{manifest}:{line_no}: expected {len(header)} fields ({','.join(header)}), got "
-                    f"{len(row)}; fix or remove the line"
-                )
-            if "split" not in col:
-                one_set_split(split, where=manifest, fix="add a split column (train, valid, test)")
-            else:
-                try:
-                    row_split = canonical_split(row[col["split"]])
-                except InputError:
-                    raise InputError(
-                        f"{manifest}:{line_no}: split {row[col['split']]!r} is not train, valid or test; fix it"
-                    ) from None
-                splits_seen.add(row_split)
-                if row_split != split:
-                    continue
-            label = _label(row[col["label"]], manifest, line_no)
-            clean_text = row[col["clean_label"]].strip() if "clean_label" in col else ""
-            clean = _label(clean_text, manifest, line_no) if clean_text else -1
-            rows.append((line_no, label, clean, row[col["path"]].strip()))
+    return classes
+
+
+def _rows_of_split(manifest: Path, rows: list[ManifestRow], split: str) -> list[ManifestRow]:
+    found = sorted({r.split for r in rows})
+    mine = [r for r in rows if r.split == split]
+    if not mine:
+        present = f"; it has rows of {', '.join(found)}" if found else ""
+        raise InputError(f"{manifest}: no samples for split {split!r}{present}; ask for another split=...")
+    return mine
+
+
+def read_source(manifest: Path) -> dict[str, Any] | None:
+    """The provenance of ``manifest``: its sidecar, else an old-style first line, else ``None``."""
+    sidecar = sidecar_path(manifest)
+    if sidecar.is_file():
+        try:
+            return dict(json.loads(sidecar.read_text(encoding="utf-8-sig")))
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise InputError(f"{sidecar}: not valid JSON ({err}); fix it, or delete it to read plain paths") from None
+    return None
+
+
+def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], bool]:
+    """The provenance (if any), every row of the manifest (all splits), and whether it has a
+    split column."""
+    source = read_source(manifest)
+    lines = text_lines(manifest)
+    first, offset = next(lines, ""), 1
+    if first.startswith(SOURCE_PREFIX):
+        try:
+            source = json.loads(first[len(SOURCE_PREFIX):])
+        except json.JSONDecodeError as err:
+            raise InputError(f"{manifest}:1: the source line is not valid JSON ({err}); fix or remove it") from None
+        first, offset = next(lines, ""), 2
+    header = [name.strip().lower() for name in next(csv.reader([first]), [])]
+    if "path" not in header or "label" not in header:
+        raise InputError(
+            f"{manifest}:{offset}: header {header} needs columns 'path' and 'label' "
+            "(optional: clean_label, is_noisy, split); add the header line"
+        )
+    col = {name: header.index(name) for name in COLUMNS if name in header}
+    reader = csv.reader(lines)
+    rows: list[ManifestRow] = []
+    for row in reader:
+        line_no = reader.line_num + offset
+        if not row or not any(field.strip() for field in row):
+            continue
+        if len(row) != len(header):
+            raise InputError(
+                f"{manifest}:{line_no}: expected {len(header)} fields ({','.join(header)}), got "
+                f"{len(row)}; fix or remove the line"
+            )
+        rows.append(_row(manifest, line_no, row, col))
     if not rows:
-        present = f"; it has rows of {', '.join(sorted(splits_seen))}" if splits_seen else ""
-        raise InputError(f"{manifest}: no samples for split {split!r}{present}; ask for another --split")
-    return source, rows
+        raise InputError(f"{manifest}: no rows below the header; add rows path,label")
+    return source, rows, "split" in col
+
+
+def _row(manifest: Path, line_no: int, row: list[str], col: dict[str, int]) -> ManifestRow:
+    row_split = "train"
+    if "split" in col:
+        try:
+            row_split = canonical_split(row[col["split"]])
+        except InputError:
+            raise InputError(
+                f"{manifest}:{line_no}: split {row[col['split']]!r} is not train, valid or test; fix it"
+            ) from None
+    path = row[col["path"]].strip()
+    if not path:
+        raise InputError(f"{manifest}:{line_no}: the path is empty; fill it in or remove the line")
+    clean_text = row[col["clean_label"]].strip() if "clean_label" in col else ""
+    clean = _label(clean_text, manifest, line_no) if clean_text else -1
+    return ManifestRow(line_no, _label(row[col["label"]], manifest, line_no), clean, path, row_split)
 
 
 def _label(text: str, manifest: Path, line_no: int) -> int:
@@ -185,7 +294,7 @@ def _label(text: str, manifest: Path, line_no: int) -> int:
 def _from_source(
     manifest: Path,
     source: dict[str, Any],
-    rows: list[tuple[int, int, int, str]],
+    rows: list[ManifestRow],
     targets: np.ndarray,
     clean_targets: np.ndarray | None,
     classes: tuple[str, ...],
@@ -193,7 +302,7 @@ def _from_source(
     skip_bad_images: bool,
     info: dict[str, Any],
 ) -> FERDataset:
-    """The manifest's rows as a subset of the dataset named on its source line."""
+    """The manifest's rows as a subset of the dataset named in its provenance."""
     from fer_nla.data.registry import build_dataset  # the registry imports this module
 
     arguments = dict(source)
@@ -202,21 +311,31 @@ def _from_source(
     try:
         base = build_dataset(name, skip_bad_images=skip_bad_images, **arguments, **options)
     except InputError as err:
-        raise InputError(f"{manifest}:1: cannot rebuild the source dataset: {err}") from None
+        raise InputError(f"{_source_place(manifest)}: cannot rebuild the source dataset: {err}") from None
     lookup = {sample: i for i, sample in enumerate(base.samples)}
-    unknown = [(line_no, path) for line_no, _, _, path in rows if path not in lookup]
+    unknown = [(row.line, row.path) for row in rows if row.path not in lookup]
     if unknown:
         shown = "\n  ".join(f"line {n}: {p}" for n, p in unknown[:20])
         raise InputError(
             f"{manifest}: {len(unknown)} sample ids are not in the source dataset ({name}):\n  {shown}\n"
-            "Fix: rebuild the manifest, or remove the source line to read the paths as plain image files"
+            f"Fix: rebuild the manifest, or delete {sidecar_path(manifest).name} (or an old manifest's "
+            "'# fer-nla source:' line) to read the paths as plain image files"
         )
     if tuple(base.class_names) != tuple(classes):
-        raise InputError(f"{manifest}:1: the source has classes {base.class_names}, the manifest {classes}; fix num_classes")
-    dataset = base.subset([lookup[path] for _, _, _, path in rows])
+        raise InputError(
+            f"{_source_place(manifest)}: the source has classes {base.class_names}, the manifest {classes}; "
+            "fix num_classes"
+        )
+    dataset = base.subset([lookup[row.path] for row in rows])
     dataset.targets = targets
     dataset.clean_targets = clean_targets
     dataset.target_mode = "hard"
     dataset.name, dataset.split = "manifest", split
     dataset.info = {**info, "source": source}
     return dataset
+
+
+def _source_place(manifest: Path) -> str:
+    """Where a manifest's provenance was read: the sidecar, or line 1 of an old manifest."""
+    sidecar = sidecar_path(manifest)
+    return str(sidecar) if sidecar.is_file() else f"{manifest}:1"

@@ -8,6 +8,7 @@ RAF-DB has no validation split: carve one from train with ``fer_nla.data.split.s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from fer_nla.data.sources.common import (
     require_num_classes,
     require_root,
 )
+from fer_nla.data.sources.listing import drop_duplicates, listing_info, require_conflict_policy, text_lines
 from fer_nla.errors import InputError
 from fer_nla.labels import RAFDB_CODES, SEVEN_CLASSES, code_table
 
@@ -35,53 +37,40 @@ def build(
     seed: int = 0,
     skip_bad_images: bool = False,
     aligned: bool = True,
+    conflicts: str = "error",
+    allow_split_overlap: bool = False,
 ) -> FERDataset:
-    """The RAF-DB basic ``train`` or ``test`` split in the canonical 7-class order."""
+    """The RAF-DB basic ``train`` or ``test`` split in the canonical 7-class order.
+
+    A name listed twice with the same label is dropped and counted; with two labels it is an
+    error naming both lines (``conflicts="drop"`` drops it); see :mod:`.listing`. The split is
+    the name's prefix, so no name can be in both splits (``allow_split_overlap`` is accepted for
+    uniformity with the other readers).
+
+    Raises:
+        InputError: a malformed line (file and line), conflicting labels, or an empty split.
+    """
     del seed  # nothing random in this reader
     require_label_mode(labels, dataset="RAF-DB")
+    require_conflict_policy(conflicts)
     require_num_classes(num_classes, dataset="RAF-DB basic (7 classes)", allowed=(7,), default=7)
     split = canonical_split(split)
     if split == "valid":
         raise InputError(
-            "RAF-DB has only train and test splits; use --split train or test, and carve a "
+            "RAF-DB has only train and test splits; use split='train' or split='test', and carve a "
             "validation split from train (fer_nla.data.split.stratified_split)"
         )
     base = require_root(root, dataset="rafdb", expect="the RAF-DB basic folder (holding EmoLabel/ and Image/)")
     label_file = require_file(
-        base / LABEL_FILE, dataset="RAF-DB", fix=f"--root should be the folder that holds {LABEL_FILE}"
+        base / LABEL_FILE, dataset="RAF-DB", fix=f"root=... should be the folder that holds {LABEL_FILE}"
     )
     image_dir = base / "Image" / ("aligned" if aligned else "original")
     table = code_table(RAFDB_CODES, SEVEN_CLASSES)
-    paths: list[str] = []
-    targets: list[int] = []
-    with open(label_file, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise InputError(
-                    f"{label_file}:{line_no}: expected '<image name> <label 1..7>', got {line.strip()!r}; "
-                    "fix or remove the line"
-                )
-            name, code = parts[0], int(parts[1])
-            if not 1 <= code <= 7:
-                raise InputError(
-                    f"{label_file}:{line_no}: label {code} is out of range 1..7 (surprise, fear, disgust, "
-                    "happiness, sadness, anger, neutral); fix the label"
-                )
-            prefix = name.split("_", 1)[0]
-            if prefix not in ("train", "test"):
-                raise InputError(
-                    f"{label_file}:{line_no}: image name {name!r} should start with 'train_' or 'test_'; "
-                    "fix the name"
-                )
-            if prefix != split:
-                continue
-            stem = name.rsplit(".", 1)[0]
-            file_name = f"{stem}_aligned.jpg" if aligned else name
-            paths.append(str(image_dir / file_name))
-            targets.append(int(table[code]))
+    names, codes, lines = read_list(label_file, split)
+    keep, counts = drop_duplicates(names, codes, lines, where=label_file, conflicts=conflicts)
+    del allow_split_overlap  # the prefix decides the split: an image cannot be listed in two
+    paths = [str(image_dir / (f"{names[i].rsplit('.', 1)[0]}_aligned.jpg" if aligned else names[i])) for i in keep]
+    targets = [int(table[codes[i]]) for i in keep]
     return file_dataset(
         name="rafdb",
         split=split,
@@ -90,6 +79,49 @@ def build(
         class_names=SEVEN_CLASSES,
         listed_in=label_file,
         skip_bad_images=skip_bad_images,
-        info={"labels": labels},
+        info={"labels": labels, **listing_info(counts, 0)},
         fix_missing=f"restore them under {image_dir}, or remove their lines from the label file",
     )
+
+
+def read_list(label_file: Path, split: str) -> tuple[list[str], list[int], list[int]]:
+    """Names, RAF-DB codes (1..7) and line numbers of the lines of ``split`` in the list file.
+
+    Raises:
+        InputError: a line that is not ``<name> <code>``, a code outside 1..7, or a name that
+            does not start with ``train_`` or ``test_`` (file and line named).
+    """
+    names: list[str] = []
+    codes: list[int] = []
+    lines: list[int] = []
+    for line_no, line in enumerate(text_lines(label_file), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise InputError(
+                f"{label_file}:{line_no}: expected '<image name> <label 1..7>', got {line.strip()!r}; "
+                "fix or remove the line"
+            )
+        name, code = parts[0], int(parts[1])
+        if not 1 <= code <= 7:
+            raise InputError(
+                f"{label_file}:{line_no}: label {code} is out of range 1..7 (surprise, fear, disgust, "
+                "happiness, sadness, anger, neutral); fix the label"
+            )
+        prefix = name.split("_", 1)[0]
+        if prefix not in ("train", "test"):
+            raise InputError(
+                f"{label_file}:{line_no}: image name {name!r} should start with 'train_' or 'test_'; fix the name"
+            )
+        if prefix == split:
+            names.append(name)
+            codes.append(code)
+            lines.append(line_no)
+    return names, codes, lines
+
+
+def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+    """RAF-DB basic declares ``train`` and ``test`` (no validation split)."""
+    del root
+    return ("train", "test")

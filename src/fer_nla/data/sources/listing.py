@@ -1,0 +1,196 @@
+"""Checks every label listing gets: text encoding, duplicate rows, conflicting labels, split overlap.
+
+A *listing* is what a label file says: each row names an image (its *key*: a file name, a
+path, a path and face box, or for FER2013's unnamed rows the pixels themselves) and gives it
+a label. Users' label files repeat rows, give one image two labels, list the same image in
+train and test, and are saved with a byte-order mark by Excel and Notepad. The rules, the same
+in every reader:
+
+- text: UTF-8 with or without a byte-order mark, and UTF-16 with one (Excel's "Unicode
+  text"), are read; other bytes are an :class:`InputError` naming the file and line.
+- exact duplicates (the same key with the same label) are dropped, keeping the first
+  row, and counted (``info["dropped_duplicates"]``).
+- conflicting labels (the same key with different labels) are an error naming both lines,
+  unless ``conflicts="drop"``: then every row of such an image is dropped and counted
+  (``info["dropped_conflicting_labels"]``).
+- a key present in two splits is an error (test images leaking into training), unless
+  ``allow_split_overlap=True``: then the overlap is kept and counted
+  (``info["split_overlap"]``).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_nla.errors import InputError
+
+CONFLICT_POLICIES = ("error", "drop")
+MAX_SHOWN = 10  # pairs of lines shown in one message; the rest are counted
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def text_encoding(path: str | Path) -> str:
+    """The encoding to read a label file with: ``utf-8-sig`` or ``utf-16`` when the file starts
+    with that byte-order mark, else ``utf-8`` (the mark itself is never part of the text)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    return "utf-8"
+
+
+def text_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a text label file (line endings kept, so :mod:`csv` can read them), with any
+    byte-order mark removed.
+
+    Raises:
+        InputError: naming the file and line when the bytes are not text in the detected
+            encoding (e.g. a Latin-1 file), with the fix (save it as UTF-8).
+    """
+    encoding = text_encoding(path)
+    line_no = 0
+    with open(path, encoding=encoding, newline="") as handle:
+        try:
+            for line in handle:
+                line_no += 1
+                yield line
+        except UnicodeDecodeError as err:
+            raise InputError(
+                f"{path}:{line_no + 1}: not {encoding.replace('-sig', '')} text ({err.reason} at byte "
+                f"{err.start}); save the file as UTF-8 (in Excel: 'CSV UTF-8')"
+            ) from None
+
+
+def header_text(raw: bytes) -> str:
+    """A first line read as bytes, decoded as UTF-8 without its byte-order mark."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"line 1 is not UTF-8 text ({err.reason}); save the file as UTF-8") from None
+
+
+def require_conflict_policy(conflicts: str) -> str:
+    """``conflicts`` if it is one of :data:`CONFLICT_POLICIES`, else an :class:`InputError`."""
+    if conflicts not in CONFLICT_POLICIES:
+        raise InputError(f"conflicts={conflicts!r} is not a policy; use one of {', '.join(CONFLICT_POLICIES)}")
+    return conflicts
+
+
+def drop_duplicates(
+    keys: Sequence[Hashable],
+    labels: Sequence[Hashable],
+    lines: Sequence[int],
+    *,
+    where: str | Path,
+    conflicts: str = "error",
+    describe: str = "image",
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows to keep of one split's listing, and what was dropped.
+
+    Args:
+        keys: ``N`` hashable image identities, one per row.
+        labels: ``N`` hashable labels (anything compared for equality: a class, a vote tuple).
+        lines: ``N`` line numbers of the rows in ``where``, for messages.
+        where: the label file, named in messages.
+        conflicts: ``"error"`` (default) or ``"drop"`` (see the module docstring).
+        describe: what a key is, for messages (``"image"``, ``"pixel row"``).
+
+    Returns:
+        ``keep``: sorted int64 indices of the kept rows (the first row of each exact
+        duplicate); ``counts``: ``{"dropped_duplicates": n, "dropped_conflicting_labels": m}``.
+
+    Raises:
+        InputError: an image listed with two different labels and ``conflicts="error"``,
+            naming both lines, the labels and the fix.
+    """
+    require_conflict_policy(conflicts)
+    first: dict[Hashable, int] = {}
+    conflicting: dict[Hashable, tuple[int, int]] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j != i and labels[i] != labels[j]:
+            conflicting.setdefault(key, (j, i))
+    if conflicting and conflicts == "error":
+        shown = "\n  ".join(
+            f"lines {lines[j]} and {lines[i]}: {_short(key)} labelled {_short(labels[j])} and {_short(labels[i])}"
+            for key, (j, i) in list(conflicting.items())[:MAX_SHOWN]
+        )
+        more = f"\n  ... and {len(conflicting) - MAX_SHOWN} more" if len(conflicting) > MAX_SHOWN else ""
+        raise InputError(
+            f"{where}: {len(conflicting)} {describe}(s) listed more than once with different labels:\n  {shown}{more}\n"
+            "Fix: keep one line per image with its right label, or pass the dataset option conflicts=drop "
+            "to drop every image whose labels conflict"
+        )
+    in_conflict = np.array([key in conflicting for key in keys], dtype=bool)
+    is_first = np.array([first[key] == i for i, key in enumerate(keys)], dtype=bool)
+    keep = is_first & ~in_conflict
+    counts = {
+        "dropped_duplicates": int((~is_first & ~in_conflict).sum()),
+        "dropped_conflicting_labels": int(in_conflict.sum()),
+    }
+    return np.flatnonzero(keep), counts
+
+
+def check_split_overlap(
+    split: str,
+    keys_by_split: Mapping[str, Mapping[Hashable, int]],
+    *,
+    where: str | Path | Mapping[str, str | Path],
+    allow: bool = False,
+    describe: str = "image",
+) -> int:
+    """How many keys of ``split`` are also listed in another split; an error unless ``allow``.
+
+    Args:
+        split: the split being read.
+        keys_by_split: per split, each key and the line that lists it.
+        where: the label file (or per split, its file), named in messages.
+        allow: keep overlapping images (counted) instead of failing.
+
+    Raises:
+        InputError: images of ``split`` listed in another split and ``allow`` is false, naming
+            up to ten of them with both places and the fix.
+    """
+    mine = keys_by_split.get(split, {})
+    found: list[tuple[Hashable, str, int]] = []
+    for other, keys in keys_by_split.items():
+        if other == split:
+            continue
+        small, large = (mine, keys) if len(mine) <= len(keys) else (keys, mine)
+        found.extend((key, other, keys[key]) for key in small if key in large)
+    if found and not allow:
+        def place(name: str, line: int) -> str:
+            file = where.get(name, "") if isinstance(where, Mapping) else where
+            return f"{file}:{line}" if file else f"line {line}"
+
+        shown = "\n  ".join(
+            f"{_short(key)}: {place(split, mine[key])} ({split}) and {place(other, line)} ({other})"
+            for key, other, line in found[:MAX_SHOWN]
+        )
+        more = f"\n  ... and {len(found) - MAX_SHOWN} more" if len(found) > MAX_SHOWN else ""
+        raise InputError(
+            f"{len(found)} {describe}(s) of split {split!r} are also listed in another split (test or validation "
+            f"data leaking into training):\n  {shown}{more}\n"
+            "Fix: remove them from one split, or pass the dataset option allow_split_overlap=true to keep them"
+        )
+    return len(found)
+
+
+def listing_info(counts: Mapping[str, int], overlap: int) -> dict[str, Any]:
+    """The ``info`` entries of a reader's listing checks (zero counts included, so stats show them)."""
+    return {**counts, "split_overlap": overlap}
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a key or label for messages, cut at a word boundary when long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " ..."
