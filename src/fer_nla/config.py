@@ -26,9 +26,10 @@ from fer_nla.errors import InputError
 
 @dataclass
 class DataConfig:
-    """What to train on. ``val_split``: ``auto`` uses the dataset's ``valid`` split when it has
-    one and otherwise carves a seeded stratified ``val_fraction`` out of train; ``carve``
-    always carves; any other value names a split. The test split is never used for selection."""
+    """What to train on. ``val_split``: ``auto`` uses the dataset's ``valid`` split when its
+    source declares one (a broken one is then an error) and otherwise carves a seeded
+    stratified ``val_fraction`` out of train; ``carve`` always carves; any other value names a
+    split. The test split is never used for selection."""
 
     dataset: str = "synthetic"
     root: str | None = None

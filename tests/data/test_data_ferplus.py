@@ -10,8 +10,9 @@ import pytest
 from conftest import write_image
 
 from fer_nla.cli import main
-from fer_nla.data import build_dataset
+from fer_nla.data import build_dataset, dataset_splits
 from fer_nla.data.votes import majority_labels, plurality_labels, single_vote_labels, vote_probabilities
+from fer_nla.errors import InputError
 
 # columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 VOTES = np.array([
@@ -113,3 +114,84 @@ def test_real_ferplus_stats_command_prints_the_readme_numbers(ferplus_root, caps
     assert stats["class_names"] == list(stats["class_counts"])
     assert stats["imbalance_ratio"] == pytest.approx(1180 / 16)
     assert stats["noise_rate"] is None
+
+
+# --- FERPlus as published: fer2013.csv (pixels) + fer2013new.csv (votes) -----------------------
+VOTE_HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+
+
+def write_published(root, rows):
+    """rows: (usage, image name, votes, gray value); the pixel row i pairs with vote row i."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "fer2013.csv", "w") as pixels, open(root / "fer2013new.csv", "w") as votes:
+        pixels.write("emotion,pixels,Usage\n")
+        votes.write(VOTE_HEADER)
+        for usage, name, counts, value in rows:
+            pixels.write(f"0,{' '.join([str(value)] * 2304)},{usage}\n")
+            votes.write(f"{usage},{name},{','.join(map(str, counts))}\n")
+
+
+def write_folders(root, rows):
+    """The same rows in the folder layout FERPlus's script writes (no row for an empty name)."""
+    folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+    for usage, folder in folders.items():
+        mine = [r for r in rows if r[0] == usage and r[1]]
+        if not mine:
+            continue
+        (root / folder).mkdir(parents=True)
+        lines = [f"{name},\"(0, 0, 48, 48)\",{','.join(map(str, counts))}\n" for _, name, counts, _ in mine]
+        (root / folder / "label.csv").write_text("".join(lines))
+        for _, name, _, value in mine:
+            write_image(root / folder / name, value, size=(48, 48), mode="L", fmt="PNG")
+
+
+PUBLISHED_ROWS = [
+    ("Training", "fer0000000.png", VOTES[0], 10), ("Training", "fer0000001.png", VOTES[1], 20),
+    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], 0),  # not a face: FERPlus leaves the name empty
+    ("Training", "fer0000003.png", VOTES[5], 30), ("Training", "fer0000004.png", [0, 8, 2, 0, 0, 0, 0, 0, 0, 0], 40),
+    ("PublicTest", "fer0000005.png", [7, 0, 0, 3, 0, 0, 0, 0, 0, 0], 50),
+    ("PublicTest", "", [0, 0, 0, 0, 0, 0, 0, 0, 2, 8], 0),
+]
+
+
+@pytest.mark.parametrize("labels", ["majority", "plurality", "probability", "single-vote"])
+def test_published_csv_pair_reads_like_the_folder_layout(tmp_path, labels):
+    write_published(tmp_path / "pub", PUBLISHED_ROWS)
+    write_folders(tmp_path / "folders", PUBLISHED_ROWS)
+    for split in ("train", "valid"):
+        pub = build_dataset("ferplus", root=tmp_path / "pub", split=split, labels=labels)
+        ref = build_dataset("ferplus", root=tmp_path / "folders", split=split, labels=labels)
+        assert pub.targets.tolist() == ref.targets.tolist() and pub.target_mode == ref.target_mode
+        assert pub.info["dropped_no_image_name"] == 1  # counted, never a sample
+        assert pub.info["dropped_no_label"] == ref.info["dropped_no_label"]
+        for i in range(len(pub)):
+            np.testing.assert_array_equal(np.asarray(pub.load_image(i)), np.asarray(ref.load_image(i)))
+        if labels == "probability":
+            np.testing.assert_array_equal(pub.soft_targets, ref.soft_targets)
+    assert dataset_splits("ferplus", root=tmp_path / "pub") == ("train", "valid")
+    assert dataset_splits("ferplus", root=tmp_path / "folders") == ("train", "valid")
+
+
+def test_published_csv_pair_errors_name_the_file_and_line(tmp_path):
+    write_published(tmp_path, PUBLISHED_ROWS)
+    (tmp_path / "fer2013.csv").write_text("\n".join((tmp_path / "fer2013.csv").read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(InputError, match="6 data rows, but .*fer2013new.csv has 7"):
+        build_dataset("ferplus", root=tmp_path)
+    (tmp_path / "fer2013.csv").unlink()
+    with pytest.raises(InputError, match="put the FER2013 challenge's fer2013.csv beside it"):
+        build_dataset("ferplus", root=tmp_path)
+    write_published(tmp_path, [("Training", "fer0000000.png", VOTES[1], 300)])
+    with pytest.raises(InputError, match=r"fer2013.csv:2: pixel 1 is '300', not an integer in 0..255"):
+        build_dataset("ferplus", root=tmp_path)
+
+
+def test_folder_label_row_without_an_image_name_is_dropped_and_counted(tmp_path, capsys):
+    write_folders(tmp_path, [r for r in PUBLISHED_ROWS if r[1]])
+    label_file = tmp_path / "FER2013Train" / "label.csv"
+    label_file.write_text(label_file.read_text() + ",\"(0, 0, 48, 48)\",0,0,0,0,0,0,0,0,0,10\n")
+    train = build_dataset("ferplus", root=tmp_path)  # was: "expected 12 fields ... got 12"
+    assert len(train) == 3 and train.info["dropped_no_image_name"] == 1 and train.info["rows"] == 5
+    assert main(["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["info"]["dropped_no_image_name"] == 1
+    assert main(["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path)]) == 0
+    assert "dropped no image name: 1" in capsys.readouterr().out
