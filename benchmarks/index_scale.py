@@ -2,7 +2,8 @@
 
 Generates an official-format AffectNet ``training.csv`` (path, face box, 68 landmarks,
 expression 0..10, valence, arousal) with the image files it names (hard links to a few tiny
-JPEGs, so the reader's missing-file check runs for real), then times
+JPEGs, so the reader's missing-file check and its reading of each image's size to check the
+face box against it run for real), then times
 ``build_dataset("affectnet", ...)`` in a fresh process per size and, in another fresh
 process, measures its peak traced memory (tracemalloc: Python objects and numpy arrays).
 Memory should grow in proportion to the rows (a constant number of bytes per row).
@@ -40,7 +41,7 @@ def make_affectnet(root: Path, rows: int, *, seed: int = 0) -> None:
     face = Image.new("RGB", (64, 64), (128, 100, 90))
     pool = [";".join(f"{v:.2f}" for v in rng.uniform(0, 500, 136)) for _ in range(500)]
     codes = rng.integers(0, 11, rows)
-    boxes = rng.integers(0, 400, (rows, 4))
+    boxes = np.concatenate([rng.integers(0, 40, (rows, 2)), rng.integers(8, 40, (rows, 2))], axis=1)  # some clamped
     names = [f"{i // ROWS_PER_FOLDER}/{rng.bytes(28).hex()}.jpg" for i in range(rows)]
     for folder in range(rows // ROWS_PER_FOLDER + 1):
         (images / str(folder)).mkdir()
