@@ -4,14 +4,20 @@ Each subcommand lives in ``fer_nla.commands.<name>`` and exposes
 ``register(subparsers) -> None``; the parser it adds sets ``func`` to a callable
 taking the parsed ``argparse.Namespace`` and returning an exit status. Modules are
 imported only when the parser is built, so ``fer-nla --version`` stays fast.
+
+Library errors name an option by its Python keyword (``root=...``, ``split='train'``,
+``skip_bad_images=True``, ``device='mps'``); a subcommand states how its own user spells each
+one (``parser.set_defaults(spelling={...})``) and :func:`spell_options` rewrites the message
+before it is printed, so every hint names an option the running command accepts.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fer_nla import __version__
 from fer_nla.errors import InputError
@@ -26,6 +32,38 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.audit",
     "fer_nla.commands.bench",
 )
+
+
+# A Python keyword option in a message: ``name=...`` (value unknown), a quoted string, a bool,
+# None or a number; not part of a dotted config key (``data.root=``) or a longer word.
+_KEYWORD = re.compile(
+    r"(?<![\w.])(?P<key>[a-z][a-z_]*)=(?P<value>\.\.\.|'[^']*'|\"[^\"]*\"|True|False|None|-?\d+(?:\.\d+)?)"
+)
+# What stands for a value the message leaves open (``root=...`` -> ``--root PATH``).
+PLACEHOLDERS: dict[str, str] = {"root": "PATH", "split": "SPLIT", "labels": "MODE", "num_classes": "N",
+                                "device": "DEVICE", "seed": "SEED", "out": "DIR"}
+
+
+def spell_options(message: str, spelling: Mapping[str, str]) -> str:
+    """``message`` with each ``keyword=value`` whose keyword ``spelling`` knows rewritten in the
+    command's spelling: a template where ``{}`` takes the value (unquoted; ``...`` becomes a
+    placeholder such as ``PATH``; booleans ``true``/``false``), e.g. ``{"root": "--root {}"}``
+    turns ``pass root=...`` into ``pass --root PATH``. Other text is left as it is."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        key, value = match["key"], match["value"]
+        template = spelling.get(key)
+        if template is None:
+            return match[0]
+        if value == "...":
+            value = PLACEHOLDERS.get(key, key.upper())
+        elif value[0] in "'\"":
+            value = value[1:-1]
+        elif value in ("True", "False", "None"):
+            value = {"True": "true", "False": "false", "None": "null"}[value]
+        return template.format(value)
+
+    return _KEYWORD.sub(rewrite, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except (InputError, FileNotFoundError) as err:
-        print(f"fer-nla {args.command}: error: {err}", file=sys.stderr)
+        message = spell_options(str(err), getattr(args, "spelling", None) or {})
+        print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

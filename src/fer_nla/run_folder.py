@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,11 @@ class RunFolder:
     def prepare(self, *, resume: bool) -> None:
         """Create the folder; refuse to overwrite a previous run unless resuming it."""
         if resume and not self.last.is_file():
-            raise InputError(f"--resume: {self.last} does not exist; start the run without --resume")
+            raise InputError(f"resume=True: {self.last} does not exist; start the run without resume=True")
         if not resume and self.last.is_file():
             raise InputError(
-                f"{self.root} already holds a run ({self.last.name}); pass --resume to continue it "
-                "or choose another --out"
+                f"{self.root} already holds a run ({self.last.name}); pass resume=True to continue it "
+                "or choose another out=..."
             )
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -85,6 +86,65 @@ class RunFolder:
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+# Settings a resumed run must keep: they fix the samples and their order (data, seed), the
+# classes and image size, the network, and the loss and optimizer whose state last.pt and
+# signals.npz hold. Every other key (epochs, batch size, device, workers, ...) may change.
+RESUME_FIXED: tuple[str, ...] = ("data.", "model.arch", "model.stem", "loss.name", "optim.name", "optim.scheduler",
+                                 "train.seed")
+RESUME_FREE: tuple[str, ...] = ("data.num_workers",)
+
+
+def _leaves(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested mapping (free mappings such as ``data.options`` included)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _fixed(key: str) -> bool:
+    return key not in RESUME_FREE and any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_FIXED)
+
+
+def _as_override(value: Any) -> str:
+    """``value`` as it is written after ``key=`` on the command line (YAML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def resume_mismatches(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, value now)`` for each key of :data:`RESUME_FIXED` that
+    differs between two configs as dicts (``Config.to_dict()``); an entry of a free mapping
+    present on one side only counts (its other value is ``None``); a key an older saved config
+    lacks does not."""
+    before, after = _leaves(saved), _leaves(now)
+    keys = [k for k in after if _fixed(k) and (k in before or k.startswith("data.options."))]
+    keys += [k for k in before if k.startswith("data.options.") and k not in after]
+    return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
+
+
+def check_resume_config(saved: Mapping[str, Any] | None, now: Mapping[str, Any], *, run: RunFolder) -> None:
+    """Raise :class:`InputError` when resuming ``run`` with config ``now`` would change a key
+    the saved run fixed (:func:`resume_mismatches`): the message names every such key with its
+    saved value and its value now, and the fix (the saved values, or another run folder)."""
+    changed = resume_mismatches(saved or {}, now)
+    if not changed:
+        return
+    listed = "; ".join(f"{key}: saved {old!r}, now {new!r}" for key, old, new in changed)
+    back = " ".join(f"{key}={_as_override(old)}" for key, old, _new in changed)
+    raise InputError(
+        f"{run.root}: resume=True would continue the run with other data or another model than it was "
+        f"trained with (saved in {run.config} and {run.last.name}): {listed}. Resume with the saved values "
+        f"(drop the overrides that change them, or pass {back}), or start a new run with another out=..."
+    )
 
 
 def write_text_atomic(path: Path, text: str) -> None:

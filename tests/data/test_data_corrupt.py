@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from fer_nla.cli import main
 from fer_nla.data import build_dataset
 from fer_nla.data.corrupt import (
+    IMBALANCE_TOLERANCE,
     class_order,
     corrupt_dataset,
     imbalance_indices,
@@ -17,8 +19,10 @@ from fer_nla.data.corrupt import (
     noise_allocation,
     pair_partners,
     pairwise_noise,
+    reachable_factors,
     symmetric_noise,
 )
+from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS
 
 
@@ -105,8 +109,13 @@ def test_corrupt_command_writes_a_manifest_that_reads_back(tmp_path, capsys):
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     lines = (tmp_path / "a.csv").read_text().splitlines()
-    assert lines[0].startswith("# fer-nla source: ") and lines[1] == "path,label,clean_label,is_noisy,split"
-    rows = [line.split(",") for line in lines[2:]]
+    # a standard CSV: the header first (pandas and csv.DictReader read it as it is), provenance beside it
+    assert lines[0] == "path,label,clean_label,is_noisy,split"
+    with (tmp_path / "a.csv").open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 300
+    sidecar = json.loads((tmp_path / "a.source.json").read_text())
+    assert sidecar["dataset"] == "synthetic" and sidecar["options"] == {"num_samples": 300, "image_size": 16}
+    rows = [line.split(",") for line in lines[1:]]
     assert len(rows) == 300 and summary["num_samples"] == 300
     assert sum(r[1] != r[2] for r in rows) == sum(r[3] == "1" for r in rows) == summary["noisy"]
     source = build_dataset("synthetic", num_samples=300, image_size=16, seed=4)
@@ -129,3 +138,53 @@ def test_corrupt_command_errors(tmp_path, capsys):
     assert main([*base, "--imbalance", "0.5"]) == 2
     assert "must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_imbalance_on_a_set_too_small_is_an_error_naming_the_largest_reachable_factor():
+    counts = np.array([7, 12, 7, 12, 7, 8, 7])  # largest 12: no profile reaches 100, or 10
+    with pytest.raises(InputError, match=r"factor=100 .*keeps 12 of the largest class and 0 of the smallest.*"
+                                         r"largest ratio this set reaches is factor=12\b"):
+        imbalance_profile(counts, factor=100)
+    with pytest.raises(InputError, match=r"a ratio of 12, not 10 within 5%"):
+        imbalance_profile(counts, factor=10)  # the smallest class rounds to 1 sample: ratio 12
+    assert reachable_factors(counts)[1] == 12.0
+    keep = imbalance_profile(counts, factor=12)  # what the message offers works
+    assert keep.max() / keep[keep > 0].min() == 12
+
+
+@pytest.mark.parametrize("fit", ["exact", "clip"])
+def test_every_accepted_profile_keeps_the_asked_ratio_within_the_tolerance(fit):
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        counts = rng.integers(1, 60, size=7)
+        factor = float(np.round(rng.uniform(1, 80), 1))
+        try:
+            keep = imbalance_profile(counts, factor=factor, fit=fit)
+        except InputError:
+            continue
+        target_ratio = _profile_ratio(counts, factor, fit)
+        assert abs(target_ratio / factor - 1) <= IMBALANCE_TOLERANCE
+        if fit == "exact":  # nothing clipped: the kept counts are the profile
+            assert abs(keep.max() / keep[keep > 0].min() / factor - 1) <= IMBALANCE_TOLERANCE
+
+
+def _profile_ratio(counts, factor, fit):
+    ranked = np.sort(counts)[::-1].astype(float)
+    shares = factor ** (-np.arange(7) / 6)
+    n_max = np.min(ranked / shares) if fit == "exact" else ranked[0]
+    target = np.round(n_max * shares)
+    return target[0] / target[-1]
+
+
+def test_corrupt_command_refuses_an_imbalance_the_set_cannot_reach(tmp_path, capsys):
+    out = tmp_path / "m.csv"
+    args = ["data", "corrupt", "--dataset", "synthetic", "-o", "num_samples=60", "-o", "image_size=16",
+            "--out", str(out)]
+    assert main([*args, "--imbalance", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--imbalance 100 (largest/smallest class) cannot be reached with --fit exact" in err
+    assert "largest ratio this set reaches is --imbalance 12" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main([*args, "--imbalance", "12", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["imbalance_ratio"] == 12.0

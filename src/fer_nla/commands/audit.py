@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from fer_nla.commands import DATASET_KEYS
+
+# The audit rebuilds the training set from the run's config.yaml: that is where to fix it.
+SPELLING: dict[str, str] = {key: f"{template} in the run's config.yaml" for key, template in DATASET_KEYS.items()}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,14 +33,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--evaluate", action="store_true",
                         help="where the dataset knows clean labels, print precision@K, recall@K and ROC AUC")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, spelling=SPELLING)
 
 
 def run(args: argparse.Namespace) -> int:
     from fer_nla.audit_run import audit_run, contact_sheet, evaluate_against_clean, training_dataset, write_csv
+    from fer_nla.errors import InputError
 
     if args.top is not None and args.top <= 0:
-        raise ValueError("--top must be positive")
+        raise InputError(f"--top {args.top}: must be 1 or more")
     audit = audit_run(args.run, skip_epochs=args.skip_epochs, noisy_threshold=args.noisy_threshold,
                       ambiguous_band=args.ambiguous_band)
     path = write_csv(audit, args.out, top=args.top)

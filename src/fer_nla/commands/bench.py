@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from fer_nla.commands import DATASET_KEYS
+
+# The bench reads FERPlus from its config: a split the library names is the training split
+# or the test split of the grid.
+SPELLING: dict[str, str] = {**DATASET_KEYS, "split": "data.train_split={0} (or bench.test_split={0})",
+                            "labels": "bench.test_labels={}", "factor": "imbalance_{} in bench.settings"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks that compare methods side by side")
@@ -31,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     robust.add_argument("--fresh", action="store_true", help="ignore finished cells of a stopped grid in --out")
     robust.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides, e.g. data.root=/data/ferplus bench.seeds=[0] bench.workers=2 train.epochs=3")
-    robust.set_defaults(func=run)
+    robust.set_defaults(func=run, spelling=SPELLING)
 
     audit = actions.add_parser(
         "audit",
@@ -52,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
                        help="apply the config's bench.quick overrides")
     audit.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. bench.seeds=[0] data.root=...")
-    audit.set_defaults(func=run_audit)
+    audit.set_defaults(func=run_audit, spelling=SPELLING)
 
 
 def _command(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> str:

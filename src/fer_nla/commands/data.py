@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from fer_nla.commands import DATASET_FLAGS
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
 from fer_nla.data.registry import available_datasets, build_dataset
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats = actions.add_parser("stats", help="sample count, count per class, imbalance ratio, noise rate")
     _dataset_arguments(stats)
     stats.add_argument("--json", action="store_true", help="print one JSON object")
-    stats.set_defaults(func=run_stats)
+    stats.set_defaults(func=run_stats, spelling=DATASET_FLAGS)
 
     corrupt = actions.add_parser("corrupt", help="write a manifest with seeded label noise and/or class imbalance")
     _dataset_arguments(corrupt)
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="exact: largest profile that fits every class; clip: keep the largest class whole")
     corrupt.add_argument("--out", required=True, help="manifest CSV to write")
     corrupt.add_argument("--json", action="store_true", help="print the result's statistics as one JSON object")
-    corrupt.set_defaults(func=run_corrupt)
+    corrupt.set_defaults(func=run_corrupt, spelling={**DATASET_FLAGS, "factor": "--imbalance {}", "fit": "--fit {}"})
 
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +94,7 @@ def _print_table(stats: dict[str, Any]) -> None:
     noise = stats["noise_rate"]
     print(f"noise rate: {'unknown (no clean labels)' if noise is None else f'{noise:.2%}'}")
     for key, value in stats["info"].items():
-        if key.startswith(("dropped", "bad_images_dropped", "blended")):
+        if key.startswith(("dropped", "bad_images_dropped", "blended", "skipped", "boxes_clamped", "split_overlap")):
             print(f"{key.replace('_', ' ')}: {value}")
 
 
@@ -126,7 +127,11 @@ def run_corrupt(args: argparse.Namespace) -> int:
         print(json.dumps({**stats, "manifest": str(path), "noisy": int((result.targets != result.clean_targets).sum())}))
     else:
         _print_table(stats)
-        moved = result.info["corruption"]["moved"]
+        corruption = result.info["corruption"]
+        moved = corruption["moved"]
+        if corruption["imbalance_achieved"] is not None:
+            print(f"imbalance asked {args.imbalance:g} (--fit {args.fit}), kept {corruption['imbalance_achieved']:.3g}"
+                  + (": classes rarer than their target stay whole" if args.fit == "clip" else ""))
         print(f"labels moved by this corruption: {moved} of {len(result)} ({moved / max(len(result), 1):.2%})")
         print(f"wrote {len(result)} rows to {path}")
     return 0

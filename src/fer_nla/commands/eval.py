@@ -5,12 +5,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-# The keys of ``--json`` (and of the saved file), in order.
+import numpy as np
+
+from fer_nla.commands import DATASET_FLAGS
+
+if TYPE_CHECKING:
+    from fer_nla.data.dataset import FERDataset
+
+# The keys of ``--json`` (and of the saved file), in order. ``num_samples``: samples scored;
+# ``dropped``: reason -> count of the split's samples that were not scored.
 EVAL_KEYS: tuple[str, ...] = (
     "overall_acc", "mean_acc", "top2_acc", "per_class_acc", "macro_f1", "mAP", "confusion_matrix", "class_names",
+    "num_samples", "dropped",
 )
+# How eval's user spells the options library errors name by keyword (see fer_nla.cli.spell_options);
+# the class count and the seed are the checkpoint's.
+SPELLING: dict[str, str] = {
+    **{k: v for k, v in DATASET_FLAGS.items() if k not in ("num_classes", "seed")}, "device": "--device {}",
+}
+# What a reader's ``info["dropped_*"]`` count means, for the ``dropped`` reasons.
+READER_DROPS: dict[str, str] = {
+    "dropped_no_label": "no {labels} label",
+    "dropped_not_in_classes": "label outside the dataset's classes",
+    "bad_images_dropped": "undecodable image",
+    "dropped_duplicates": "duplicate row",
+    "dropped_conflicting_labels": "conflicting labels for one image",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,46 +55,102 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", help="label kind, e.g. majority (default: majority)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="decode every image first; drop and count the undecodable ones instead of failing")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, mps")
     parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, spelling=SPELLING)
+
+
+def reader_drops(info: dict[str, Any], *, labels: str) -> dict[str, int]:
+    """The samples a dataset reader left out, as ``reason (info key) -> count`` (non-zero only)."""
+    out = {}
+    for key, count in info.items():
+        if (key.startswith("dropped") or key == "bad_images_dropped") and isinstance(count, int) and count > 0:
+            out[f"{READER_DROPS.get(key, key).format(labels=labels)} ({key})"] = count
+    return out
+
+
+def restrict_to_classes(dataset: FERDataset, class_names: Sequence[str]) -> tuple[FERDataset, dict[str, int]]:
+    """``dataset`` without the samples whose label is not in ``class_names`` (a subset of its
+    classes), relabelled in ``class_names`` order; and ``"<class>: not a class of the model"
+    -> count`` for each class left out that had samples. Soft targets keep the model's columns,
+    renormalised; clean labels outside ``class_names`` become -1 (unknown)."""
+    index = {name: i for i, name in enumerate(class_names)}
+    mapping = np.array([index.get(name, -1) for name in dataset.class_names], dtype=np.int64)
+    counts = dataset.class_counts()
+    dropped = {f"{name}: not a class of the model": int(counts[k])
+               for k, name in enumerate(dataset.class_names) if name not in index and counts[k] > 0}
+    view = dataset.subset(np.flatnonzero(mapping[dataset.targets] >= 0))
+    view.targets = mapping[view.targets]
+    view.class_names = tuple(class_names)
+    if view.clean_targets is not None:
+        view.clean_targets = np.where(view.clean_targets >= 0, mapping[np.maximum(view.clean_targets, 0)], -1)
+    if view.soft_targets is not None:
+        columns = [dataset.class_names.index(name) for name in class_names]
+        soft = view.soft_targets[:, columns]
+        view.soft_targets = soft / np.maximum(soft.sum(axis=1, keepdims=True), 1e-12)
+    return view, dropped
+
+
+def _eval_dataset(info: dict[str, Any], **arguments: Any) -> tuple[FERDataset, dict[str, int]]:
+    """The split in the model's classes, and what was left out: the dataset is read with its own
+    classes; samples of classes the model lacks (FERPlus contempt for a 7-class model) are
+    dropped and counted. Where the model has classes the dataset lacks by default, the reader
+    is asked for the model's class count (and says when it cannot give it)."""
+    from fer_nla.data import build_dataset
+
+    model_classes = list(info["class_names"])
+    dataset = build_dataset(num_classes=None, **arguments)
+    if not set(model_classes) <= set(dataset.class_names):
+        dataset = build_dataset(num_classes=len(model_classes), **arguments)
+    dropped = reader_drops(dataset.info, labels=arguments["labels"])
+    if list(dataset.class_names) != model_classes and set(model_classes) <= set(dataset.class_names):
+        dataset, left_out = restrict_to_classes(dataset, model_classes)
+        dropped = {**left_out, **dropped}
+    return dataset, dropped
 
 
 def evaluate_checkpoint(
     checkpoint: str, *, dataset: str | None = None, root: str | None = None, split: str = "test",
     labels: str | None = None, batch_size: int = 256, num_workers: int = 0, device_name: str = "auto",
+    skip_bad_images: bool = False,
 ) -> dict[str, Any]:
-    """The metrics of ``checkpoint`` on one split: keys :data:`EVAL_KEYS`, plus ``num_samples``,
-    ``dataset`` and ``split``."""
+    """The metrics of ``checkpoint`` on one split: keys :data:`EVAL_KEYS` (``num_samples``: the
+    samples scored; ``dropped``: reason -> count of those left out, e.g. ``{"contempt: not a class
+    of the model": 16}``), plus ``dataset`` and ``split``. The device is checked first
+    (:func:`fer_nla.runtime.resolve_device`); raises :class:`InputError` for a device this machine
+    lacks, a file that is not a fer-nla checkpoint, or data that does not fit the model."""
     from torch.utils.data import DataLoader
 
     from fer_nla.checkpoint import check_compatible, load_model
-    from fer_nla.data import build_dataset
     from fer_nla.data.transforms import eval_transform
-    from fer_nla.engine import predict_probabilities, select_device
+    from fer_nla.engine import predict_probabilities
     from fer_nla.metrics import classification_report
+    from fer_nla.runtime import resolve_device
 
-    device = select_device(device_name)
+    device = resolve_device(device_name)
     model, info = load_model(checkpoint, map_location=device)
     data_cfg = info.get("config", {}).get("data", {})
     name = dataset or data_cfg.get("dataset", "synthetic")
     same = name == data_cfg.get("dataset")
-    ds = build_dataset(
-        name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
-        labels=labels or "majority", num_classes=int(info["model"]["num_classes"]),
-        seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
-        **(data_cfg.get("options", {}) if same else {}),
+    ds, dropped = _eval_dataset(
+        info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
+        labels=labels or "majority", seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
+        skip_bad_images=skip_bad_images, **(data_cfg.get("options", {}) if same else {}),
     )
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
     size = int(info["preprocess"]["image_size"])
     ds = ds.with_transform(eval_transform(image_size=size, mean=tuple(info["preprocess"]["mean"]),
                                           std=tuple(info["preprocess"]["std"])))
+    ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
     out = predict_probabilities(model, loader, device=device, num_classes=len(ds.class_names),
                                 channels_last=device.type != "mps")
     report = classification_report(out["targets"], out["probs"], class_names=list(ds.class_names))
-    return {key: report[key] for key in EVAL_KEYS} | {"num_samples": report["num_samples"], "dataset": name, "split": split}
+    report = {**report, "num_samples": int(len(out["targets"])), "dropped": dropped}
+    return {key: report[key] for key in EVAL_KEYS} | {"dataset": name, "split": split}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.checkpoint, dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
+        skip_bad_images=args.skip_bad_images,
     )
     dataset = result["dataset"]
     output = Path(args.output) if args.output else Path(args.checkpoint).with_name(
@@ -95,5 +175,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{args.checkpoint} on {dataset} {args.split}")
         print(format_report(result))
+        print(_drop_line(result))
         print(f"saved {output}")
     return 0
+
+
+def _drop_line(result: dict[str, Any]) -> str:
+    """``scored N samples; dropped M: reason K, ...`` for the text output."""
+    dropped = result["dropped"]
+    total = sum(dropped.values())
+    if not total:
+        return f"scored {result['num_samples']} samples; dropped none"
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in dropped.items())
+    return f"scored {result['num_samples']} samples; dropped {total} ({reasons})"

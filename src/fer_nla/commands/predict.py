@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                         help="torch, or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files (default)")
-    parser.add_argument("--device", default="auto", help="torch backend: auto (cuda, else mps, else cpu), cpu, cuda, mps")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps (onnx backend: auto, cpu, cuda)")
     parser.add_argument("--faces-cropped", action="store_true",
                         help="inputs are already face crops (RAF-DB aligned, FERPlus): skip detection")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="videos: predict every K-th frame (default 1)")
@@ -46,11 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="larger images are downsized to this longest side for detection only (default 1600)")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default 32)")
     parser.add_argument("--no-face-is-error", action="store_true", help="count images without a face as failed inputs")
-    parser.set_defaults(func=run)
-
-
-def _providers(device: str) -> list[str] | None:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
+    parser.set_defaults(func=run, spelling={"device": "--device {}"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         "margin": args.margin, "batch_size": args.batch_size, "max_side": args.max_side,
     }
     if args.backend == "onnx" or (args.backend == "auto" and args.checkpoint.lower().endswith(".onnx")):
-        predictor = Predictor.from_onnx(args.checkpoint, providers=_providers(args.device), **options)
+        from fer_nla.runtime import onnx_providers
+
+        predictor = Predictor.from_onnx(args.checkpoint, providers=onnx_providers(args.device), **options)
     else:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, **options)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fer_nla.commands import DATASET_KEYS
+
 # Shortcut flags -> config keys; they apply before the positional key=value overrides.
 SHORTCUTS: tuple[tuple[str, str, Any, str], ...] = (
     ("--dataset", "data.dataset", str, "dataset name (default synthetic: the embedded demo set)"),
@@ -45,7 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (= train.progress=false)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides with dotted keys, e.g. optim.lr=3e-4 loss.options.lam_a=0.3")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, spelling=SPELLING)
+
+
+# How train's user spells the options library errors name by keyword (see fer_nla.cli.spell_options);
+# run() adds device as the user gave it (--device or train.device=).
+SPELLING: dict[str, str] = {
+    **DATASET_KEYS, "root": "--root {}", "labels": "--labels {}", "num_classes": "--num-classes {}",
+    "seed": "--seed {}", "resume": "--resume", "out": "--out {}", "device": "train.device={}",
+}
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
@@ -68,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from fer_nla.config import load_config
     from fer_nla.errors import InputError
     from fer_nla.fit import fit
+    from fer_nla.runtime import resolve_device
+
+    typed = any(item.strip().startswith("train.device=") for item in args.overrides)  # overrides win over --device
+    args.spelling = {**SPELLING, "device": "--device {}" if args.device is not None and not typed else "train.device={}"}
 
     config_path = args.config
     if args.resume:
@@ -78,5 +92,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--resume: {saved} does not exist; is --out the folder of an earlier run?")
         config_path = saved
     config = load_config(config_path, overrides_from_args(args))
+    resolve_device(config.train.device)  # before the run folder is made: a device this machine lacks
     fit(config, args.out, resume=args.resume)
     return 0

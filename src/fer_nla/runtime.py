@@ -1,0 +1,103 @@
+"""Where computation runs: the one check of a device name that every command uses.
+
+:func:`resolve_device` (PyTorch) and :func:`onnx_providers` (onnxruntime) accept ``auto``,
+``cpu``, ``cuda``, ``cuda:N`` and ``mps``. A device this machine lacks is an
+:class:`~fer_nla.errors.InputError` naming the device as given, what is available here and the
+fix. Messages name the option by its Python keyword (``device='mps'``); the command line
+rewrites that into the running command's own spelling (``--device mps``, ``train.device=mps``,
+see :func:`fer_nla.cli.spell_options`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fer_nla.errors import InputError
+
+DEVICE_TYPES: tuple[str, ...] = ("cpu", "cuda", "mps")
+_FIX = "use device='auto' (the best device here) or device='cpu'"
+_FORMS = "device='auto', device='cpu', device='cuda', device='cuda:1' or device='mps'"
+
+
+def available_devices() -> list[str]:
+    """The PyTorch devices of this machine, best first: ``cuda:N (name)``, ``mps``, ``cpu``."""
+    import torch
+
+    found = []
+    if torch.cuda.is_available():
+        found += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and bool(mps.is_available())
+
+
+def _lacking(name: str, what: str, available: list[str]) -> InputError:
+    return InputError(
+        f"device={name!r}: this machine has no {what} (available here: {', '.join(available)}); {_FIX}"
+    )
+
+
+def _parse(name: str) -> tuple[str, int | None]:
+    """``(type, index)`` of a device name, or an :class:`InputError` listing the accepted forms."""
+    kind, sep, index = str(name).strip().lower().partition(":")
+    if kind not in DEVICE_TYPES or (sep and not index.isdigit()) or (sep and kind != "cuda"):
+        raise InputError(f"device={name!r} is not a device fer-nla runs on; use {_FORMS}")
+    return kind, int(index) if sep else None
+
+
+def resolve_device(name: str = "auto", *, local_rank: int = 0) -> Any:
+    """The ``torch.device`` that ``name`` stands for on this machine.
+
+    ``auto``: CUDA (GPU ``local_rank`` modulo the GPU count, for one process per GPU), else
+    Apple MPS, else CPU. ``cuda`` without an index takes the same GPU. Raises
+    :class:`InputError` for a name that is not a device, and for CUDA, a CUDA index or MPS
+    that this machine lacks (the message lists :func:`available_devices`).
+    """
+    import torch
+
+    if str(name).strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("mps" if _mps_available() else "cpu")
+    kind, index = _parse(name)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise _lacking(name, "CUDA GPU", available_devices())
+        count = torch.cuda.device_count()
+        if index is not None and index >= count:
+            raise _lacking(name, f"CUDA GPU number {index}", available_devices())
+        return torch.device("cuda", local_rank % count if index is None else index)
+    if kind == "mps" and not _mps_available():
+        raise _lacking(name, "Apple MPS (Metal) GPU", available_devices())
+    return torch.device(kind)
+
+
+def onnx_providers(name: str = "auto") -> list[str]:
+    """onnxruntime execution providers for the device ``name``: ``auto`` is CUDA where this
+    onnxruntime has it, else CPU. Raises :class:`InputError` for ``mps`` (onnxruntime has no
+    MPS provider) and for ``cuda`` where the CUDA provider is missing (CPU-only onnxruntime)."""
+    import onnxruntime as ort
+
+    present = list(ort.get_available_providers())
+    cuda = "CUDAExecutionProvider" in present
+    if str(name).strip().lower() == "auto":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    kind, _index = _parse(name)
+    if kind == "mps":
+        raise InputError(
+            f"device={name!r}: the ONNX backend runs on cpu or cuda, not on Apple's MPS; use device='cpu', "
+            "or a .pt checkpoint (the PyTorch backend) for MPS"
+        )
+    if kind == "cuda" and not cuda:
+        raise InputError(
+            f"device={name!r} asks for onnxruntime's CUDA provider, which this onnxruntime does not have "
+            f"(providers here: {', '.join(present)}); use device='cpu', or install onnxruntime-gpu"
+        )
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if kind == "cuda" else ["CPUExecutionProvider"]
