@@ -243,3 +243,25 @@ def test_registry_names_and_unknown_options():
         build_dataset("synthetic", colour=1)
     with pytest.raises(InputError, match="needs per-annotator votes"):
         build_dataset("synthetic", labels="single-vote", num_samples=2)
+
+
+def test_corrupt_manifest_is_a_standard_csv_and_old_manifests_still_read(tmp_path):
+    import json
+
+    from fer_nla.data.sources.manifest import sidecar_path, write_manifest
+
+    source = {"dataset": "synthetic", "root": None, "split": "train", "labels": "majority", "num_classes": None,
+              "seed": 3, "options": {"num_samples": 12, "image_size": 16}}
+    base = build_dataset("synthetic", num_samples=12, image_size=16, seed=3)
+    new = write_manifest(tmp_path / "new.csv", base, source=source)
+    assert new.read_text().splitlines()[0] == "path,label,clean_label,is_noisy,split"
+    assert json.loads(sidecar_path(new).read_text()) == source and sidecar_path(new).name == "new.source.json"
+    old = tmp_path / "old.csv"  # what fer-nla wrote before the sidecar: the provenance on line 1
+    old.write_text(f"# fer-nla source: {json.dumps(source)}\n" + new.read_text())
+    for path in (new, old):
+        read = build_dataset("manifest", root=path)
+        assert read.samples == base.samples and read.targets.tolist() == base.targets.tolist()
+        np.testing.assert_array_equal(np.asarray(read.load_image(5)), np.asarray(base.load_image(5)))
+    sidecar_path(new).unlink()  # without its provenance the ids are read as image paths
+    with pytest.raises(InputError, match="12 of 12 image files listed in"):
+        build_dataset("manifest", root=new)

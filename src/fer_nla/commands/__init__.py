@@ -5,11 +5,45 @@ errors name by Python keyword (``root=...`` -> ``--root PATH`` or ``data.root=PA
 :func:`fer_nla.cli.spell_options`.
 """
 
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# A reader's own options (beyond root/split/labels/...), given as ``-o KEY=VALUE`` on the command
+# line and as ``data.options.KEY=VALUE`` in train configs.
+READER_OPTIONS: tuple[str, ...] = ("conflicts", "allow_split_overlap", "crop", "keep_unresolved", "images_dir")
 # The commands that read a dataset from flags (data stats/corrupt, eval).
 DATASET_FLAGS: dict[str, str] = {"root": "--root {}", "split": "--split {}", "labels": "--labels {}",
                                  "num_classes": "--num-classes {}", "skip_bad_images": "--skip-bad-images",
-                                 "seed": "--seed {}"}
+                                 "seed": "--seed {}", **{key: f"-o {key}={{}}" for key in READER_OPTIONS}}
 # The commands that read it from config keys (bench, audit; train has shortcut flags for some).
 DATASET_KEYS: dict[str, str] = {"root": "data.root={}", "split": "data.train_split={}", "labels": "data.labels={}",
                                 "num_classes": "data.num_classes={}", "skip_bad_images": "data.skip_bad_images={}",
-                                "seed": "train.seed={}"}
+                                "seed": "train.seed={}", **{key: f"data.options.{key}={{}}" for key in READER_OPTIONS}}
+
+
+def add_option_argument(parser: argparse.ArgumentParser) -> None:
+    """``-o/--option KEY=VALUE``: a dataset reader's own option (repeatable)."""
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset option, e.g. num_samples=2000 (synthetic), conflicts=drop, "
+                             "allow_split_overlap=true, crop=never, images_dir=... (affectnet)")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``-o`` pairs as a dict, values read as YAML scalars (``true`` -> True, ``2000`` -> 2000).
+
+    Raises:
+        InputError: a pair without ``=`` or without a key.
+    """
+    import yaml
+
+    from fer_nla.errors import InputError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--option {pair!r}: expected KEY=VALUE, e.g. num_samples=2000")
+        options[key.strip()] = yaml.safe_load(value)
+    return options

@@ -8,9 +8,7 @@ import json
 import os
 from typing import Any
 
-import yaml
-
-from fer_nla.commands import DATASET_FLAGS
+from fer_nla.commands import DATASET_FLAGS, add_option_argument, parse_options
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
 from fer_nla.data.registry import available_datasets, build_dataset
@@ -55,25 +53,14 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of single-vote draws, synthetic faces and corruption")
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="decode every image when indexing; drop and count the undecodable ones")
-    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="dataset option, e.g. num_samples=2000 (synthetic) or images_dir=... (affectnet)")
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--option {pair!r}: expected KEY=VALUE, e.g. num_samples=2000")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
+    add_option_argument(parser)
 
 
 def _source(args: argparse.Namespace) -> dict[str, Any]:
     """The ``build_dataset`` arguments these options stand for (recorded in manifests)."""
     return {
         "dataset": args.dataset, "root": args.root, "split": args.split, "labels": args.labels,
-        "num_classes": args.num_classes, "seed": args.seed, "options": _options(args.option),
+        "num_classes": args.num_classes, "seed": args.seed, "options": parse_options(args.option),
     }
 
 

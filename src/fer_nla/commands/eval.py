@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fer_nla.commands import DATASET_FLAGS
+from fer_nla.commands import DATASET_FLAGS, add_option_argument, parse_options
 
 if TYPE_CHECKING:
     from fer_nla.data.dataset import FERDataset
@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="decode every image first; drop and count the undecodable ones instead of failing")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, mps")
+    add_option_argument(parser)
     parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(func=run, spelling=SPELLING)
@@ -116,6 +117,7 @@ def evaluate_checkpoint(
     checkpoint: str, *, dataset: str | None = None, root: str | None = None, split: str = "test",
     labels: str | None = None, batch_size: int = 256, num_workers: int = 0, device_name: str = "auto",
     skip_bad_images: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics of ``checkpoint`` on one split: keys :data:`EVAL_KEYS` (``num_samples``: the
     samples scored; ``dropped``: reason -> count of those left out, e.g. ``{"contempt: not a class
@@ -138,7 +140,7 @@ def evaluate_checkpoint(
     ds, dropped = _eval_dataset(
         info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
         labels=labels or "majority", seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
-        skip_bad_images=skip_bad_images, **(data_cfg.get("options", {}) if same else {}),
+        skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
     )
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
     size = int(info["preprocess"]["image_size"])
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.checkpoint, dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
-        skip_bad_images=args.skip_bad_images,
+        skip_bad_images=args.skip_bad_images, options=parse_options(args.option),
     )
     dataset = result["dataset"]
     output = Path(args.output) if args.output else Path(args.checkpoint).with_name(

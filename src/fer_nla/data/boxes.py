@@ -84,8 +84,8 @@ def fit_boxes(
     if crop == "auto" and outside * 2 > len(boxes):
         raise InputError(
             f"{listed_in}: {outside} of {len(boxes)} face boxes lie wholly outside their images, so the "
-            "images look like copies already cropped to the face; pass the dataset option crop=never "
-            "to use the images as they are (or crop=always to drop those samples)"
+            "images look like copies already cropped to the face; pass crop='never' "
+            "to use the images as they are (or crop='always' to drop those samples)"
         )
     fitted = np.stack([left, top, right - left, bottom - top], axis=1)
     fitted[already_cropped] = np.stack([np.zeros_like(width), np.zeros_like(height), width, height], axis=1)[

@@ -57,11 +57,20 @@ def pixel_problem(field: bytes, *, size: int = IMAGE_SIZE) -> str | None:
 
 
 def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """The splits the file declares: train/valid/test with a ``Usage`` column, else ``train``."""
+    """The splits the file's ``Usage`` column names (train/valid/test order; a file without
+    PublicTest rows declares no ``valid``), else ``train`` (one set)."""
     csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
     with open(csv_path, "rb") as handle:
         header = _header(handle.readline(), csv_path)
-    return tuple(dict.fromkeys(USAGE_SPLITS.values())) if "usage" in header else ("train",)
+        if "usage" not in header:
+            return ("train",)
+        column = header.index("usage")
+        found = {
+            USAGE_SPLITS.get(fields[column].strip().strip(b'"').decode(errors="replace").lower())
+            for fields in (raw.split(b",") for raw in handle)
+            if len(fields) > column
+        }
+    return tuple(name for name in dict.fromkeys(USAGE_SPLITS.values()) if name in found)
 
 
 def build(
@@ -128,8 +137,8 @@ class PixelRows:
     offsets: np.ndarray
     lines: np.ndarray
     targets: np.ndarray
-    keys: list[bytes]
-    keys_by_split: dict[str, dict[bytes, int]]
+    keys: list[str]
+    keys_by_split: dict[str, dict[str, int]]
     pixel_column: int
     bad: int = 0
 
@@ -152,7 +161,7 @@ def _read_rows(csv_path: Path, split: str, *, skip_bad_images: bool) -> PixelRow
     """Index the rows of ``split``, checking each row's fields, label and pixels."""
     table = code_table(FER2013_CODES, SEVEN_CLASSES)
     offsets, targets, lines, keys = array("q"), array("q"), array("q"), []
-    keys_by_split: dict[str, dict[bytes, int]] = {name: {} for name in USAGE_SPLITS.values()}
+    keys_by_split: dict[str, dict[str, int]] = {name: {} for name in USAGE_SPLITS.values()}
     bad = 0
     with open(csv_path, "rb") as handle:
         header = _header(handle.readline(), csv_path)
@@ -184,7 +193,7 @@ def _read_rows(csv_path: Path, split: str, *, skip_bad_images: bool) -> PixelRow
                     f"{csv_path}:{line_no}: {problem}; fix the row, or pass "
                     "skip_bad_images=True to drop such rows"
                 )
-            key = hashlib.blake2b(b" ".join(pixels.split()), digest_size=16).digest()
+            key = "pixels#" + hashlib.blake2b(b" ".join(pixels.split()), digest_size=8).hexdigest()
             keys_by_split[row_split].setdefault(key, line_no)
             if row_split != split:
                 continue

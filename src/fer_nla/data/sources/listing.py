@@ -8,6 +8,8 @@ in every reader:
 
 - text: UTF-8 with or without a byte-order mark, and UTF-16 with one (Excel's "Unicode
   text"), are read; other bytes are an :class:`InputError` naming the file and line.
+  FER2013's pixel CSV (``fer2013.csv``, indexed by byte offset) is read as UTF-8 only: in
+  UTF-16 it is an error saying so.
 - exact duplicates (the same key with the same label) are dropped, keeping the first
   row, and counted (``info["dropped_duplicates"]``).
 - conflicting labels (the same key with different labels) are an error naming both lines,
@@ -68,11 +70,17 @@ def text_lines(path: str | Path) -> Iterator[str]:
 
 
 def header_text(raw: bytes) -> str:
-    """A first line read as bytes, decoded as UTF-8 without its byte-order mark."""
+    """A first line read as bytes, decoded as UTF-8 without its byte-order mark (files indexed by
+    byte offset, such as fer2013.csv, are read as UTF-8 only; callers prefix ``path:1:``)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputError(
+            "the file is UTF-16 text, but it is indexed by byte offset and read as UTF-8; "
+            "save the file as UTF-8 (in Excel: 'CSV UTF-8')"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise InputError(f"line 1 is not UTF-8 text ({err.reason}); save the file as UTF-8") from None
+        raise InputError(f"not UTF-8 text ({err.reason}); save the file as UTF-8") from None
 
 
 def require_conflict_policy(conflicts: str) -> str:
@@ -124,7 +132,7 @@ def drop_duplicates(
         more = f"\n  ... and {len(conflicting) - MAX_SHOWN} more" if len(conflicting) > MAX_SHOWN else ""
         raise InputError(
             f"{where}: {len(conflicting)} {describe}(s) listed more than once with different labels:\n  {shown}{more}\n"
-            "Fix: keep one line per image with its right label, or pass the dataset option conflicts=drop "
+            "Fix: keep one line per image with its right label, or pass conflicts='drop' "
             "to drop every image whose labels conflict"
         )
     in_conflict = np.array([key in conflicting for key in keys], dtype=bool)
@@ -164,6 +172,7 @@ def check_split_overlap(
             continue
         small, large = (mine, keys) if len(mine) <= len(keys) else (keys, mine)
         found.extend((key, other, keys[key]) for key in small if key in large)
+    overlapping = len({key for key, _, _ in found})  # an image in three splits is one image
     if found and not allow:
         def place(name: str, line: int) -> str:
             file = where.get(name, "") if isinstance(where, Mapping) else where
@@ -175,11 +184,11 @@ def check_split_overlap(
         )
         more = f"\n  ... and {len(found) - MAX_SHOWN} more" if len(found) > MAX_SHOWN else ""
         raise InputError(
-            f"{len(found)} {describe}(s) of split {split!r} are also listed in another split (test or validation "
+            f"{overlapping} {describe}(s) of split {split!r} are also listed in another split (test or validation "
             f"data leaking into training):\n  {shown}{more}\n"
-            "Fix: remove them from one split, or pass the dataset option allow_split_overlap=true to keep them"
+            "Fix: remove them from one split, or pass allow_split_overlap=True to keep them"
         )
-    return len(found)
+    return overlapping
 
 
 def listing_info(counts: Mapping[str, int], overlap: int) -> dict[str, Any]:
@@ -188,9 +197,8 @@ def listing_info(counts: Mapping[str, int], overlap: int) -> dict[str, Any]:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` of a key or label for messages, cut at a word boundary when long."""
+    """``repr`` of a key or label for messages; a long one keeps its end (an image path's file name)."""
     text = repr(value)
     if len(text) <= limit:
         return text
-    cut = text[:limit].rsplit(" ", 1)[0]
-    return cut + " ..."
+    return "..." + text[-limit:]
