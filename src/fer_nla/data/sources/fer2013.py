@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,14 +164,52 @@ def _read_rows(csv_path: Path, split: str, *, skip_bad_images: bool) -> PixelRow
     offsets, targets, lines, keys = array("q"), array("q"), array("q"), []
     keys_by_split: dict[str, dict[str, int]] = {name: {} for name in USAGE_SPLITS.values()}
     bad = 0
+    header = pixel_csv_header(csv_path)
+    if "emotion" not in header or "pixels" not in header:
+        raise InputError(f"{csv_path}:1: header {header} lacks 'emotion' and 'pixels'; add the header line")
+    emotion_col, pixel_col = header.index("emotion"), header.index("pixels")
+    usage_col = header.index("usage") if "usage" in header else None
+    if usage_col is None:
+        one_set_split(split, where=csv_path, fix="add a Usage column (Training, PublicTest, PrivateTest)")
+    for line_no, start, fields in pixel_csv_rows(csv_path):
+        row_split = _usage(fields, usage_col, csv_path, line_no)
+        pixels = fields[pixel_col].strip().strip(b'"')
+        problem = pixel_problem(pixels)
+        if problem is not None:
+            if skip_bad_images:
+                bad += int(row_split == split)
+                continue
+            raise InputError(
+                f"{csv_path}:{line_no}: {problem}; fix the row, or pass "
+                "skip_bad_images=True to drop such rows"
+            )
+        key = "pixels#" + hashlib.blake2b(b" ".join(pixels.split()), digest_size=8).hexdigest()
+        keys_by_split[row_split].setdefault(key, line_no)
+        if row_split != split:
+            continue
+        offsets.append(start)
+        targets.append(int(table[_emotion(fields[emotion_col], csv_path, line_no)]))
+        lines.append(line_no)
+        keys.append(key)
+    return PixelRows(
+        offsets=np.frombuffer(offsets, dtype=np.int64).copy(), lines=np.frombuffer(lines, dtype=np.int64).copy(),
+        targets=np.frombuffer(targets, dtype=np.int64).copy(), keys=keys, keys_by_split=keys_by_split,
+        pixel_column=pixel_col, bad=bad,
+    )
+
+
+def pixel_csv_header(csv_path: Path) -> list[str]:
+    """The lower-cased column names on the first line of a pixel CSV (``fer2013.csv``)."""
+    with open(csv_path, "rb") as handle:
+        return _header(handle.readline(), csv_path)
+
+
+def pixel_csv_rows(csv_path: Path) -> Iterator[tuple[int, int, list[bytes]]]:
+    """``(line, byte offset, fields)`` of every non-empty data row of a pixel CSV, read as bytes
+    (rows are found again by offset); a row whose field count differs from the header's is an
+    :class:`InputError` naming the line."""
     with open(csv_path, "rb") as handle:
         header = _header(handle.readline(), csv_path)
-        if "emotion" not in header or "pixels" not in header:
-            raise InputError(f"{csv_path}:1: header {header} lacks 'emotion' and 'pixels'; add the header line")
-        emotion_col, pixel_col = header.index("emotion"), header.index("pixels")
-        usage_col = header.index("usage") if "usage" in header else None
-        if usage_col is None:
-            one_set_split(split, where=csv_path, fix="add a Usage column (Training, PublicTest, PrivateTest)")
         offset = handle.tell()
         for line_no, raw in enumerate(handle, start=2):
             start, offset = offset, offset + len(raw)
@@ -182,30 +221,7 @@ def _read_rows(csv_path: Path, split: str, *, skip_bad_images: bool) -> PixelRow
                     f"{csv_path}:{line_no}: expected {len(header)} fields ({', '.join(header)}), got "
                     f"{len(fields)}; fix or remove the line"
                 )
-            row_split = _usage(fields, usage_col, csv_path, line_no)
-            pixels = fields[pixel_col].strip().strip(b'"')
-            problem = pixel_problem(pixels)
-            if problem is not None:
-                if skip_bad_images:
-                    bad += int(row_split == split)
-                    continue
-                raise InputError(
-                    f"{csv_path}:{line_no}: {problem}; fix the row, or pass "
-                    "skip_bad_images=True to drop such rows"
-                )
-            key = "pixels#" + hashlib.blake2b(b" ".join(pixels.split()), digest_size=8).hexdigest()
-            keys_by_split[row_split].setdefault(key, line_no)
-            if row_split != split:
-                continue
-            offsets.append(start)
-            targets.append(int(table[_emotion(fields[emotion_col], csv_path, line_no)]))
-            lines.append(line_no)
-            keys.append(key)
-    return PixelRows(
-        offsets=np.frombuffer(offsets, dtype=np.int64).copy(), lines=np.frombuffer(lines, dtype=np.int64).copy(),
-        targets=np.frombuffer(targets, dtype=np.int64).copy(), keys=keys, keys_by_split=keys_by_split,
-        pixel_column=pixel_col, bad=bad,
-    )
+            yield line_no, start, fields
 
 
 def _usage(fields: list[bytes], usage_col: int | None, csv_path: Path, line_no: int) -> str:

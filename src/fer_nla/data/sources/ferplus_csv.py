@@ -21,8 +21,8 @@ import numpy as np
 
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import CsvPixelImages
-from fer_nla.data.sources.fer2013 import USAGE_SPLITS, pixel_problem
-from fer_nla.data.sources.listing import header_text, text_lines
+from fer_nla.data.sources.fer2013 import USAGE_SPLITS, pixel_csv_header, pixel_csv_rows, pixel_problem
+from fer_nla.data.sources.listing import text_lines
 from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
 from fer_nla.data.votes import NUM_VOTE_COLUMNS
 from fer_nla.errors import InputError
@@ -159,31 +159,20 @@ class _PixelRows:
 
 def _pixel_rows(pixels_file: Path, expected: int, votes_file: Path, wanted: set[int]) -> _PixelRows:
     """Every data row's place in ``fer2013.csv``; the pixels of the ``wanted`` rows are checked."""
-    with open(pixels_file, "rb") as handle:
-        try:
-            header = [h.strip().strip('"').lower() for h in header_text(handle.readline()).split(",")]
-        except InputError as err:
-            raise InputError(f"{pixels_file}:1: {err}") from None
-        if "pixels" not in header:
-            raise InputError(f"{pixels_file}:1: header {header} lacks 'pixels'; give FER2013's fer2013.csv")
-        found = _PixelRows(header.index("pixels"))
-        usage_col = header.index("usage") if "usage" in header else None
-        offset = handle.tell()
-        for line_no, raw in enumerate(handle, start=2):
-            start, offset = offset, offset + len(raw)
-            if not raw.strip():
-                continue
-            fields = raw.split(b",")
-            if len(fields) != len(header):
-                raise InputError(f"{pixels_file}:{line_no}: expected {len(header)} fields, got {len(fields)}; fix the line")
-            usage = None if usage_col is None else fields[usage_col].strip().strip(b'"').decode(errors="replace").lower()
-            found.offsets.append(start)
-            found.lines.append(line_no)
-            found.splits.append(None if usage is None else USAGE_SPLITS.get(usage, usage))
-            if len(found.lines) - 1 in wanted:
-                problem = pixel_problem(fields[found.column].strip().strip(b'"'))
-                if problem is not None:
-                    found.problems[len(found.lines) - 1] = problem
+    header = pixel_csv_header(pixels_file)
+    if "pixels" not in header:
+        raise InputError(f"{pixels_file}:1: header {header} lacks 'pixels'; give FER2013's fer2013.csv")
+    found = _PixelRows(header.index("pixels"))
+    usage_col = header.index("usage") if "usage" in header else None
+    for line_no, start, fields in pixel_csv_rows(pixels_file):
+        usage = None if usage_col is None else fields[usage_col].strip().strip(b'"').decode(errors="replace").lower()
+        found.offsets.append(start)
+        found.lines.append(line_no)
+        found.splits.append(None if usage is None else USAGE_SPLITS.get(usage, usage))
+        if len(found.lines) - 1 in wanted:
+            problem = pixel_problem(fields[found.column].strip().strip(b'"'))
+            if problem is not None:
+                found.problems[len(found.lines) - 1] = problem
     if len(found.offsets) != expected:
         raise InputError(
             f"{pixels_file}: {len(found.offsets)} data rows, but {votes_file} has {expected}; FERPlus's rows pair "
