@@ -128,3 +128,24 @@ def test_eval_counts_what_it_scored_and_what_it_dropped_and_why(tmp_path, capsys
     assert "samples: 6" in text
     assert ("scored 6 samples; dropped 6 (contempt: not a class of the model: 3, "
             "no majority label (dropped_no_label): 2, undecodable image (bad_images_dropped): 1)") in text
+
+
+def test_option_that_has_its_own_flag_names_the_flag(capsys):
+    assert main(["data", "stats", "-o", "num_classes=8"]) == 2
+    assert "-o num_classes sets an argument every dataset has, not a reader option: use --num-classes 8" in (
+        capsys.readouterr().err)
+
+
+def test_table_piped_into_a_closed_pipe_exits_quietly():
+    import subprocess
+    import sys
+
+    script = "import sys; from fer_nla.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(  # the reader end is closed before anything is written: like `| head` that quit
+        [sys.executable, "-c", script, "data", "stats", "-o", "num_samples=50", "-o", "image_size=16"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr

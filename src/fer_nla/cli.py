@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -94,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = spell_options(str(err), getattr(args, "spelling", None) or {})
         print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` that closed early: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again
+        return 141  # 128 + SIGPIPE, as shells report it
 
 
 if __name__ == "__main__":

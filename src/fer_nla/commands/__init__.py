@@ -30,11 +30,16 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
                              "allow_split_overlap=true, crop=never, images_dir=... (affectnet)")
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
+# Arguments every reader takes: given by the commands' own flags, never by ``-o``.
+COMMON_KEYS: tuple[str, ...] = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
+
+
+def parse_options(pairs: list[str], *, spelling: dict[str, str] | None = None) -> dict[str, Any]:
     """``-o`` pairs as a dict, values read as YAML scalars (``true`` -> True, ``2000`` -> 2000).
 
     Raises:
-        InputError: a pair without ``=`` or without a key.
+        InputError: a pair without ``=`` or without a key, or a key of :data:`COMMON_KEYS`
+            (naming the command's own flag for it from ``spelling``, where it has one).
     """
     import yaml
 
@@ -45,5 +50,10 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--option {pair!r}: expected KEY=VALUE, e.g. num_samples=2000")
-        options[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        if key in COMMON_KEYS:
+            flag = (spelling or {}).get(key)
+            fix = f"use {flag.format(value.strip())}" if flag else "this command takes it from the checkpoint's config"
+            raise InputError(f"-o {key} sets an argument every dataset has, not a reader option: {fix}")
+        options[key] = yaml.safe_load(value)
     return options

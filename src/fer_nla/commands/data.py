@@ -60,7 +60,7 @@ def _source(args: argparse.Namespace) -> dict[str, Any]:
     """The ``build_dataset`` arguments these options stand for (recorded in manifests)."""
     return {
         "dataset": args.dataset, "root": args.root, "split": args.split, "labels": args.labels,
-        "num_classes": args.num_classes, "seed": args.seed, "options": parse_options(args.option),
+        "num_classes": args.num_classes, "seed": args.seed, "options": parse_options(args.option, spelling=DATASET_FLAGS),
     }
 
 

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_checkpoint(
         args.checkpoint, dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
-        skip_bad_images=args.skip_bad_images, options=parse_options(args.option),
+        skip_bad_images=args.skip_bad_images, options=parse_options(args.option, spelling=SPELLING),
     )
     dataset = result["dataset"]
     output = Path(args.output) if args.output else Path(args.checkpoint).with_name(

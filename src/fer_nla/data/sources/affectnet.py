@@ -95,7 +95,9 @@ def build(
     image_root = _image_root(base if base.is_dir() else csv_path.parent, images_dir)
     table = code_table(AFFECTNET_CODES, classes)
     rows = _read(csv_path, image_root, table, classes)
-    keep, counts = drop_duplicates(rows.keys, rows.targets.tolist(), rows.lines, where=csv_path, conflicts=conflicts)
+    keep, counts = drop_duplicates(
+        rows.keys, [classes[t] for t in rows.targets.tolist()], rows.lines, where=csv_path, conflicts=conflicts
+    )
     overlap = _overlap(base, split, rows, csv_path, image_root, table, classes, allow=allow_split_overlap)
     paths, targets, boxes = [rows.paths[i] for i in keep], rows.targets[keep], rows.boxes
     return file_dataset(
@@ -190,7 +192,7 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
         name = row[path_col].strip()
         if not name:
             raise InputError(f"{csv_path}:{line_no}: the image path is empty; fill it in or remove the line")
-        paths.append(name if os.path.isabs(name) else prefix + name)
+        paths.append(os.path.normpath(name if os.path.isabs(name) else prefix + name))  # ./a.jpg is a.jpg
         targets.append(index)
         lines.append(line_no)
         if official:

@@ -107,7 +107,8 @@ def build(
     csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
     rows = _read_rows(csv_path, split, skip_bad_images=skip_bad_images)
     keep, counts = drop_duplicates(
-        rows.keys, rows.targets.tolist(), rows.lines.tolist(), where=csv_path, conflicts=conflicts,
+        rows.keys, [SEVEN_CLASSES[t] for t in rows.targets.tolist()], rows.lines.tolist(), where=csv_path,
+        conflicts=conflicts,
         describe="pixel row",
     )
     overlap = check_split_overlap(

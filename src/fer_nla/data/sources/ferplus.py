@@ -26,6 +26,7 @@ With ``num_classes=7`` images whose label is contempt are dropped and contempt v
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ from fer_nla.data.votes import (
     vote_probabilities,
 )
 from fer_nla.errors import InputError
-from fer_nla.labels import class_names
+from fer_nla.labels import EMOTIONS, class_names
 
 SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 EXPECT = "the FERPlus folder holding FER2013Train/ and FER2013Valid/ (or fer2013.csv and fer2013new.csv)"
@@ -100,7 +101,7 @@ def build(
     else:
         listing = read_folder_listing(base, split)
     keep, counts = drop_duplicates(
-        listing.names, [tuple(v) for v in listing.votes.tolist()], listing.lines.tolist(),
+        listing.names, [shown_votes(v) for v in listing.votes.tolist()], listing.lines.tolist(),
         where=listing.label_file, conflicts=conflicts,
     )
     overlap = check_split_overlap(
@@ -135,6 +136,12 @@ def build(
     if labels == "probability":
         dataset.target_mode = "soft"
     return dataset
+
+
+def shown_votes(votes: list[int]) -> str:
+    """One row's votes as a reader of the file sees them: ``votes happiness 8, surprise 2``."""
+    named = [f"{name} {count}" for name, count in zip((*EMOTIONS, "unknown", "NF"), votes) if count]
+    return "votes " + (", ".join(named) or "none")
 
 
 def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
@@ -220,7 +227,7 @@ def read_label_file(label_file: Path) -> VoteListing:
         if not row[0].strip():
             no_name += 1
             continue
-        names.append(row[0].strip())
+        names.append(os.path.normpath(row[0].strip()))  # ./fer0.png is fer0.png
         boxes.append(box)
         votes.append(counts)
         lines.append(line_no)

@@ -13,6 +13,7 @@ checked when the index is built and decoded from ``fer2013.csv`` on access.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,8 @@ def _vote_rows(votes_file: Path) -> list[tuple[str, str, list[int], int]]:
         usage = row[0].strip().lower()
         if usage not in USAGE_SPLITS:
             raise InputError(f"{votes_file}:{line_no}: Usage {row[0]!r} is not Training, PublicTest or PrivateTest")
-        rows.append((USAGE_SPLITS[usage], row[1].strip(), vote_counts(row[2:], votes_file, line_no), line_no))
+        name = os.path.normpath(row[1].strip()) if row[1].strip() else ""  # ./fer0.png is fer0.png
+        rows.append((USAGE_SPLITS[usage], name, vote_counts(row[2:], votes_file, line_no), line_no))
     return rows
 
 

@@ -38,35 +38,47 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codec
 
 def text_encoding(path: str | Path) -> str:
     """The encoding to read a label file with: ``utf-8-sig`` or ``utf-16`` when the file starts
-    with that byte-order mark, else ``utf-8`` (the mark itself is never part of the text)."""
+    with that byte-order mark (the mark itself is never part of the text), ``utf-16-le`` or
+    ``utf-16-be`` for UTF-16 saved without one (told by the zero bytes of ASCII text), else
+    ``utf-8``."""
     with open(path, "rb") as handle:
         head = handle.read(4)
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding
+    if len(head) >= 4 and head[1] == head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
     return "utf-8"
 
 
 def text_lines(path: str | Path) -> Iterator[str]:
     """The lines of a text label file (line endings kept, so :mod:`csv` can read them), with any
-    byte-order mark removed.
+    byte-order mark removed; the encoding is :func:`text_encoding`'s.
 
     Raises:
-        InputError: naming the file and line when the bytes are not text in the detected
-            encoding (e.g. a Latin-1 file), with the fix (save it as UTF-8).
+        InputError: naming the file and the line when the bytes are not text in that encoding
+            (e.g. a Latin-1 file), with the fix (save it as UTF-8).
     """
     encoding = text_encoding(path)
-    line_no = 0
-    with open(path, encoding=encoding, newline="") as handle:
+    if encoding.startswith("utf-16"):  # lines cannot be split on raw bytes: decode it whole
+        with open(path, "rb") as handle:
+            data = handle.read()
         try:
-            for line in handle:
-                line_no += 1
-                yield line
+            yield from data.decode(encoding).splitlines(keepends=True)
         except UnicodeDecodeError as err:
-            raise InputError(
-                f"{path}:{line_no + 1}: not {encoding.replace('-sig', '')} text ({err.reason} at byte "
-                f"{err.start}); save the file as UTF-8 (in Excel: 'CSV UTF-8')"
-            ) from None
+            raise InputError(f"{path}: not UTF-16 text ({err.reason}); save the file as UTF-8") from None
+        return
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode(encoding if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    f"{path}:{line_no}: not UTF-8 text (byte {raw[err.start]:#04x} at column {err.start + 1}); "
+                    "save the file as UTF-8 (in Excel: 'CSV UTF-8')"
+                ) from None
 
 
 def header_text(raw: bytes) -> str:
@@ -196,9 +208,10 @@ def listing_info(counts: Mapping[str, int], overlap: int) -> dict[str, Any]:
     return {**counts, "split_overlap": overlap}
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` of a key or label for messages; a long one keeps its end (an image path's file name)."""
+def _short(value: Any, limit: int = 300) -> str:
+    """``repr`` of a key or label for messages: whole (a path must stay findable), or, past
+    ``limit`` characters, its start and end around "..."."""
     text = repr(value)
     if len(text) <= limit:
         return text
-    return "..." + text[-limit:]
+    return f"{text[: limit // 3]} ... {text[-(2 * limit) // 3:]}"

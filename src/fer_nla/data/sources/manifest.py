@@ -137,7 +137,7 @@ def build(
     overlap = check_split_overlap(split, keys_by_split, where=manifest, allow=allow_split_overlap)
     rows = _rows_of_split(manifest, all_rows, split)
     keep, counts = drop_duplicates(
-        [_key(manifest, r.path, source) for r in rows], [(r.label, r.clean) for r in rows], [r.line for r in rows],
+        [_key(manifest, r.path, source) for r in rows], [_shown_label(r) for r in rows], [r.line for r in rows],
         where=manifest, conflicts=conflicts,
     )
     rows = [rows[i] for i in keep]
@@ -184,6 +184,12 @@ def _key(manifest: Path, path: str, source: dict[str, Any] | None) -> str:
     if source is not None or os.path.isabs(path):
         return path
     return os.path.normpath(str(manifest.parent / path))
+
+
+def _shown_label(row: ManifestRow) -> str:
+    """A row's labels as the user reads them (``happiness``, or ``happiness (clean: neutral)``)."""
+    clean = f" (clean: {EMOTIONS[row.clean]})" if row.clean >= 0 else ""
+    return EMOTIONS[row.label] + clean
 
 
 def _classes(manifest: Path, rows: list[ManifestRow], num_classes: int | None) -> tuple[str, ...]:

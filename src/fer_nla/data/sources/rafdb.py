@@ -7,6 +7,7 @@ RAF-DB has no validation split: carve one from train with ``fer_nla.data.split.s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ def build(
     image_dir = base / "Image" / ("aligned" if aligned else "original")
     table = code_table(RAFDB_CODES, SEVEN_CLASSES)
     names, codes, lines = read_list(label_file, split)
-    keep, counts = drop_duplicates(names, codes, lines, where=label_file, conflicts=conflicts)
+    shown = [f"{code} ({RAFDB_CODES[code]})" for code in codes]
+    keep, counts = drop_duplicates(names, shown, lines, where=label_file, conflicts=conflicts)
     del allow_split_overlap  # the prefix decides the split: an image cannot be listed in two
     paths = [str(image_dir / (f"{names[i].rsplit('.', 1)[0]}_aligned.jpg" if aligned else names[i])) for i in keep]
     targets = [int(table[codes[i]]) for i in keep]
@@ -103,7 +105,7 @@ def read_list(label_file: Path, split: str) -> tuple[list[str], list[int], list[
                 f"{label_file}:{line_no}: expected '<image name> <label 1..7>', got {line.strip()!r}; "
                 "fix or remove the line"
             )
-        name, code = parts[0], int(parts[1])
+        name, code = os.path.normpath(parts[0]), int(parts[1])  # ./train_1.jpg is train_1.jpg
         if not 1 <= code <= 7:
             raise InputError(
                 f"{label_file}:{line_no}: label {code} is out of range 1..7 (surprise, fear, disgust, "
