@@ -110,7 +110,7 @@ def test_corrupt_command_writes_a_manifest_that_reads_back(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     lines = (tmp_path / "a.csv").read_text().splitlines()
     # a standard CSV: the header first (pandas and csv.DictReader read it as it is), provenance beside it
-    assert lines[0] == "path,label,clean_label,is_noisy,split"
+    assert lines[0] == "path,label,clean_label,is_noisy,split,source"
     with (tmp_path / "a.csv").open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 300
     sidecar = json.loads((tmp_path / "a.source.json").read_text())

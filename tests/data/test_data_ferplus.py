@@ -175,7 +175,7 @@ def test_published_csv_pair_reads_like_the_folder_layout(tmp_path, labels):
 def test_published_csv_pair_errors_name_the_file_and_line(tmp_path):
     write_published(tmp_path, PUBLISHED_ROWS)
     (tmp_path / "fer2013.csv").write_text("\n".join((tmp_path / "fer2013.csv").read_text().splitlines()[:-1]) + "\n")
-    with pytest.raises(InputError, match="6 data rows, but .*fer2013new.csv has 7"):
+    with pytest.raises(InputError, match="fer2013.csv has 6 data rows but .*fer2013new.csv has 7"):
         build_dataset("ferplus", root=tmp_path)
     (tmp_path / "fer2013.csv").unlink()
     with pytest.raises(InputError, match="put the FER2013 challenge's fer2013.csv beside it"):
@@ -195,3 +195,14 @@ def test_folder_label_row_without_an_image_name_is_dropped_and_counted(tmp_path,
     assert json.loads(capsys.readouterr().out)["info"]["dropped_no_image_name"] == 1
     assert main(["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path)]) == 0
     assert "dropped no image name: 1" in capsys.readouterr().out
+
+
+def test_published_pair_named_by_one_of_its_files_and_corrupt_refuses_distributions(tmp_path, capsys):
+    write_published(tmp_path, PUBLISHED_ROWS)
+    by_file = build_dataset("ferplus", root=tmp_path / "fer2013new.csv")  # the file, not its folder
+    assert by_file.targets.tolist() == build_dataset("ferplus", root=tmp_path).targets.tolist()
+    args = ["data", "corrupt", "--dataset", "ferplus", "--root", str(tmp_path), "--labels", "probability",
+            "--noise", "symmetric", "--rate", "0.2", "--out", str(tmp_path / "m.csv")]
+    assert main(args) == 2  # before: written with the soft labels silently dropped
+    assert "cannot be written; use --labels plurality" in capsys.readouterr().err
+    assert not (tmp_path / "m.csv").exists()

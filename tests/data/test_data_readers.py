@@ -38,7 +38,7 @@ def test_rafdb_maps_its_codes_and_splits_by_prefix(tmp_path):
     assert [test.class_names[t] for t in test.targets] == ["fear", "disgust", "anger"]
     image = test.load_image(2)
     assert image.mode == "RGB" and image.size == (12, 10) and image.getpixel((0, 0)) == (60, 60, 60)
-    with pytest.raises(InputError, match="only train and test"):
+    with pytest.raises(InputError, match="only the splits 'train' and 'test', no 'valid'"):
         build_dataset("rafdb", root=root, split="valid")
 
 
@@ -139,7 +139,7 @@ def test_affectnet_validation_without_header_is_the_test_split(tmp_path):
                    header=False, name="validation.csv")
     test = build_dataset("affectnet", root=tmp_path, split="test")
     assert [EMOTIONS[t] for t in test.targets] == ["surprise", "fear"]
-    with pytest.raises(InputError, match="no validation split of its own"):
+    with pytest.raises(InputError, match="no 'valid' split of its own"):
         build_dataset("affectnet", root=tmp_path, split="valid")
 
 
@@ -254,7 +254,7 @@ def test_corrupt_manifest_is_a_standard_csv_and_old_manifests_still_read(tmp_pat
               "seed": 3, "options": {"num_samples": 12, "image_size": 16}}
     base = build_dataset("synthetic", num_samples=12, image_size=16, seed=3)
     new = write_manifest(tmp_path / "new.csv", base, source=source)
-    assert new.read_text().splitlines()[0] == "path,label,clean_label,is_noisy,split"
+    assert new.read_text().splitlines()[0] == "path,label,clean_label,is_noisy,split,source"
     assert json.loads(sidecar_path(new).read_text()) == source and sidecar_path(new).name == "new.source.json"
     old = tmp_path / "old.csv"  # what fer-nla wrote before the sidecar: the provenance on line 1
     old.write_text(f"# fer-nla source: {json.dumps(source)}\n" + new.read_text())
@@ -262,6 +262,6 @@ def test_corrupt_manifest_is_a_standard_csv_and_old_manifests_still_read(tmp_pat
         read = build_dataset("manifest", root=path)
         assert read.samples == base.samples and read.targets.tolist() == base.targets.tolist()
         np.testing.assert_array_equal(np.asarray(read.load_image(5)), np.asarray(base.load_image(5)))
-    sidecar_path(new).unlink()  # without its provenance the ids are read as image paths
-    with pytest.raises(InputError, match="12 of 12 image files listed in"):
+    sidecar_path(new).unlink()  # a copy without its provenance: an error, never images read another way
+    with pytest.raises(InputError, match="provenance .*new.source.json is missing"):
         build_dataset("manifest", root=new)

@@ -330,7 +330,7 @@ def test_one_set_sources_are_train_only(tmp_path, reader):
     assert dataset_splits(name, root=root) == ("train",)
     assert labels(build_dataset(name, root=root)) == ["happiness", "sadness"]
     for split in ("valid", "test"):
-        with pytest.raises(InputError, match="one set, read as split 'train'|no validation split of its own"):
+        with pytest.raises(InputError, match="one set, read as split 'train'|no 'valid' split of its own"):
             build_dataset(name, root=root, split=split)
 
 

@@ -103,6 +103,11 @@ def run_corrupt(args: argparse.Namespace) -> int:
         raise InputError(f"--rate {args.rate}: the noise rate must lie in [0, 1]")
     if args.imbalance is not None and args.imbalance < 1.0:
         raise InputError(f"--imbalance {args.imbalance}: the factor is largest/smallest class and must be >= 1")
+    if args.labels == "probability":  # a manifest holds one label per image: the distributions would be lost
+        raise InputError(
+            "data corrupt writes one label per image, so --labels probability's vote distributions cannot be "
+            "written; use --labels plurality (each distribution's top label) or --labels majority"
+        )
     source = _source(args)
     dataset = _build(source, args.skip_bad_images)
     partners = pair_partners(dataset.num_classes, scheme=args.pairs) if args.noise == "pairwise" else None

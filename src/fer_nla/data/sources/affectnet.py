@@ -85,8 +85,8 @@ def build(
     split = canonical_split(split)
     if split == "valid":
         raise InputError(
-            "AffectNet has no validation split of its own: its official validation.csv is the test set "
-            "(split='test'); carve a validation split from train (fer_nla.data.split.stratified_split)"
+            "AffectNet has no 'valid' split of its own: its official validation.csv is the 'test' split; "
+            "model selection uses a part carved from 'train' (what training does with data.val_split=auto)"
         )
     base = require_root(root, dataset="affectnet", expect="the AffectNet folder (with training.csv) or a CSV file")
     if base.is_file():

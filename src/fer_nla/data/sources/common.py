@@ -100,7 +100,7 @@ def file_dataset(
     if not paths:
         raise InputError(
             f"{listed_in}: no samples in split {split!r} with the chosen labels and classes; "
-            "check split=..., labels=... and num_classes=..., or the label file"
+            "check the split, the label mode and the class count asked for, or the label file"
         )
     require_files(paths, listed_in=listed_in, fix=fix_missing)
     if skip_bad_images:

@@ -94,7 +94,7 @@ def build(
     classes = class_names(require_num_classes(num_classes, dataset="FERPlus", allowed=(7, 8), default=8))
     require_conflict_policy(conflicts)
     split = canonical_split(split)
-    base = require_root(root, dataset="ferplus", expect=EXPECT)
+    base = ferplus_csv.folder_of(require_root(root, dataset="ferplus", expect=EXPECT))
     published = ferplus_csv.is_published_layout(base)
     if published:
         listing = ferplus_csv.read_listing(base, split, skip_bad_images=skip_bad_images)
@@ -147,7 +147,7 @@ def shown_votes(votes: list[int]) -> str:
 def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
     """The splits present under ``root``: split folders with a ``label.csv``, or the ``Usage``
     values of ``fer2013new.csv``."""
-    base = require_root(root, dataset="ferplus", expect=EXPECT)
+    base = ferplus_csv.folder_of(require_root(root, dataset="ferplus", expect=EXPECT))
     if ferplus_csv.is_published_layout(base):
         return ferplus_csv.splits(base)
     return tuple(name for name, folder in SPLIT_FOLDERS.items() if (base / folder / "label.csv").is_file())

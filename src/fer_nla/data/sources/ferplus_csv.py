@@ -33,6 +33,11 @@ PIXELS_FILE = "fer2013.csv"
 SPLIT_FOLDER_NAMES = ("FER2013Train", "FER2013Valid", "FER2013Test")
 
 
+def folder_of(root: Path) -> Path:
+    """The folder of the published pair when ``root`` names one of its two files, else ``root``."""
+    return root.parent if root.is_file() and root.name in (VOTES_FILE, PIXELS_FILE) else root
+
+
 def is_published_layout(base: Path) -> bool:
     """Whether ``base`` holds ``fer2013new.csv`` and no split folder with a ``label.csv``
     (the folder layout wins where both are present)."""
@@ -177,8 +182,8 @@ def _pixel_rows(pixels_file: Path, expected: int, votes_file: Path, wanted: set[
                 found.problems[len(found.lines) - 1] = problem
     if len(found.offsets) != expected:
         raise InputError(
-            f"{pixels_file}: {len(found.offsets)} data rows, but {votes_file} has {expected}; FERPlus's rows pair "
-            "with FER2013's one to one: give the unmodified fer2013.csv"
+            f"{pixels_file} has {len(found.offsets)} data rows but {votes_file} has {expected}: FERPlus's rows pair "
+            "with FER2013's one to one; give both files as published, unmodified"
         )
     return found
 

@@ -54,6 +54,7 @@ from fer_nla.labels import EMOTIONS, class_names, index_of
 SOURCE_PREFIX = "# fer-nla source:"  # the provenance line of manifests before the sidecar
 SIDECAR_SUFFIX = ".source.json"
 COLUMNS = ("path", "label", "clean_label", "is_noisy", "split")
+SOURCE_COLUMN = "source"  # the dataset a row's id belongs to (manifests with a provenance)
 
 
 def sidecar_path(manifest: str | Path) -> Path:
@@ -65,7 +66,9 @@ def sidecar_path(manifest: str | Path) -> Path:
 def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, Any] | None = None) -> Path:
     """Write ``dataset``'s samples and labels atomically as a standard CSV; ``source`` (the
     ``build_dataset`` arguments that made ``dataset``'s index) goes to :func:`sidecar_path`
-    when given (a stale sidecar of an earlier manifest at ``path`` is removed otherwise)."""
+    when given, and each row then names its dataset in a ``source`` column, so a copy of the
+    CSV without its sidecar is an error, never images read another way (a stale sidecar of an
+    earlier manifest at ``path`` is removed when ``source`` is not given)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(path)
@@ -79,13 +82,14 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(COLUMNS)
+            writer.writerow(COLUMNS if source is None else (*COLUMNS, SOURCE_COLUMN))
+            tail = () if source is None else (str(source.get("dataset", "")),)
             for i, sample in enumerate(dataset.samples):
                 label = names[dataset.targets[i]]
                 known = clean is not None and clean[i] >= 0
                 clean_name = names[clean[i]] if known else ""  # type: ignore[index]
                 noisy = str(int(dataset.targets[i] != clean[i])) if known else ""  # type: ignore[index]
-                writer.writerow((sample, label, clean_name, noisy, dataset.split))
+                writer.writerow((sample, label, clean_name, noisy, dataset.split, *tail))
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -244,6 +248,8 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
             "(optional: clean_label, is_noisy, split); add the header line"
         )
     col = {name: header.index(name) for name in COLUMNS if name in header}
+    if source is None and SOURCE_COLUMN in header:
+        _require_sidecar(manifest)
     reader = csv.reader(lines)
     rows: list[ManifestRow] = []
     for row in reader:
@@ -259,6 +265,15 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     if not rows:
         raise InputError(f"{manifest}: no rows below the header; add rows path,label")
     return source, rows, "split" in col
+
+
+def _require_sidecar(manifest: Path) -> None:
+    """A manifest whose rows name a source dataset cannot be read without its provenance."""
+    raise InputError(
+        f"{manifest}: its rows are sample ids of another dataset (the '{SOURCE_COLUMN}' column), but its "
+        f"provenance {sidecar_path(manifest)} is missing; put the .source.json written with it beside it, "
+        f"or delete the '{SOURCE_COLUMN}' column to read the paths as plain image files"
+    )
 
 
 def _row(manifest: Path, line_no: int, row: list[str], col: dict[str, int]) -> ManifestRow:

@@ -58,8 +58,8 @@ def build(
     split = canonical_split(split)
     if split == "valid":
         raise InputError(
-            "RAF-DB has only train and test splits; use split='train' or split='test', and carve a "
-            "validation split from train (fer_nla.data.split.stratified_split)"
+            "RAF-DB has only the splits 'train' and 'test', no 'valid'; model selection uses a part "
+            "carved from 'train' (what training does with data.val_split=auto)"
         )
     base = require_root(root, dataset="rafdb", expect="the RAF-DB basic folder (holding EmoLabel/ and Image/)")
     label_file = require_file(
