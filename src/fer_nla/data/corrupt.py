@@ -159,7 +159,8 @@ def reachable_factors(counts: Sequence[int] | np.ndarray, *, fit: str = "exact")
 
 def _unreachable(ranked: np.ndarray, target: np.ndarray, factor: float, fit: str, counts: np.ndarray) -> InputError:
     up_to, largest = reachable_factors(counts, fit=fit)
-    ratio = "no ratio at all (the smallest class keeps no sample)" if target[-1] < 1 else f"a ratio of {target[0] / target[-1]:.3g}"
+    ratio = ("no ratio at all (the smallest class keeps no sample)" if target[-1] < 1
+             else f"a ratio of {target[0] / target[-1]:.3g}")
     gaps = f", and every factor up to {up_to:g} works (rounding leaves gaps between)" if up_to < largest else ""
     return InputError(
         f"factor={factor:g} (largest/smallest class) cannot be reached with fit={fit!r} on class counts "
