@@ -56,10 +56,10 @@ def test_resume_with_other_data_names_each_changed_key(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), *TINY_RUN]) == 0
     capsys.readouterr()
-    assert main(["train", "--out", str(run), "--resume", "--labels", "probability", "data.options.num_samples=64"]) == 2
+    assert main(["train", "--out", str(run), "--resume", "--labels", "distribution", "data.options.num_samples=64"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"saved in {run / 'config.yaml'}" in err
-    assert "data.labels: saved 'majority', now 'probability'" in err
+    assert "data.labels: saved 'majority', now 'distribution'" in err
     assert "data.options.num_samples: saved 48, now 64" in err
     assert "pass data.labels=majority data.options.num_samples=48), or start a new run with another --out DIR" in err
     assert main(["train", "--out", str(run), "--resume", "--num-classes", "8", "data.image_size=40"]) == 2
@@ -149,3 +149,23 @@ def test_table_piped_into_a_closed_pipe_exits_quietly():
     stderr = proc.stderr.read()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+
+
+def test_resume_after_the_files_changed_is_refused_and_a_relative_root_resumes_anywhere(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    for k, emotion in enumerate(["happy", "sad"]):
+        for i in range(12):
+            path = data / emotion / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((32, 32, 3), 40 * k + i, np.uint8)).save(path)
+    tiny = [a for a in TINY_RUN if not a.startswith("data.options.")]
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "folder", "--root", "data", "--out", "run", *tiny]) == 0  # a relative root
+    monkeypatch.chdir(data)  # from another folder: the saved root is absolute, so the same data is found
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 0
+    (data / "sad" / "0.png").unlink()  # the data changed under the same config
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err  # before: a raw numpy broadcast error from the signal recorder
+    assert "Traceback" not in err and "the training data changed since this run was saved" in err
+    assert "training samples then" in err and "another --out DIR" in err

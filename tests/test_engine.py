@@ -116,6 +116,39 @@ def test_epoch_result_counts_loss_and_accuracy():
     assert result.samples == 8 and 0.0 <= result.accuracy <= 1.0 and result.loss > 0
 
 
+def test_soft_targets_give_signals_and_accuracy_by_their_argmax():
+    images, _, index = _batch()
+    g = torch.Generator().manual_seed(2)
+    q = torch.softmax(3 * torch.randn(6, 4, generator=g), dim=1)  # label distributions [B, C]
+    y = q.argmax(1)
+    for name in ("ce", "nla"):
+        step, _ = _step(name, "batched")
+        _, logits, signals = step(images, q, index)
+        probs = torch.softmax(logits, 1)
+        torch.testing.assert_close(signals.p_gt, probs[torch.arange(6), y])
+        masked = probs.clone()
+        masked[torch.arange(6), y] = -1
+        torch.testing.assert_close(signals.p_nn, masked.max(1).values)
+        assert torch.equal(signals.correct, probs.argmax(1) == y)
+
+    step, net = _step("ce", "batched")
+    step.optimizer.param_groups[0]["lr"] = 0.0  # the model stays as it is: predictions known in advance
+    with torch.no_grad():
+        predicted = net(images).argmax(1)
+    given = predicted.clone()
+    given[4:] = (predicted[4:] + 1) % 4  # the last two disagree with the prediction
+    targets = 0.6 * torch.nn.functional.one_hot(given, 4) + 0.1  # argmax = given, rows sum to 1
+    result = train_one_epoch(step, [(images, targets, index)], epoch=0, last_good="-")
+    assert result.accuracy == pytest.approx(4 / 6) and result.samples == 6
+
+
+def test_a_loss_without_a_soft_form_refuses_soft_targets_in_the_step():
+    images, _, index = _batch()
+    step, _ = _step("focal", "batched")
+    with pytest.raises(ValueError, match="loss 'focal' cannot train on soft targets"):
+        step(images, torch.full((6, 4), 0.25), index)
+
+
 def test_device_and_precision_choices():
     assert select_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():

@@ -129,7 +129,7 @@ def test_run_folder_is_not_overwritten_and_resume_needs_a_run(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         fit(tiny(), out, resume=True, log=lambda _m: None)
     fit(tiny(epochs=1), out, log=lambda _m: None)
-    with pytest.raises(InputError, match="pass --resume"):
+    with pytest.raises(InputError, match="pass resume=True"):
         fit(tiny(epochs=1), out, log=lambda _m: None)
 
 
@@ -139,3 +139,44 @@ def test_cli_train_prints_where_the_report_is(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in printed and "epoch 1/1" in printed
     assert load_config(out / "config.yaml").loss.name == "focal"
+
+
+def test_soft_target_run_trains_on_distributions_and_validates_on_hard_labels(tmp_path):
+    from fer_nla.training_data import build_run_data
+
+    config = tiny("data.labels=distribution", "loss.name=ce", epochs=1)
+    data = build_run_data(config.data, seed=0, log=lambda _m: None)
+    image, target, _ = data.train[0]
+    assert target.shape == (7,) and float(target.sum()) == pytest.approx(1.0)  # a distribution to train on
+    assert isinstance(data.val[0][1], int)  # a hard label to score
+    assert [data.val[i][1] for i in range(len(data.val))] == data.val.targets.tolist()
+
+    out = tmp_path / "soft"
+    result = fit(config, out, log=lambda _m: None)
+    lines = [json.loads(t) for t in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1] and lines[0]["train_samples"] == 48
+    best = load_checkpoint(out / "best.pt")["metrics"]["val"]
+    again = evaluate_checkpoint(str(out / "best.pt"), split="valid", labels="majority")  # the same hard labels
+    assert again["overall_acc"] == pytest.approx(best["overall_acc"], abs=1e-12)
+    assert again["confusion_matrix"] == best["confusion_matrix"] == result.best_metrics["confusion_matrix"]
+    assert sum(map(sum, best["confusion_matrix"])) == len(data.val)
+
+
+def test_a_loss_without_a_soft_form_is_refused_before_any_epoch(tmp_path):
+    steps = []
+    with pytest.raises(InputError, match=r"loss 'gce' cannot train on soft targets \(data\.labels='distribution'.*loss\.name=ce"):
+        fit(tiny("data.labels=distribution", "loss.name=gce"), tmp_path / "run", on_step=lambda e, s: steps.append(s),
+            log=lambda _m: None)
+    assert steps == [] and not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_soft_targets_that_are_not_distributions_are_refused():
+    from fer_nla.data import build_dataset
+    from fer_nla.training_data import check_soft_targets
+
+    ds = build_dataset("synthetic", split="train", labels="distribution", num_samples=4, image_size=16)
+    check_soft_targets(ds)
+    ds.soft_targets = ds.soft_targets.copy()
+    ds.soft_targets[2] = [0.5, 0.2, 0, 0, 0, 0, 0]
+    with pytest.raises(InputError, match=r"synthetic split 'train'.*1 sample\(s\).*synthetic:train:2 \(row sum 0\.7\)"):
+        check_soft_targets(ds)

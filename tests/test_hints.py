@@ -86,7 +86,7 @@ def library_messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     messages["run exists"] = _raised(run.prepare, resume=False)
     saved = Config().to_dict()
     now = Config()
-    now.data.labels, now.data.options = "probability", {"num_samples": 64}
+    now.data.labels, now.data.options = "distribution", {"num_samples": 64}
     messages["resume changed"] = _raised(check_resume_config, saved, now.to_dict(), run=run)
     return messages
 
@@ -129,7 +129,7 @@ def test_the_commands_spell_the_dataset_options_their_own_way(library_messages):
     assert "use --split train," in spelled("eval", "one-set split")
     assert "--imbalance 100 (largest/smallest class)" in spelled("data corrupt", "imbalance")
     assert "pass --resume to continue it or choose another --out DIR" in spelled("train", "run exists")
-    assert "data.labels: saved 'majority', now 'probability'" in spelled("train", "resume changed")
+    assert "data.labels: saved 'majority', now 'distribution'" in spelled("train", "resume changed")
 
 
 def test_no_message_is_cut_inside_a_word(library_messages):

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from fer_nla.config import Config, OptimConfig
 from fer_nla.distributed import all_reduce_sum, all_reduce_tensor, gather_arrays
 from fer_nla.errors import InputError
-from fer_nla.losses import build_loss
+from fer_nla.losses import build_loss, hard_labels
 from fer_nla.losses.nla import NLALoss, gt_and_nearest_negative
 
 
@@ -33,22 +33,12 @@ class NonFiniteLossError(InputError):
 
 # -- device and numerics -----------------------------------------------------------------------
 def select_device(name: str = "auto", *, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (this process's local GPU), else Apple MPS, else CPU; or a torch device name."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"train.device {name!r} is not a device; use auto, cpu, cuda, cuda:1 or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device asks for CUDA but no CUDA GPU is visible; use train.device=auto or cpu")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
+    """``auto``: CUDA (this process's local GPU), else Apple MPS, else CPU; or cpu, cuda,
+    cuda:N, mps. The one device check of every command: see :func:`fer_nla.runtime.resolve_device`
+    (an :class:`InputError` naming ``device=...``, what this machine has, and the fix)."""
+    from fer_nla.runtime import resolve_device
+
+    return resolve_device(name, local_rank=local_rank)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -220,12 +210,13 @@ class TrainStep:
             raise FloatingPointError(f"non-finite {kind} (nan or inf)")
 
     def signals(self, logits: Tensor, targets: Tensor, index: Tensor) -> StepSignals:
-        """NAW's own record (``loss.last``) for NLA; p_gt/p_nn from the logits otherwise."""
+        """NAW's own record (``loss.last``) for NLA; p_gt/p_nn from the logits otherwise. With soft
+        targets ``[B, C]`` the given label is each distribution's argmax."""
         last = getattr(self.loss_fn, "last", None)
         prediction = logits.argmax(dim=1)
         if last is not None:
             return StepSignals(index, last.p_gt, last.p_nn, prediction, last.weights, last.correct)
-        p_gt, p_nn, correct = gt_and_nearest_negative(logits, targets)
+        p_gt, p_nn, correct = gt_and_nearest_negative(logits, hard_labels(targets))
         return StepSignals(index, p_gt, p_nn, prediction, None, correct)
 
 
@@ -269,7 +260,10 @@ def train_one_epoch(
     on_step: Callable[[int, int], None] | None = None,
     progress: Any = None,
 ) -> EpochResult:
-    """Run one epoch of ``step`` over ``loader``; loss and accuracy are reduced over ranks."""
+    """Run one epoch of ``step`` over ``loader``; loss and accuracy are reduced over ranks.
+
+    Targets are class indices ``[B]`` or label distributions ``[B, C]``; the accuracy counts a
+    sample correct when the prediction is the given label (a distribution's argmax)."""
     step.model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=step.device)
     correct = torch.zeros((), dtype=torch.int64, device=step.device)
@@ -290,7 +284,7 @@ def train_one_epoch(
             ) from None
         batch = int(targets.shape[0])
         loss_sum += loss.double() * batch
-        correct += (logits.argmax(dim=1) == targets.to(step.device)).sum()
+        correct += (logits.argmax(dim=1) == hard_labels(targets.to(step.device))).sum()
         seen += batch
         if on_signals is not None:
             on_signals(signals)

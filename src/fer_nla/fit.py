@@ -9,6 +9,7 @@ every epoch; a run killed mid-epoch resumes at the start of that epoch.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -35,9 +36,10 @@ from fer_nla.engine import (
     train_one_epoch,
     use_channels_last,
 )
+from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report
 from fer_nla.models import build_model, load_backbone_weights
-from fer_nla.run_folder import RunFolder
+from fer_nla.run_folder import RunFolder, check_resume_config, check_same_data, data_fingerprint
 from fer_nla.training_data import RunData, build_run_data, preprocess_spec
 from fer_nla.training_signals import SignalRecorder
 
@@ -105,6 +107,8 @@ def fit(
     ``on_step(epoch, step)`` is called before every step (tests use it to interrupt a run).
     """
     run = RunFolder(Path(out))
+    if config.data.root:  # saved absolute: a resume from another folder reads the same data
+        config.data.root = os.path.abspath(os.path.expanduser(config.data.root))
     dist_env = env_dist_info()
     if dist_env.is_main:
         run.prepare(resume=resume)
@@ -112,6 +116,7 @@ def fit(
     payload = None
     if resume:
         payload = load_checkpoint(run.last)
+        check_resume_config(payload.get("config"), config.to_dict(), run=run)
         check_compatible(payload, path=run.last, arch=config.model.arch, stem=config.model.stem)
     tc = config.train
     device = select_device(tc.device, local_rank=dist_env.local_rank)
@@ -129,6 +134,10 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     set_determinism(deterministic=tc.deterministic, device=device)
     seed_everything(tc.seed)
     data: RunData = build_run_data(config.data, seed=tc.seed, log=log)
+    if payload is not None:
+        check_same_data(payload.get("data_fingerprint"), data_fingerprint(data.full_train), run=run)
+    if data.train.target_mode == "soft":  # label distributions: refuse a loss without a meaning for them now
+        require_soft_target_support(config.loss.name, label_mode=config.data.labels)
     class_names = list(data.class_names)
     log(f"data: {config.data.dataset} train {len(data.train)} samples, validation {len(data.val)} "
         f"({data.val_source}); {len(class_names)} classes; device {device}, {info.world_size} process(es)")
@@ -192,7 +201,8 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
         steps_per_epoch = min(steps_per_epoch, tc.max_steps_per_epoch)
     epoch_seconds: list[float] = []
     base = {"model": {"arch": config.model.arch, "num_classes": len(class_names), "stem": config.model.stem},
-            "class_names": class_names, "preprocess": preprocess_spec(config.data), "config": config.to_dict()}
+            "class_names": class_names, "preprocess": preprocess_spec(config.data), "config": config.to_dict(),
+            "data_fingerprint": data_fingerprint(data.full_train)}
 
     try:
         for epoch in range(start_epoch, tc.epochs):

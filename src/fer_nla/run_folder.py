@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import tempfile
@@ -9,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fer_nla.errors import InputError
 
@@ -144,6 +148,31 @@ def check_resume_config(saved: Mapping[str, Any] | None, now: Mapping[str, Any],
         f"{run.root}: resume=True would continue the run with other data or another model than it was "
         f"trained with (saved in {run.config} and {run.last.name}): {listed}. Resume with the saved values "
         f"(drop the overrides that change them, or pass {back}), or start a new run with another out=..."
+    )
+
+
+def data_fingerprint(dataset: Any) -> dict[str, Any]:
+    """What identifies a training split's data: its sample count and a SHA-1 over its sample ids
+    and training targets (image contents are not read), saved in checkpoints to check a resume."""
+    digest = hashlib.sha1()
+    for sample in dataset.samples:
+        digest.update(sample.encode("utf-8", "surrogateescape") + b"\n")
+    digest.update(np.ascontiguousarray(dataset.targets, dtype=np.int64).tobytes())
+    return {"num_samples": len(dataset.samples), "sha1": digest.hexdigest()}
+
+
+def check_same_data(saved: Mapping[str, Any] | None, now: Mapping[str, Any], *, run: RunFolder) -> None:
+    """Raise :class:`InputError` when the training data under the same config changed since the run
+    saved ``saved`` (files added or removed, labels edited): resuming would mix two datasets and the
+    per-sample signals would no longer line up. A checkpoint without a fingerprint is not checked."""
+    if not saved or dict(saved) == dict(now):
+        return
+    count = (f"{saved.get('num_samples')} training samples then, {now['num_samples']} now"
+             if saved.get("num_samples") != now["num_samples"] else
+             f"the same {now['num_samples']} training samples, but other files or labels")
+    raise InputError(
+        f"{run.root}: the training data changed since this run was saved ({count}); resuming would train one "
+        f"run on two datasets. Restore the data it was trained on, or start a new run with another out=..."
     )
 
 

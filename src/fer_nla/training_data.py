@@ -1,8 +1,10 @@
 """The training and validation sets of a run, as the config describes them.
 
 The validation split chooses the best epoch; it is never the test split. ``val_split=auto``
-uses the dataset's own ``valid`` split when it has one and otherwise carves a seeded,
-stratified ``val_fraction`` out of train (``carve`` always carves).
+uses the dataset's own ``valid`` split when the source declares one (its split folders, a
+``Usage`` or ``split`` column: :func:`fer_nla.data.dataset_splits`), and then a ``valid``
+split that cannot be read is an error; a source without one gets a seeded, stratified
+``val_fraction`` carved out of train (``carve`` always carves).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_nla.config import DataConfig
-from fer_nla.data import build_dataset
+from fer_nla.data import build_dataset, dataset_splits
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.split import stratified_split, stratified_subset
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD, eval_transform, train_transform
 from fer_nla.errors import InputError
+from fer_nla.losses.base import SOFT_TARGET_TOLERANCE
 
 TEST_SPLITS = ("test",)
 
@@ -53,8 +56,26 @@ def _load(cfg: DataConfig, split: str, *, seed: int) -> FERDataset:
         raise InputError(f"data: cannot build {cfg.dataset!r} split {split!r}: {err}; check data.options") from None
 
 
+def check_soft_targets(dataset: FERDataset) -> None:
+    """Raise :class:`InputError` unless every row of ``dataset.soft_targets`` (``[N, C]`` float)
+    is a probability distribution: finite, >= 0, summing to 1 within the losses' tolerance."""
+    where = f"{dataset.name or 'dataset'} split {dataset.split!r}"
+    soft = dataset.soft_targets
+    if soft is None:
+        raise InputError(f"{where} yields soft targets but has no soft_targets; use hard labels (data.labels=plurality)")
+    sums = soft.astype(np.float64).sum(axis=1)
+    broken = ~np.isfinite(soft).all(axis=1) | (soft < 0).any(axis=1) | (np.abs(sums - 1.0) > SOFT_TARGET_TOLERANCE)
+    if broken.any():
+        first = int(np.flatnonzero(broken)[0])
+        raise InputError(
+            f"{where}: the soft targets of {int(broken.sum())} sample(s) are not probabilities (>= 0, summing to 1), "
+            f"e.g. {dataset.samples[first]} (row sum {sums[first]:.4g}); fix their votes or use data.labels=plurality"
+        )
+
+
 def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = print) -> RunData:
-    """Training and validation sets with the recipe's transforms."""
+    """Training and validation sets with the recipe's transforms. The validation set always
+    yields hard labels (its ``targets``), whatever the label mode; soft training targets are checked."""
     if cfg.val_split.strip().lower() in TEST_SPLITS:
         raise InputError("data.val_split must not be the test split: the best epoch would be chosen on test data. "
                          "Use data.val_split=auto or carve")
@@ -65,10 +86,11 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     if cfg.val_split not in ("auto", "carve"):
         val, source = _load(cfg, cfg.val_split, seed=seed), f"split {cfg.val_split!r}"
     elif cfg.val_split == "auto":
-        try:
+        declared = dataset_splits(cfg.dataset, root=cfg.root, **cfg.options)
+        if "valid" in declared:  # declared: a broken valid split is an error, never a silent carve
             val, source = _load(cfg, "valid", seed=seed), "the dataset's 'valid' split"
-        except (InputError, FileNotFoundError, ValueError) as err:
-            log(f"no 'valid' split ({str(err).splitlines()[0][:120]}); carving one from train")
+        else:
+            log(f"{cfg.dataset} declares no 'valid' split (it has {', '.join(declared)}); carving one from train")
     if val is None:
         train_idx, val_idx = stratified_split(full.targets, fraction=cfg.val_fraction, seed=seed)
         indices, val = np.sort(np.asarray(train_idx)), full.subset(np.sort(np.asarray(val_idx)))
@@ -83,4 +105,7 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
         train_transform(image_size=cfg.image_size, flip=cfg.flip, erasing=cfg.erasing, gaussian_noise=cfg.gaussian_noise)
     )
     val = val.with_transform(eval_transform(image_size=cfg.image_size))
+    val.target_mode = "hard"  # metrics score hard labels (``targets``), also when training on distributions
+    if train.target_mode == "soft":
+        check_soft_targets(full)
     return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source)

@@ -64,7 +64,7 @@ def test_label_modes_on_a_fabricated_layout(tmp_path):
     assert majority.targets.tolist() == [0, 7] and majority.samples[1].endswith("fer0000005.png")
     assert majority.load_image(0).mode == "RGB"
     assert build_dataset("ferplus", root=tmp_path, num_classes=7).targets.tolist() == [0]
-    soft = build_dataset("ferplus", root=tmp_path, labels="probability")
+    soft = build_dataset("ferplus", root=tmp_path, labels="distribution")
     assert soft.target_mode == "soft" and soft.targets.tolist() == [0, 0, 7]
     assert soft[0][1].tolist() == pytest.approx([4 / 9, 0, 0, 0, 3 / 9, 2 / 9, 0, 0])
     single = build_dataset("ferplus", root=tmp_path, labels="single-vote", keep_unresolved=True)
@@ -154,7 +154,7 @@ PUBLISHED_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("labels", ["majority", "plurality", "probability", "single-vote"])
+@pytest.mark.parametrize("labels", ["majority", "plurality", "distribution", "single-vote"])
 def test_published_csv_pair_reads_like_the_folder_layout(tmp_path, labels):
     write_published(tmp_path / "pub", PUBLISHED_ROWS)
     write_folders(tmp_path / "folders", PUBLISHED_ROWS)
@@ -166,7 +166,7 @@ def test_published_csv_pair_reads_like_the_folder_layout(tmp_path, labels):
         assert pub.info["dropped_no_label"] == ref.info["dropped_no_label"]
         for i in range(len(pub)):
             np.testing.assert_array_equal(np.asarray(pub.load_image(i)), np.asarray(ref.load_image(i)))
-        if labels == "probability":
+        if labels == "distribution":
             np.testing.assert_array_equal(pub.soft_targets, ref.soft_targets)
     assert dataset_splits("ferplus", root=tmp_path / "pub") == ("train", "valid")
     assert dataset_splits("ferplus", root=tmp_path / "folders") == ("train", "valid")
@@ -201,8 +201,17 @@ def test_published_pair_named_by_one_of_its_files_and_corrupt_refuses_distributi
     write_published(tmp_path, PUBLISHED_ROWS)
     by_file = build_dataset("ferplus", root=tmp_path / "fer2013new.csv")  # the file, not its folder
     assert by_file.targets.tolist() == build_dataset("ferplus", root=tmp_path).targets.tolist()
-    args = ["data", "corrupt", "--dataset", "ferplus", "--root", str(tmp_path), "--labels", "probability",
+    args = ["data", "corrupt", "--dataset", "ferplus", "--root", str(tmp_path), "--labels", "distribution",
             "--noise", "symmetric", "--rate", "0.2", "--out", str(tmp_path / "m.csv")]
     assert main(args) == 2  # before: written with the soft labels silently dropped
     assert "cannot be written; use --labels plurality" in capsys.readouterr().err
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_probability_is_refused_with_what_it_was_renamed_to(tmp_path, capsys):
+    write_folders(tmp_path, [r for r in PUBLISHED_ROWS if r[1]])
+    with pytest.raises(InputError, match="labels='probability' is now labels='distribution'.*'crossentropy' scheme"):
+        build_dataset("ferplus", root=tmp_path, labels="probability")
+    assert main(["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path), "--labels", "distribution"]) == 0
+    assert main(["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path), "--labels", "probability"]) == 2
+    assert "is now --labels distribution" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from fer_nla.commands import DATASET_FLAGS, add_option_argument, parse_options
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
 from fer_nla.data.registry import available_datasets, build_dataset
-from fer_nla.data.sources.common import LABEL_MODES, SPLITS
+from fer_nla.data.sources.common import LABEL_MODES, RENAMED_MODES, SPLITS
 from fer_nla.data.sources.manifest import write_manifest
 from fer_nla.data.stats import dataset_stats
 from fer_nla.errors import InputError
@@ -47,8 +47,8 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset format (default: the embedded synthetic faces)")
     parser.add_argument("--root", help="dataset folder or file (not needed for synthetic)")
     parser.add_argument("--split", default="train", help=f"one of {', '.join(SPLITS)}")
-    parser.add_argument("--labels", choices=LABEL_MODES, default="majority",
-                        help="label mode (plurality, probability and single-vote need FERPlus votes)")
+    parser.add_argument("--labels", choices=(*LABEL_MODES, *RENAMED_MODES), default="majority",
+                        help="label mode (plurality, distribution and single-vote need FERPlus votes)")
     parser.add_argument("--num-classes", type=int, choices=(7, 8), help="7 (no contempt) or 8 classes")
     parser.add_argument("--seed", type=int, default=0, help="seed of single-vote draws, synthetic faces and corruption")
     parser.add_argument("--skip-bad-images", action="store_true",
@@ -103,9 +103,9 @@ def run_corrupt(args: argparse.Namespace) -> int:
         raise InputError(f"--rate {args.rate}: the noise rate must lie in [0, 1]")
     if args.imbalance is not None and args.imbalance < 1.0:
         raise InputError(f"--imbalance {args.imbalance}: the factor is largest/smallest class and must be >= 1")
-    if args.labels == "probability":  # a manifest holds one label per image: the distributions would be lost
+    if args.labels == "distribution":  # a manifest holds one label per image: the distributions would be lost
         raise InputError(
-            "data corrupt writes one label per image, so --labels probability's vote distributions cannot be "
+            "data corrupt writes one label per image, so --labels distribution's vote distributions cannot be "
             "written; use --labels plurality (each distribution's top label) or --labels majority"
         )
     source = _source(args)

@@ -178,9 +178,9 @@ def build(
     mix_share: float = 0.2,
 ) -> FERDataset:
     """``num_samples`` synthetic faces of ``split``. ``labels="majority"`` gives the labels
-    drawn from each face's mix (hard targets); ``"probability"`` trains on the mix itself."""
+    drawn from each face's mix (hard targets); ``"distribution"`` trains on the mix itself."""
     del root, skip_bad_images  # nothing on disk
-    require_label_mode(labels, dataset="the synthetic set", allowed=("majority", "probability"))
+    require_label_mode(labels, dataset="the synthetic set", allowed=("majority", "distribution"))
     classes = class_names(require_num_classes(num_classes, dataset="the synthetic set", allowed=(7, 8), default=7))
     split = canonical_split(split)
     if int(num_samples) < 1 or int(image_size) < 16 or not 0.0 <= float(mix_share) <= 1.0:
@@ -210,6 +210,6 @@ def build(
             "blended": int(sum(s.partner != s.dominant for s in specs)),
         },
     )
-    if labels == "probability":
+    if labels == "distribution":
         dataset.target_mode = "soft"
     return dataset

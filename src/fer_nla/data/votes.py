@@ -41,7 +41,8 @@ def plurality_labels(votes: np.ndarray) -> np.ndarray:
 
 def vote_probabilities(votes: np.ndarray, *, num_classes: int = NUM_EMOTION_COLUMNS) -> np.ndarray:
     """Soft targets: the emotion votes of the first ``num_classes`` columns after outlier
-    removal, normalised per row (a row without any such vote is all zeros).
+    removal, normalised per row (a row without any such vote is all zeros): the targets of
+    fer-nla's ``distribution`` label mode.
 
     Not exactly the distribution of Barsoum et al. 2016's cross-entropy scheme ("CEL"; mode
     ``crossentropy`` of the authors' code, microsoft/FERPlus ``src/ferplus.py``). Both drop

@@ -3,20 +3,83 @@
 Every loss is called as ``loss(logits, logits_flip, targets)`` so a training loop can switch
 method by name alone; methods with no use for the flipped view ignore it. Every loss has
 ``set_epoch(epoch)`` (0-based), a no-op for methods without an epoch schedule.
+
+Targets are either class indices (``[B]``, integer) or label distributions (``[B, C]``,
+float, each row non-negative and summing to 1: "soft targets", e.g. FERPlus's vote
+distributions). A loss that has a meaning for distributions says so with the class attribute
+``accepts_soft_targets = True``; every other loss refuses them with a message naming the loss,
+why, and what to use instead.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
+SOFT_TARGET_TOLERANCE = 1e-3  # largest accepted |row sum - 1| of a label distribution
+
+
+def is_soft(targets: Tensor) -> bool:
+    """Whether ``targets`` are label distributions ``[B, C]`` (floating point, 2-D) rather than
+    class indices ``[B]``. A check of shape and dtype only: no device synchronisation."""
+    return targets.dim() == 2 and targets.dtype.is_floating_point
+
+
+def hard_labels(targets: Tensor) -> Tensor:
+    """The given label of each sample, ``[B]`` int64: ``targets`` themselves when they are class
+    indices, else the argmax of each distribution (the first of tied maxima)."""
+    return targets.argmax(dim=1) if is_soft(targets) else targets
+
 
 def check_inputs(logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> None:
-    """Raise ``ValueError`` naming what is wrong with a batch of logits and targets.
+    """Raise ``ValueError`` naming what is wrong with a batch of logits ``[B, C]`` and targets
+    (class indices ``[B]`` or label distributions ``[B, C]``, see :func:`is_soft`).
 
-    Shapes are checked for free; the value checks (targets in range, finite logits) are
-    fused into one reduction so that they cost a single device synchronisation.
+    Shapes are checked for free; the value checks (targets in range or valid distributions,
+    finite logits) are fused into one reduction so that they cost a single device synchronisation.
     """
+    _check_logit_shapes(logits, logits_flip)
+    batch, num_classes = logits.shape
+    soft = is_soft(targets)
+    if soft:
+        if targets.shape != (batch, num_classes):
+            raise ValueError(
+                f"soft targets must have shape ({batch}, {num_classes}) to match logits, got {tuple(targets.shape)}"
+            )
+        bad_rows = _bad_distribution_rows(targets)
+    else:
+        if targets.dim() != 1 or targets.shape[0] != batch:
+            raise ValueError(
+                f"targets must have shape ({batch},) (class indices) or ({batch}, {num_classes}) (float "
+                f"probabilities) to match logits, got shape {tuple(targets.shape)} ({targets.dtype})"
+            )
+        if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+            raise ValueError(
+                f"targets of shape ({batch},) must be integer class indices, got dtype {targets.dtype}; "
+                f"give probabilities as a float ({batch}, {num_classes}) tensor"
+            )
+        bad_rows = (targets < 0) | (targets >= num_classes)
+    finite = torch.isfinite(logits).all()
+    if logits_flip is not None:
+        finite = finite & torch.isfinite(logits_flip).all()
+    flags = torch.stack([bad_rows.any(), ~finite]).cpu()
+    if flags[0] and soft:
+        rows = bad_rows.nonzero().flatten()[:5].tolist()
+        sums = [round(float(s), 6) for s in targets[rows].double().sum(dim=1)]
+        raise ValueError(
+            f"soft targets must be probabilities (each row >= 0, finite, summing to 1 within "
+            f"{SOFT_TARGET_TOLERANCE}); rows {rows} are not (row sums {sums}); normalise each row"
+        )
+    if flags[0]:
+        bad = targets[bad_rows][:5].tolist()
+        raise ValueError(f"targets out of range [0, {num_classes}): found {bad}; check the class count of the model")
+    if flags[1]:
+        raise ValueError("non-finite logits (nan or inf): the model diverged; lower the learning rate or check the inputs")
+
+
+def _check_logit_shapes(logits: Tensor, logits_flip: Tensor | None) -> None:
     if logits.dim() != 2:
         raise ValueError(f"logits must be 2-D (batch, classes), got shape {tuple(logits.shape)}")
     batch, num_classes = logits.shape
@@ -29,20 +92,13 @@ def check_inputs(logits: Tensor, logits_flip: Tensor | None, targets: Tensor) ->
             f"logits_flip has shape {tuple(logits_flip.shape)} but logits has {tuple(logits.shape)}; "
             "pass the logits of the flipped copies of the same images"
         )
-    if targets.dim() != 1 or targets.shape[0] != batch:
-        raise ValueError(f"targets must have shape ({batch},) to match logits, got {tuple(targets.shape)}")
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-        raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
-    out_of_range = (targets < 0) | (targets >= num_classes)
-    finite = torch.isfinite(logits).all()
-    if logits_flip is not None:
-        finite = finite & torch.isfinite(logits_flip).all()
-    flags = torch.stack([out_of_range.any(), ~finite]).cpu()
-    if flags[0]:
-        bad = targets[out_of_range][:5].tolist()
-        raise ValueError(f"targets out of range [0, {num_classes}): found {bad}; check the class count of the model")
-    if flags[1]:
-        raise ValueError("non-finite logits (nan or inf): the model diverged; lower the learning rate or check the inputs")
+
+
+def _bad_distribution_rows(targets: Tensor) -> Tensor:
+    """``[B]`` bool: rows with a negative or non-finite entry, or a sum off 1 by more than the tolerance."""
+    t = targets.double()
+    broken = ~torch.isfinite(t).all(dim=1) | (t < 0).any(dim=1)
+    return broken | ((t.sum(dim=1) - 1.0).abs() > SOFT_TARGET_TOLERANCE)
 
 
 def at_least_float32(x: Tensor) -> Tensor:
@@ -55,22 +111,45 @@ class PairLoss(nn.Module):
 
     Subclasses implement ``compute``; inputs are checked first (``check=False`` skips the
     check and its device synchronisation) and the loss itself is computed in float32 even
-    under autocast.
+    under autocast. Soft targets reach ``compute`` (in the logits' dtype) only when the class
+    sets ``accepts_soft_targets = True``; otherwise ``forward`` raises ``ValueError`` with
+    :meth:`soft_target_refusal`, whatever ``check`` says (the test costs no synchronisation).
     """
+
+    loss_name: ClassVar[str] = "loss"  # the registry name, for messages
+    accepts_soft_targets: ClassVar[bool] = False
+    soft_targets_reason: ClassVar[str] = "it is defined for one class index per sample"
 
     def __init__(self, *, check: bool = True) -> None:
         super().__init__()
         self.check = check
 
+    @classmethod
+    def soft_target_refusal(cls, *, label_mode: str | None = None) -> str:
+        """Why this loss refuses label distributions and what to use instead (a message)."""
+        from fer_nla.losses import soft_target_losses  # the registry imports this module
+
+        given = f"data.labels={label_mode!r} gives" if label_mode else "the targets are"
+        return (
+            f"loss {cls.loss_name!r} cannot train on soft targets ({given} label distributions [B, C]): "
+            f"{cls.soft_targets_reason}. Use a loss that takes distributions "
+            f"(loss.name={' | '.join(soft_target_losses())}) or hard labels "
+            "(data.labels=plurality or majority)"
+        )
+
     def set_epoch(self, epoch: int) -> None:  # noqa: B027 - a no-op by design
         """Tell the loss the current 0-based epoch; nothing to do for most methods."""
 
     def forward(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+        soft = is_soft(targets)
+        if soft and not self.accepts_soft_targets:
+            raise ValueError(self.soft_target_refusal())
         if self.check:
             check_inputs(logits, logits_flip, targets)
         with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits = at_least_float32(logits)
             flip = None if logits_flip is None else at_least_float32(logits_flip)
-            return self.compute(at_least_float32(logits), flip, targets)
+            return self.compute(logits, flip, targets.to(logits.dtype) if soft else targets)
 
     def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
         raise NotImplementedError

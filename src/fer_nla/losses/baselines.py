@@ -5,6 +5,16 @@ None of these uses the flipped view. Defaults are the published ones: label smoo
 2019), logit adjustment tau 1 (Menon et al. 2021), GCE q 0.7 (Zhang and Sabuncu 2018), SCE
 alpha 0.1, beta 1.0, A = log(1e-4) (Wang et al. 2019). Each is a function on tensors plus
 a thin module; per-class constants are buffers.
+
+Soft targets (label distributions ``q``, ``[B, C]``, see :mod:`fer_nla.losses.base`) are taken
+where the published loss is written for a distribution: cross-entropy ``-sum_k q_k log p_k``
+(Barsoum et al. 2016, FERPlus's "cross-entropy loss" scheme), label smoothing of ``q`` (Szegedy
+et al. 2016 smooth the given distribution ``q' = (1 - eps) q + eps / C``), logit adjustment
+(Menon et al. 2021: the softmax cross-entropy of the adjusted logits, here against ``q``) and
+SCE (Wang et al. 2019 define CE and RCE for a label distribution ``q(k|x)``). Focal, GCE and
+class-balanced CE are written for one true class ``y`` (``p_t``, ``p_y``, ``n_y``) and have no
+published form for a distribution, so they refuse soft targets. With a one-hot ``q`` every soft
+form equals the hard one.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fer_nla.losses.base import PairLoss
+from fer_nla.losses.base import PairLoss, is_soft
 
 
 # -- functions ---------------------------------------------------------------------------------
@@ -55,7 +65,8 @@ def class_priors(class_counts: Sequence[int] | np.ndarray | Tensor) -> Tensor:
 
 
 def logit_adjusted_ce(logits: Tensor, targets: Tensor, *, log_priors: Tensor, tau: float = 1.0) -> Tensor:
-    """``CE(z + tau * log pi, y)`` (Menon et al. 2021, the logit-adjusted loss)."""
+    """``CE(z + tau * log pi, y)`` (Menon et al. 2021, the logit-adjusted loss); with a label
+    distribution ``targets`` ``[B, C]``, the soft CE ``-sum_k q_k log softmax(z + tau log pi)_k``."""
     return F.cross_entropy(logits + tau * log_priors.to(logits.dtype), targets)
 
 
@@ -68,24 +79,36 @@ def generalized_ce(logits: Tensor, targets: Tensor, *, q: float = 0.7) -> Tensor
 def symmetric_ce(
     logits: Tensor, targets: Tensor, *, alpha: float = 0.1, beta: float = 1.0, log_clip: float = 1e-4
 ) -> Tensor:
-    """``alpha * CE + beta * RCE`` with ``RCE = -sum_k p_k log(clip(onehot_k, log_clip, 1))``,
-    p clamped to ``[1e-7, 1]`` as in Wang et al. 2019's code."""
+    """``alpha * H(q, p) + beta * H(p, q)`` (Wang et al. 2019, eqs. 2-5): ``CE = -sum_k q_k log p_k``
+    and ``RCE = -sum_k p_k log(clip(q_k, log_clip, 1))``, p clamped to ``[1e-7, 1]`` as in the
+    authors' code. ``q`` is the one-hot of class indices ``targets`` ``[B]`` or the given label
+    distribution ``targets`` ``[B, C]`` (the paper writes both terms for a distribution ``q(k|x)``)."""
     ce = F.cross_entropy(logits, targets)
     probs = torch.softmax(logits, dim=1).clamp(1e-7, 1.0)
-    onehot = F.one_hot(targets, logits.shape[1]).to(logits.dtype).clamp(log_clip, 1.0)
-    rce = -(probs * onehot.log()).sum(dim=1).mean()
+    q = targets if is_soft(targets) else F.one_hot(targets, logits.shape[1]).to(logits.dtype)
+    rce = -(probs * q.clamp(log_clip, 1.0).log()).sum(dim=1).mean()
     return alpha * ce + beta * rce
 
 
 # -- modules -----------------------------------------------------------------------------------
 class CrossEntropy(PairLoss):
-    """Plain cross-entropy, batch mean."""
+    """Plain cross-entropy, batch mean; with soft targets ``q`` ``[B, C]``, ``mean_i -sum_k q_ik log p_ik``
+    (the "cross-entropy loss" scheme of Barsoum et al. 2016 for FERPlus's vote distributions)."""
+
+    loss_name = "ce"
+    accepts_soft_targets = True
 
     def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets)
 
 
 class LabelSmoothingCE(PairLoss):
+    """Cross-entropy against ``(1 - eps) q + eps / C`` where ``q`` is the one-hot label or the
+    given label distribution (soft targets are smoothed the same way)."""
+
+    loss_name = "label_smoothing"
+    accepts_soft_targets = True
+
     def __init__(self, *, smoothing: float = 0.1, check: bool = True) -> None:
         super().__init__(check=check)
         if not 0.0 <= smoothing < 1.0:
@@ -97,6 +120,12 @@ class LabelSmoothingCE(PairLoss):
 
 
 class FocalLoss(PairLoss):
+    loss_name = "focal"
+    soft_targets_reason = (
+        "focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017) is defined for the probability p_t of one "
+        "true class and has no standard form for a label distribution"
+    )
+
     def __init__(self, *, gamma: float = 2.0, check: bool = True) -> None:
         super().__init__(check=check)
         self.gamma = float(gamma)
@@ -106,6 +135,12 @@ class FocalLoss(PairLoss):
 
 
 class ClassBalancedCE(PairLoss):
+    loss_name = "class_balanced"
+    soft_targets_reason = (
+        "class-balanced CE (Cui et al. 2019) weights each sample by the effective number of samples n_y "
+        "of its one class y, which a label distribution does not have"
+    )
+
     def __init__(self, class_counts: Sequence[int] | np.ndarray | Tensor, *, beta: float = 0.9999, check: bool = True) -> None:
         super().__init__(check=check)
         self.register_buffer("class_weights", class_balanced_weights(class_counts, beta=beta))
@@ -116,6 +151,12 @@ class ClassBalancedCE(PairLoss):
 
 
 class LogitAdjustedCE(PairLoss):
+    """CE of the logits plus ``tau * log pi`` (priors from ``class_counts``, the hard labels'
+    counts in training); soft targets give the soft CE of the adjusted logits."""
+
+    loss_name = "logit_adjusted"
+    accepts_soft_targets = True
+
     def __init__(self, class_counts: Sequence[int] | np.ndarray | Tensor, *, tau: float = 1.0, check: bool = True) -> None:
         super().__init__(check=check)
         self.tau = float(tau)
@@ -128,6 +169,12 @@ class LogitAdjustedCE(PairLoss):
 
 
 class GeneralizedCE(PairLoss):
+    loss_name = "gce"
+    soft_targets_reason = (
+        "GCE (1 - p_y^q) / q (Zhang and Sabuncu 2018) is defined for the probability p_y of one given "
+        "class and has no standard form for a label distribution"
+    )
+
     def __init__(self, *, q: float = 0.7, check: bool = True) -> None:
         super().__init__(check=check)
         if not 0.0 < q <= 1.0:
@@ -139,6 +186,11 @@ class GeneralizedCE(PairLoss):
 
 
 class SymmetricCE(PairLoss):
+    """SCE; soft targets ``q`` enter both terms as Wang et al. 2019 write them (see :func:`symmetric_ce`)."""
+
+    loss_name = "sce"
+    accepts_soft_targets = True
+
     def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, check: bool = True) -> None:
         super().__init__(check=check)
         self.alpha, self.beta = float(alpha), float(beta)

@@ -10,6 +10,12 @@ Exactly the objective of ``docs/NLA-METHOD.md`` and the authors' reference code:
 ``eps(e) = 1 - exp(slope * e / E)``. Gradients flow through ``w_i`` as in the reference
 unless ``detach_weights=True``.
 
+Soft targets (label distributions ``[B, C]``): the given label is the argmax of the
+distribution (the first of tied maxima), so ``p_gt`` is the probability of that class and the
+nearest negative the top other class; everything else, the CE terms included, is NLA on that
+hard label. NLA with a distribution therefore equals NLA with its argmax label: the rest of the
+distribution is not used (the method is defined for one given label per sample).
+
 The functional core (``epoch_scale``, ``gaussian_covariance``, ``naw_weights``,
 ``js_consistency``, ``nla_loss``) works on plain tensors; :class:`NLALoss` is a thin module
 that computes the Gaussians' constants once (and on ``set_epoch``) and holds them as buffers.
@@ -24,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fer_nla.losses.base import PairLoss, at_least_float32, check_inputs
+from fer_nla.losses.base import PairLoss, at_least_float32, check_inputs, hard_labels
 
 Pair = tuple[float, float]
 
@@ -179,9 +185,10 @@ def nla_loss(
     detach_weights: bool = False,
     **naw_options: float | bool | Pair,
 ) -> Tensor:
-    """The NLA objective of one batch as a function (see :class:`NLALoss` for the options)."""
+    """The NLA objective of one batch as a function (see :class:`NLALoss` for the options);
+    ``targets`` are class indices ``[B]`` or label distributions ``[B, C]`` (their argmax is used)."""
     check_inputs(logits, logits_flip, targets)
-    logits, logits_flip = at_least_float32(logits), at_least_float32(logits_flip)
+    logits, logits_flip, targets = at_least_float32(logits), at_least_float32(logits_flip), hard_labels(targets)
     signals = naw_weights(logits, targets, epoch=epoch, epochs=epochs, **naw_options)  # type: ignore[arg-type]
     return combine(logits, logits_flip, targets, signals, lam_a=lam_a, lam_b=lam_b, lam_c=lam_c, detach_weights=detach_weights)
 
@@ -192,7 +199,12 @@ class NLALoss(PairLoss):
 
     After each call ``self.last`` holds the batch's detached :class:`NAWSignals` (weights,
     p_gt, p_nn, correct) for plots and the label audit, at no extra forward.
+
+    Soft targets ``[B, C]`` are accepted: the given label is their argmax (module docstring).
     """
+
+    loss_name = "nla"
+    accepts_soft_targets = True
 
     def __init__(
         self,
@@ -250,6 +262,7 @@ class NLALoss(PairLoss):
     def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
         if logits_flip is None:
             raise ValueError("NLALoss needs logits_flip: the logits of the horizontally flipped images")
+        targets = hard_labels(targets)
         dtype = logits.dtype
         correct_g = GaussianConstants(self.mean_t.to(dtype), self.inv_cov_t.to(dtype), self.norm_t.to(dtype))
         wrong_g = GaussianConstants(self.mean_f.to(dtype), self.inv_cov_f.to(dtype), self.norm_f.to(dtype))

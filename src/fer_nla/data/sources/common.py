@@ -15,7 +15,9 @@ from fer_nla.data.images import MAX_LISTED, FileImages, require_files, undecodab
 from fer_nla.errors import InputError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "probability", "single-vote")
+LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "distribution", "single-vote")
+# Not a mode of fer-nla: FERPlus's own "probability" scheme draws one label per image and epoch.
+RENAMED_MODES: dict[str, str] = {"probability": "distribution"}
 _SPLIT_ALIASES = {"training": "train", "val": "valid", "validation": "valid", "eval": "test", "testing": "test"}
 
 
@@ -30,6 +32,13 @@ def canonical_split(split: str) -> str:
 
 def require_label_mode(labels: str, *, dataset: str, allowed: Sequence[str] = ("majority",)) -> str:
     """Check that ``labels`` is a mode this dataset has (only FERPlus has per-annotator votes)."""
+    if labels in RENAMED_MODES:
+        raise InputError(
+            f"labels={labels!r} is now labels={RENAMED_MODES[labels]!r}: it trains with cross-entropy against each "
+            "image's vote distribution, which is FERPlus's 'crossentropy' scheme (CEL in Barsoum et al. 2016), "
+            "not FERPlus's 'probability' scheme (one label drawn from the distribution per image and epoch, "
+            "which fer-nla does not provide)"
+        )
     if labels not in LABEL_MODES:
         raise InputError(f"labels={labels!r} is not a label mode; use one of {', '.join(LABEL_MODES)}")
     if labels not in allowed:

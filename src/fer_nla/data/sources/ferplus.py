@@ -10,7 +10,7 @@ Label modes (see :mod:`fer_nla.data.votes`):
 
 - ``majority``: FERPlus's own rule; images without a majority emotion are dropped.
 - ``plurality``: the unique top emotion after outlier removal; ties and unknown/NF dropped.
-- ``probability``: the plurality images, with ``soft_targets`` from their emotion votes
+- ``distribution``: the plurality images, with ``soft_targets`` from their emotion votes
   (``target_mode == "soft"``); the hard target is the plurality label (the argmax of the
   distribution), and validation and metrics score it. Like FERPlus's cross-entropy scheme
   (CEL), not its label drawing (PLD), but with a simpler vote rule than the authors' code
@@ -133,7 +133,7 @@ def build(
             soft_targets=soft_rows, info=info,
             fix_missing=f"restore them in {folder}, or remove their rows from label.csv",
         )
-    if labels == "probability":
+    if labels == "distribution":
         dataset.target_mode = "soft"
     return dataset
 
@@ -165,10 +165,10 @@ def labels_for_mode(
     soft: np.ndarray | None = None
     if labels == "majority":
         keep, targets = majority >= 0, majority
-    elif labels in ("plurality", "probability"):
+    elif labels in ("plurality", "distribution"):
         targets = plurality_labels(votes)
         keep = (targets >= 0) & (targets < c)
-        if labels == "probability":
+        if labels == "distribution":
             soft = vote_probabilities(votes, num_classes=c)
     else:  # single-vote
         targets = single_vote_labels(votes, num_classes=c, seed=seed)
