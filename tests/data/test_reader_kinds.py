@@ -37,8 +37,8 @@ A, B = ("a", "happiness", "train"), ("b", "sadness", "train")
 
 def write_lines(path, lines, kind="utf-8"):
     """``lines`` as a text file: UTF-8, UTF-8 with a BOM, UTF-16 (with its BOM, or little-endian
-    without one, as some editors save it) or CRLF endings."""
-    text = "".join(line + "\n" for line in lines).replace("\n", "\r\n" if kind == "crlf" else "\n")
+    without one, as some editors save it), CRLF or bare-CR (old Mac) line ends."""
+    text = "".join(line + "\n" for line in lines).replace("\n", {"crlf": "\r\n", "cr": "\r"}.get(kind, "\n"))
     data = {"utf-8-bom": codecs.BOM_UTF8 + text.encode(), "utf-16": text.encode("utf-16"),
             "utf-16-le": text.encode("utf-16-le")}.get(kind, text.encode())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def make_ferplus(root, rows, *, kind="utf-8", size=SIZE, draw=flat, boxes=None):
 def make_ferplus_csv(root, rows, *, kind="utf-8", **_):
     # fer2013.csv is indexed by byte offset and read as UTF-8 (see test_fer2013_in_utf16...)
     write_lines(root / "fer2013.csv", ["emotion,pixels,Usage", *(f"0,{pixels(k)},{USAGE[s]}" for k, _, s in rows)],
-                "utf-8" if kind.startswith("utf-16") else kind)
+                "utf-8" if kind.startswith("utf-16") or kind == "cr" else kind)
     names = [f"{USAGE[s]},{k + '.png' if k else ''},{votes(e)}" for k, e, s in rows]
     write_lines(root / "fer2013new.csv", ["Usage,Image name," + ",".join(VOTE_COLUMNS), *names], kind)
     return root
@@ -143,9 +143,11 @@ READERS = {
     "folder": Reader("folder", make_folder, 0, ""),
 }
 LABEL_FILE_READERS = [name for name in READERS if name != "folder"]
-KINDS = ("utf-8", "utf-8-bom", "utf-16", "utf-16-le", "crlf")
+KINDS = ("utf-8", "utf-8-bom", "utf-16", "utf-16-le", "crlf", "cr")
 # fer2013.csv in UTF-16 is refused with the fix (test_fer2013_in_utf16_is_refused_with_the_fix)
-CASES = [(r, k) for r in LABEL_FILE_READERS for k in KINDS if (r, k) not in (("fer2013", "utf-16"), ("fer2013", "utf-16-le"))]
+CASES = [
+    (r, k) for r in LABEL_FILE_READERS for k in KINDS if not (r == "fer2013" and k in ("utf-16", "utf-16-le", "cr"))
+]
 
 
 def make(reader, tmp_path, rows, **kw):
@@ -167,6 +169,12 @@ def test_bom_utf16_and_crlf_label_files_read_as_plain_utf8(tmp_path, reader, kin
     dataset = build_dataset(name, root=root)
     assert labels(dataset) == ["happiness", "sadness", "surprise"] and values(dataset) == [40, 80, 120]
     assert dataset.info["dropped_duplicates"] == 0 and dataset.info["split_overlap"] == 0
+
+
+def test_fer2013_with_bare_cr_line_ends_is_refused_with_the_fix(tmp_path):
+    name, root = make("fer2013", tmp_path, [A], kind="cr")  # before: "no samples in split 'train'"
+    with pytest.raises(InputError, match=r"fer2013.csv:1: its lines end in a bare CR .*save the file with LF"):
+        build_dataset(name, root=root)
 
 
 def test_fer2013_in_utf16_is_refused_with_the_fix(tmp_path):

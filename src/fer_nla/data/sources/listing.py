@@ -62,13 +62,15 @@ def text_lines(path: str | Path) -> Iterator[str]:
             (e.g. a Latin-1 file), with the fix (save it as UTF-8).
     """
     encoding = text_encoding(path)
-    if encoding.startswith("utf-16"):  # lines cannot be split on raw bytes: decode it whole
+    if encoding.startswith("utf-16") or _old_mac_line_ends(path):  # not split on b"\n": decode it whole
         with open(path, "rb") as handle:
             data = handle.read()
         try:
-            yield from data.decode(encoding).splitlines(keepends=True)
+            yield from data.decode("utf-8-sig" if encoding == "utf-8" else encoding).splitlines(keepends=True)
         except UnicodeDecodeError as err:
-            raise InputError(f"{path}: not UTF-16 text ({err.reason}); save the file as UTF-8") from None
+            raise InputError(
+                f"{path}: not {encoding.replace('-sig', '')} text ({err.reason}); save the file as UTF-8"
+            ) from None
         return
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -81,9 +83,21 @@ def text_lines(path: str | Path) -> Iterator[str]:
                 ) from None
 
 
+def _old_mac_line_ends(path: str | Path) -> bool:
+    """Whether lines end in a bare CR (classic Mac OS, some Excel exports): no LF, but a CR."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    return b"\r" in head and b"\n" not in head
+
+
 def header_text(raw: bytes) -> str:
     """A first line read as bytes, decoded as UTF-8 without its byte-order mark (files indexed by
     byte offset, such as fer2013.csv, are read as UTF-8 only; callers prefix ``path:1:``)."""
+    if b"\r" in raw.rstrip(b"\r\n"):
+        raise InputError(
+            "its lines end in a bare CR (old Mac line ends), but it is indexed by byte offset and read by "
+            "line; save the file with LF or CRLF line ends"
+        )
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(
             "the file is UTF-16 text, but it is indexed by byte offset and read as UTF-8; "
