@@ -167,5 +167,162 @@ def test_resume_after_the_files_changed_is_refused_and_a_relative_root_resumes_a
     capsys.readouterr()
     assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "3"]) == 2
     err = capsys.readouterr().err  # before: a raw numpy broadcast error from the signal recorder
-    assert "Traceback" not in err and "the training data changed since this run was saved" in err
-    assert "training samples then" in err and "another --out DIR" in err
+    assert "Traceback" not in err and "the data changed since this run was saved" in err
+    assert "training: 24 samples then, 23 now" in err and "another --out DIR" in err
+
+
+def test_a_changed_validation_split_is_named_on_resume(tmp_path):
+    from fer_nla.data import build_dataset
+    from fer_nla.errors import InputError
+    from fer_nla.run_folder import RunFolder, check_same_data, data_fingerprint
+
+    train = build_dataset("synthetic", num_samples=8, image_size=16)
+    val = build_dataset("synthetic", split="valid", num_samples=4, image_size=16)
+    saved = data_fingerprint(train, val)
+    check_same_data(saved, data_fingerprint(train, val), run=RunFolder(tmp_path))  # the same data: no error
+    grown = build_dataset("synthetic", split="valid", num_samples=5, image_size=16)
+    with pytest.raises(InputError, match=r"data changed .*\(validation: 4 samples then, 5 now\)"):
+        check_same_data(saved, data_fingerprint(train, grown), run=RunFolder(tmp_path))
+
+
+def test_an_error_in_a_data_loader_worker_is_one_message(tmp_path, capsys):
+    for k, emotion in enumerate(["happy", "sad"]):
+        for i in range(6):
+            path = tmp_path / "data" / emotion / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((32, 32, 3), 40 * k + i, np.uint8)).save(path)
+    (tmp_path / "data" / "sad" / "3.png").write_bytes(b"not an image")  # found when a worker decodes it
+    tiny = [a for a in TINY_RUN if not a.startswith("data.options.")]
+    args = ["train", "--dataset", "folder", "--root", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *tiny,
+            "data.num_workers=1", "data.val_split=carve"]
+    assert main(args) == 2
+    err = capsys.readouterr().err  # before: "Caught InputError in DataLoader worker process 0. Original Traceback"
+    assert "Traceback" not in err and "DataLoader worker" not in err, err
+    assert "3.png: cannot decode" in err and "data.skip_bad_images=true" in err
+
+
+# --- issue 11: eval reads the run's own data as training did; stats and train spell what they do --
+def _folder_checkpoint(path, root, *, skip_bad_images):
+    """A 7-class cnn_small checkpoint whose saved config trained on the image folder ``root``."""
+    from fer_nla.checkpoint import save_checkpoint
+    from fer_nla.config import load_config
+    from fer_nla.labels import EMOTIONS
+    from fer_nla.models import build_model
+
+    torch.manual_seed(0)
+    config = load_config(None, ["model.arch=cnn_small", "data.image_size=32", "data.dataset=folder",
+                                f"data.root={root}", f"data.skip_bad_images={str(skip_bad_images).lower()}"])
+    save_checkpoint(path, {
+        "model": {"arch": "cnn_small", "num_classes": 7, "stem": "imagenet"}, "class_names": list(EMOTIONS[:7]),
+        "preprocess": {"image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3},
+        "state_dict": build_model("cnn_small", num_classes=7).state_dict(),
+        "config": config.to_dict(), "epoch": 1, "metrics": {},
+    })
+    return path
+
+
+def _split_folders_with_a_bad_image(root):
+    for split in ("train", "val", "test"):
+        for k, emotion in enumerate(("happy", "sad")):
+            for i in range(2):
+                path = root / split / emotion / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((32, 32, 3), 60 * k + 10 * i, np.uint8)).save(path)
+        (root / split / "happy" / "bad.png").write_bytes(b"not an image")
+    return root
+
+
+def test_eval_reads_the_runs_own_data_with_its_skip_bad_images(tmp_path, capsys):
+    root = _split_folders_with_a_bad_image(tmp_path / "data")
+    checkpoint = _folder_checkpoint(tmp_path / "best.pt", root, skip_bad_images=True)
+    assert main(["eval", "--checkpoint", str(checkpoint), "--json"]) == 0  # before: the bad image failed mid-eval
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_samples"] == 4 and report["dropped"] == {"undecodable image (bad_images_dropped)": 1}
+    assert main(["eval", "--checkpoint", str(checkpoint), "--no-skip-bad-images"]) == 2  # the user's word wins
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{root / 'test' / 'happy' / 'bad.png'}: cannot decode" in err
+    plain = _folder_checkpoint(tmp_path / "plain.pt", root, skip_bad_images=False)
+    assert main(["eval", "--checkpoint", str(plain), "--skip-bad-images", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 4
+    assert main(["eval", "--checkpoint", str(plain)]) == 2  # the saved config says no: fails, naming the fix
+    assert "--skip-bad-images" in capsys.readouterr().err
+
+
+def test_eval_names_the_split_canonically(tmp_path, capsys):
+    from fer_nla.commands.eval import evaluate_checkpoint
+
+    root = _split_folders_with_a_bad_image(tmp_path / "data")
+    checkpoint = _folder_checkpoint(tmp_path / "best.pt", root, skip_bad_images=True)
+    assert main(["eval", "--checkpoint", str(checkpoint), "--split", "val"]) == 0
+    assert f"{checkpoint} on folder valid" in capsys.readouterr().out
+    assert (tmp_path / "eval_best_folder_valid.json").is_file()
+    assert not (tmp_path / "eval_best_folder_val.json").exists()
+    assert evaluate_checkpoint(str(checkpoint), split="Validation", device_name="cpu")["split"] == "valid"
+
+
+def test_every_count_a_reader_drops_by_has_a_readable_reason():
+    import re
+    from pathlib import Path
+
+    from fer_nla.commands.eval import READER_DROPS, reader_drops
+
+    data = Path(fer_nla.__file__).parent / "data"
+    written = {key for path in data.rglob("*.py")
+               for key in re.findall(r"[\"'](dropped_[a-z_]+|bad_images_dropped)[\"']", path.read_text())}
+    assert {"dropped_box_outside_image", "dropped_no_image_name", "dropped_duplicates"} <= written
+    assert written <= set(READER_DROPS), f"no reason phrase for {sorted(written - set(READER_DROPS))}"
+    reasons = reader_drops({key: 1 for key in written}, labels="majority")
+    assert len(reasons) == len(written)
+    for reason in reasons:
+        phrase, key = re.fullmatch(r"(.+) \((\w+)\)", reason).groups()
+        assert phrase != key and "_" not in phrase, reason
+    assert reasons["face box outside the image (dropped_box_outside_image)"] == 1
+    assert reader_drops({"dropped_blurry_faces": 2}, labels="majority") == {"blurry faces (dropped_blurry_faces)": 2}
+
+
+def test_stats_table_says_what_the_imbalance_ratio_is_over_and_shows_what_json_has(tmp_path, capsys):
+    root = tmp_path / "faces"
+    for emotion, count in (("happy", 4), ("sad", 2)):
+        for i in range(count):
+            (root / emotion).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(root / emotion / f"{i}.png")
+    assert main(["data", "stats", "--dataset", "folder", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert ("imbalance ratio (largest/smallest non-empty class): 2.00; "
+            "empty classes: neutral, surprise, anger, disgust, fear") in out.splitlines()
+    _tiny_ferplus_test_split(tmp_path / "ferplus")
+    args = ["data", "stats", "--dataset", "ferplus", "--root", str(tmp_path / "ferplus"), "--split", "test",
+            "--labels", "single-vote"]
+    assert main([*args, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"label file rows: {stats['info']['rows']}" in lines and stats["info"]["rows"] == 12
+    assert lines[1].split() == ["class", "count", "share", "clean"]
+    table = {line.split()[0]: line.split() for line in lines[2:2 + stats["num_classes"]]}
+    assert {name: int(row[1]) for name, row in table.items()} == stats["class_counts"]
+    assert {name: int(row[3]) for name, row in table.items()} == stats["clean_class_counts"]
+    assert stats["clean_class_counts"]["contempt"] == 3
+
+
+def test_train_takes_reader_options_as_dash_o(tmp_path, capsys):
+    import yaml
+
+    from fer_nla.cli import build_parser
+    from fer_nla.commands.train import overrides_from_args
+    from fer_nla.config import load_config
+
+    args = build_parser().parse_args(["train", "--out", "x", "-o", "crop=never", "-o", "num_samples=40",
+                                      "data.options.num_samples=48"])
+    config = load_config(None, overrides_from_args(args))
+    assert config.data.options["crop"] == "never" and config.data.options["num_samples"] == 48  # positional wins
+    run = tmp_path / "run"
+    tiny = [a for a in TINY_RUN if not a.startswith("data.options.")]
+    assert main(["train", "--out", str(run), "-o", "num_samples=48", "-o", "image_size=32", *tiny]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())["data"]["options"]
+    assert saved["num_samples"] == 48 and saved["image_size"] == 32
+    capsys.readouterr()
+    assert main(["train", "--out", str(tmp_path / "other"), "-o", "root=/data/faces"]) == 2
+    err = capsys.readouterr().err
+    assert "-o root sets an argument every dataset has, not a reader option: use --root /data/faces" in err
+    assert not (tmp_path / "other").exists()

@@ -126,7 +126,7 @@ def test_the_commands_spell_the_dataset_options_their_own_way(library_messages):
     assert "pass --root PATH pointing at" in spelled("data corrupt", "no root")
     assert "pass --root PATH pointing at" in spelled("train", "no root")
     assert "pass data.root=PATH pointing at" in spelled("bench robustness", "no root")
-    assert "use --split train," in spelled("eval", "one-set split")
+    assert "(not 'valid'); ask for 'train'" in spelled("eval", "one-set split")
     assert "--imbalance 100 (largest/smallest class)" in spelled("data corrupt", "imbalance")
     assert "pass --resume to continue it or choose another --out DIR" in spelled("train", "run exists")
     assert "data.labels: saved 'majority', now 'distribution'" in spelled("train", "resume changed")

@@ -67,6 +67,16 @@ def spell_options(message: str, spelling: Mapping[str, str]) -> str:
     return _KEYWORD.sub(rewrite, message)
 
 
+def worker_message(text: str) -> str:
+    """The user's message of an error raised in a DataLoader worker process: PyTorch re-raises it
+    in the main process with the worker's whole traceback in front ("Caught InputError in
+    DataLoader worker process 0. Original Traceback ..."); only the message is kept."""
+    if "Original Traceback" not in text:
+        return text
+    _, found, message = text.rpartition("InputError: ")
+    return message.strip() if found else text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-nla",
@@ -92,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except (InputError, FileNotFoundError) as err:
-        message = spell_options(str(err), getattr(args, "spelling", None) or {})
+        message = spell_options(worker_message(str(err)), getattr(args, "spelling", None) or {})
         print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` that closed early: not an error of ours

@@ -135,11 +135,11 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     seed_everything(tc.seed)
     data: RunData = build_run_data(config.data, seed=tc.seed, log=log)
     if payload is not None:
-        check_same_data(payload.get("data_fingerprint"), data_fingerprint(data.full_train), run=run)
+        check_same_data(payload.get("data_fingerprint"), data_fingerprint(data.full_train, data.val), run=run)
     if data.train.target_mode == "soft":  # label distributions: refuse a loss without a meaning for them now
         require_soft_target_support(config.loss.name, label_mode=config.data.labels)
     class_names = list(data.class_names)
-    log(f"data: {config.data.dataset} train {len(data.train)} samples, validation {len(data.val)} "
+    log(f"data: {config.data.dataset} {data.full_train.split} {len(data.train)} samples, validation {len(data.val)} "
         f"({data.val_source}); {len(class_names)} classes; device {device}, {info.world_size} process(es)")
 
     model = build_model(config.model.arch, num_classes=len(class_names), stem=config.model.stem)
@@ -202,7 +202,7 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     epoch_seconds: list[float] = []
     base = {"model": {"arch": config.model.arch, "num_classes": len(class_names), "stem": config.model.stem},
             "class_names": class_names, "preprocess": preprocess_spec(config.data), "config": config.to_dict(),
-            "data_fingerprint": data_fingerprint(data.full_train)}
+            "data_fingerprint": data_fingerprint(data.full_train, data.val)}
 
     try:
         for epoch in range(start_epoch, tc.epochs):

@@ -81,7 +81,7 @@ def decode_image(path: str | os.PathLike[str], *, fix: str = READER_FIX) -> Imag
                 return to_rgb8(handle)
     except FileNotFoundError:
         raise InputError(
-            f"{path}: image file is missing (it was there when it was listed); restore it or list the files again"
+            f"{path}: image file is missing (it was there when it was listed); {_missing_fix(fix)}"
         ) from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: cannot decode: not an image format Pillow can read; {fix}") from None
@@ -91,6 +91,17 @@ def decode_image(path: str | os.PathLike[str], *, fix: str = READER_FIX) -> Imag
         raise InputError(f"{path}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: cannot decode the image ({err}); {fix}") from None
+
+
+def _missing_fix(fix: str) -> str:
+    """The remedy for a file gone since it was listed: for the dataset readers (``fix`` is
+    :data:`READER_FIX`) it names ``skip_bad_images=True``, which decodes every image when the index
+    is built, so a file that is gone or damaged is found then, before any training step."""
+    again = "restore it (for a link, the file it points to) or list the files again"
+    if fix != READER_FIX:
+        return again
+    return (f"{again}; pass skip_bad_images=True to decode every image when the index is built, so a file "
+            "that is gone or damaged is found then rather than mid-run")
 
 
 def to_rgb8(image: Image.Image) -> Image.Image:

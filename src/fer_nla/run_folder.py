@@ -151,27 +151,36 @@ def check_resume_config(saved: Mapping[str, Any] | None, now: Mapping[str, Any],
     )
 
 
-def data_fingerprint(dataset: Any) -> dict[str, Any]:
-    """What identifies a training split's data: its sample count and a SHA-1 over its sample ids
-    and training targets (image contents are not read), saved in checkpoints to check a resume."""
+def data_fingerprint(train: Any, val: Any = None) -> dict[str, Any]:
+    """What identifies a run's data: the training and validation sample counts and a SHA-1 over
+    both splits' sample ids and targets (image contents are not read), saved in checkpoints to
+    check a resume."""
     digest = hashlib.sha1()
-    for sample in dataset.samples:
-        digest.update(sample.encode("utf-8", "surrogateescape") + b"\n")
-    digest.update(np.ascontiguousarray(dataset.targets, dtype=np.int64).tobytes())
-    return {"num_samples": len(dataset.samples), "sha1": digest.hexdigest()}
+    for dataset in (train, val):
+        if dataset is None:
+            continue
+        for sample in dataset.samples:
+            digest.update(sample.encode("utf-8", "surrogateescape") + b"\n")
+        digest.update(np.ascontiguousarray(dataset.targets, dtype=np.int64).tobytes() + b"|")
+    found = {"num_samples": len(train.samples), "sha1": digest.hexdigest()}
+    if val is not None:
+        found["num_val_samples"] = len(val.samples)
+    return found
 
 
 def check_same_data(saved: Mapping[str, Any] | None, now: Mapping[str, Any], *, run: RunFolder) -> None:
-    """Raise :class:`InputError` when the training data under the same config changed since the run
-    saved ``saved`` (files added or removed, labels edited): resuming would mix two datasets and the
-    per-sample signals would no longer line up. A checkpoint without a fingerprint is not checked."""
+    """Raise :class:`InputError` when the data under the same config changed since the run saved
+    ``saved`` (files added or removed, labels edited, in training or validation): resuming would
+    mix two datasets, and the per-sample signals would no longer line up. A checkpoint without a
+    fingerprint is not checked."""
     if not saved or dict(saved) == dict(now):
         return
-    count = (f"{saved.get('num_samples')} training samples then, {now['num_samples']} now"
-             if saved.get("num_samples") != now["num_samples"] else
-             f"the same {now['num_samples']} training samples, but other files or labels")
+    changes = [f"{what}: {saved.get(key)} samples then, {now.get(key)} now"
+               for key, what in (("num_samples", "training"), ("num_val_samples", "validation"))
+               if saved.get(key) != now.get(key)]
+    count = "; ".join(changes) or "the same sample counts, but other files or labels"
     raise InputError(
-        f"{run.root}: the training data changed since this run was saved ({count}); resuming would train one "
+        f"{run.root}: the data changed since this run was saved ({count}); resuming would train one "
         f"run on two datasets. Restore the data it was trained on, or start a new run with another out=..."
     )
 

@@ -17,12 +17,14 @@ import numpy as np
 from fer_nla.config import DataConfig
 from fer_nla.data import build_dataset, dataset_splits
 from fer_nla.data.dataset import FERDataset
+from fer_nla.data.sources.common import canonical_split
 from fer_nla.data.split import stratified_split, stratified_subset
+from fer_nla.data.stats import counted_facts
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD, eval_transform, train_transform
 from fer_nla.errors import InputError
 from fer_nla.losses.base import SOFT_TARGET_TOLERANCE
 
-TEST_SPLITS = ("test",)
+COMMON_ARGUMENTS = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
 
 
 @dataclass
@@ -47,6 +49,13 @@ def preprocess_spec(cfg: DataConfig) -> dict[str, object]:
 
 
 def _load(cfg: DataConfig, split: str, *, seed: int) -> FERDataset:
+    common = sorted(set(cfg.options) & set(COMMON_ARGUMENTS))
+    if common:
+        key = common[0]
+        raise InputError(
+            f"data.options.{key} is not a dataset option but an argument every dataset has: set "
+            f"{key}={cfg.options[key]!r} instead"
+        )
     try:
         return build_dataset(
             cfg.dataset, root=cfg.root, split=split, labels=cfg.labels, num_classes=cfg.num_classes,
@@ -75,28 +84,30 @@ def check_soft_targets(dataset: FERDataset) -> None:
 
 def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = print) -> RunData:
     """Training and validation sets with the recipe's transforms. The validation set always
-    yields hard labels (its ``targets``), whatever the label mode; soft training targets are checked."""
-    if cfg.val_split.strip().lower() in TEST_SPLITS:
-        raise InputError("data.val_split must not be the test split: the best epoch would be chosen on test data. "
-                         "Use data.val_split=auto or carve")
+    yields hard labels (its ``targets``), whatever the label mode; soft training targets are checked.
+
+    Raises:
+        InputError: a reader's error, a validation split that is the test split or the training
+            split itself (under any of their names), validation classes other than training's,
+            too few samples, or soft targets that are not distributions.
+    """
+    val_split = _validation_split(cfg, log=log)
     full = _load(cfg, cfg.train_split, seed=seed)
+    _log_counts(full, log)
     indices = np.arange(len(full))
-    val: FERDataset | None = None
-    source = ""
-    if cfg.val_split not in ("auto", "carve"):
-        val, source = _load(cfg, cfg.val_split, seed=seed), f"split {cfg.val_split!r}"
-    elif cfg.val_split == "auto":
-        declared = dataset_splits(cfg.dataset, root=cfg.root, **cfg.options)
-        if "valid" in declared:  # declared: a broken valid split is an error, never a silent carve
-            val, source = _load(cfg, "valid", seed=seed), "the dataset's 'valid' split"
-        else:
-            log(f"{cfg.dataset} declares no 'valid' split (it has {', '.join(declared)}); carving one from train")
-    if val is None:
+    if val_split is not None:
+        val = _load(cfg, val_split, seed=seed)
+        _log_counts(val, log)
+        source = f"the dataset's {val_split!r} split"
+    else:
         train_idx, val_idx = stratified_split(full.targets, fraction=cfg.val_fraction, seed=seed)
         indices, val = np.sort(np.asarray(train_idx)), full.subset(np.sort(np.asarray(val_idx)))
-        source = f"a seeded stratified {cfg.val_fraction:.0%} of {cfg.train_split!r}"
+        source = f"a seeded stratified {cfg.val_fraction:.0%} of {full.split!r}"
     if tuple(val.class_names) != tuple(full.class_names):
-        raise InputError(f"validation classes {val.class_names} differ from training classes {full.class_names}")
+        raise InputError(
+            f"validation classes {val.class_names} differ from training classes {full.class_names}; give both "
+            f"the same classes with num_classes={len(full.class_names)} (or the other count)"
+        )
     if cfg.train_subset is not None and cfg.train_subset < len(indices):
         indices = np.sort(indices[stratified_subset(full.targets[indices], size=cfg.train_subset, seed=seed + 1)])
     if len(indices) < 2 or len(val) < 1:
@@ -109,3 +120,48 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     if train.target_mode == "soft":
         check_soft_targets(full)
     return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source)
+
+
+def _validation_split(cfg: DataConfig, *, log: Callable[[str], None]) -> str | None:
+    """The canonical split to select the best epoch on, or ``None`` to carve one from train.
+
+    ``auto`` takes ``valid`` when the source declares it (and it is not the training split);
+    a named split may be neither the test split nor the training split, under any alias."""
+    train = canonical_split(cfg.train_split)
+    if train == "test":
+        raise InputError(
+            "data.train_split names the test split: every test figure of the run would be measured on its "
+            "training data; train on data.train_split=train"
+        )
+    choice = cfg.val_split.strip().lower()
+    if choice == "carve":
+        return None
+    if choice == "auto":
+        declared = dataset_splits(cfg.dataset, root=cfg.root, **cfg.options)
+        if "valid" in declared and train != "valid":  # declared: a broken valid split is an error, not a carve
+            return "valid"
+        if "valid" not in declared:
+            log(f"{cfg.dataset} declares no 'valid' split (it has {', '.join(declared)}); carving one from {train}")
+        else:
+            log("the training split is 'valid' itself: carving a validation part from it")
+        return None
+    split = canonical_split(choice)
+    if split == "test":
+        raise InputError(
+            f"data.val_split={cfg.val_split!r} is the test split: the best epoch would be chosen on test data; "
+            "use data.val_split=auto or carve"
+        )
+    if split == train:
+        raise InputError(
+            f"data.val_split={cfg.val_split!r} is the training split: the best epoch would be chosen on the "
+            "data trained on; use data.val_split=auto or carve"
+        )
+    return split
+
+
+def _log_counts(dataset: FERDataset, log: Callable[[str], None]) -> None:
+    """One line naming what the reader dropped, skipped, clamped or kept despite a check."""
+    counts = counted_facts(dataset.info)
+    if counts:
+        listed = ", ".join(f"{key.replace('_', ' ')} {n}" for key, n in counts.items())
+        log(f"data: {dataset.name} {dataset.split!r}: {listed}")

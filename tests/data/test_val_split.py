@@ -59,3 +59,25 @@ def test_a_source_without_valid_split_is_carved_and_says_why(tmp_path):
     data = build_run_data(DataConfig(dataset="folder", root=str(tmp_path)), seed=0, log=logged.append)
     assert len(data.val) == 2 and len(data.train) == 18
     assert logged == ["folder declares no 'valid' split (it has train); carving one from train"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"val_split": "eval"}, "is the test split"), ({"val_split": "testing"}, "is the test split"),
+     ({"val_split": "training"}, "is the training split"), ({"train_split": "val", "val_split": "validation"},
+                                                            "is the training split"),
+     ({"train_split": "test"}, "names the test split"), ({"options": {"num_classes": 8}}, "set num_classes=8")],
+)
+def test_selection_never_on_test_or_training_data_under_any_name(tmp_path, overrides, message):
+    make_ferplus(tmp_path, valid_lines=GOOD_VALID)
+    with pytest.raises(InputError, match=message):  # before: 'eval' selected on test data, 'val' twice
+        build_run_data(DataConfig(dataset="ferplus", root=str(tmp_path), **overrides), seed=0, log=lambda _m: None)
+
+
+def test_training_on_the_valid_split_carves_and_reader_counts_are_logged(tmp_path):
+    make_ferplus(tmp_path, valid_lines=[*GOOD_VALID, GOOD_VALID[0]])  # one duplicated row
+    logged: list[str] = []
+    data = build_run_data(DataConfig(dataset="ferplus", root=str(tmp_path), train_split="val"), seed=0,
+                          log=logged.append)
+    assert data.full_train.split == "valid" and len(data.full_train) == 4 and data.val_source.endswith("of 'valid'")
+    assert "data: ferplus 'valid': dropped duplicates 1" in logged

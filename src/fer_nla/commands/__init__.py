@@ -16,11 +16,13 @@ READER_OPTIONS: tuple[str, ...] = ("conflicts", "allow_split_overlap", "crop", "
 # The commands that read a dataset from flags (data stats/corrupt, eval).
 DATASET_FLAGS: dict[str, str] = {"root": "--root {}", "split": "--split {}", "labels": "--labels {}",
                                  "num_classes": "--num-classes {}", "skip_bad_images": "--skip-bad-images",
-                                 "seed": "--seed {}", **{key: f"-o {key}={{}}" for key in READER_OPTIONS}}
+                                 "seed": "--seed {}", "dataset": "--dataset {}",
+                                 **{key: f"-o {key}={{}}" for key in READER_OPTIONS}}
 # The commands that read it from config keys (bench, audit; train has shortcut flags for some).
 DATASET_KEYS: dict[str, str] = {"root": "data.root={}", "split": "data.train_split={}", "labels": "data.labels={}",
                                 "num_classes": "data.num_classes={}", "skip_bad_images": "data.skip_bad_images={}",
-                                "seed": "train.seed={}", **{key: f"data.options.{key}={{}}" for key in READER_OPTIONS}}
+                                "seed": "train.seed={}", "dataset": "data.dataset={}",
+                                **{key: f"data.options.{key}={{}}" for key in READER_OPTIONS}}
 
 
 def add_option_argument(parser: argparse.ArgumentParser) -> None:

@@ -71,17 +71,25 @@ def _build(source: dict[str, Any], skip_bad_images: bool) -> FERDataset:
 
 
 def _print_table(stats: dict[str, Any]) -> None:
+    """The :func:`fer_nla.data.stats.dataset_stats` summary as text: counts per class (and clean
+    counts where the dataset knows clean labels), imbalance over non-empty classes, the empty
+    classes, the noise rate, and what the reader counted while building (e.g. FERPlus ``rows``)."""
     total = max(stats["num_samples"], 1)
+    clean = stats.get("clean_class_counts")
     print(f"{stats['dataset']} {stats['split']}: {stats['num_samples']} samples, {stats['num_classes']} classes")
-    print(f"{'class':<12}{'count':>8}{'share':>9}")
+    print(f"{'class':<12}{'count':>8}{'share':>9}" + (f"{'clean':>8}" if clean else ""))
     for name, count in stats["class_counts"].items():
-        print(f"{name:<12}{count:>8}{count / total:>9.2%}")
+        print(f"{name:<12}{count:>8}{count / total:>9.2%}" + (f"{clean.get(name, 0):>8}" if clean else ""))
     ratio = stats["imbalance_ratio"]
-    print(f"imbalance ratio (largest/smallest class): {'n/a' if ratio is None else f'{ratio:.2f}'}")
+    empty = stats.get("empty_classes") or []
+    print(f"imbalance ratio (largest/smallest non-empty class): {'n/a' if ratio is None else f'{ratio:.2f}'}"
+          + (f"; empty classes: {', '.join(empty)}" if empty else ""))
     noise = stats["noise_rate"]
     print(f"noise rate: {'unknown (no clean labels)' if noise is None else f'{noise:.2%}'}")
     for key, value in stats["info"].items():
-        if key.startswith(("dropped", "bad_images_dropped", "blended", "skipped", "boxes_clamped", "split_overlap")):
+        if key == "rows":
+            print(f"label file rows: {value}")
+        elif key.startswith(("dropped", "bad_images_dropped", "blended", "skipped", "boxes_clamped", "split_overlap")):
             print(f"{key.replace('_', ' ')}: {value}")
 
 

@@ -26,13 +26,16 @@ EVAL_KEYS: tuple[str, ...] = (
 SPELLING: dict[str, str] = {
     **{k: v for k, v in DATASET_FLAGS.items() if k not in ("num_classes", "seed")}, "device": "--device {}",
 }
-# What a reader's ``info["dropped_*"]`` count means, for the ``dropped`` reasons.
+# What a reader's ``info["dropped_*"]`` count means, for the ``dropped`` reasons: every count key a
+# reader writes (a test checks the readers' sources against this table).
 READER_DROPS: dict[str, str] = {
     "dropped_no_label": "no {labels} label",
     "dropped_not_in_classes": "label outside the dataset's classes",
     "bad_images_dropped": "undecodable image",
     "dropped_duplicates": "duplicate row",
     "dropped_conflicting_labels": "conflicting labels for one image",
+    "dropped_box_outside_image": "face box outside the image",
+    "dropped_no_image_name": "label row without an image name",
 }
 
 
@@ -55,8 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", help="label kind, e.g. majority (default: majority)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
-    parser.add_argument("--skip-bad-images", action="store_true",
-                        help="decode every image first; drop and count the undecodable ones instead of failing")
+    parser.add_argument("--skip-bad-images", action=argparse.BooleanOptionalAction, default=None,
+                        help="decode every image first; drop and count the undecodable ones instead of failing "
+                             "(default: the checkpoint's data.skip_bad_images when evaluating its dataset)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, mps")
     add_option_argument(parser)
     parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint)")
@@ -65,11 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def reader_drops(info: dict[str, Any], *, labels: str) -> dict[str, int]:
-    """The samples a dataset reader left out, as ``reason (info key) -> count`` (non-zero only)."""
+    """The samples a dataset reader left out, as ``reason (info key) -> count`` (non-zero only);
+    a key missing from :data:`READER_DROPS` reads as its words (``dropped_blurry`` -> ``blurry``)."""
     out = {}
     for key, count in info.items():
         if (key.startswith("dropped") or key == "bad_images_dropped") and isinstance(count, int) and count > 0:
-            out[f"{READER_DROPS.get(key, key).format(labels=labels)} ({key})"] = count
+            reason = READER_DROPS.get(key) or key.removeprefix("dropped_").replace("_", " ")
+            out[f"{reason.format(labels=labels)} ({key})"] = count
     return out
 
 
@@ -116,27 +122,33 @@ def _eval_dataset(info: dict[str, Any], **arguments: Any) -> tuple[FERDataset, d
 def evaluate_checkpoint(
     checkpoint: str, *, dataset: str | None = None, root: str | None = None, split: str = "test",
     labels: str | None = None, batch_size: int = 256, num_workers: int = 0, device_name: str = "auto",
-    skip_bad_images: bool = False,
+    skip_bad_images: bool | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics of ``checkpoint`` on one split: keys :data:`EVAL_KEYS` (``num_samples``: the
     samples scored; ``dropped``: reason -> count of those left out, e.g. ``{"contempt: not a class
-    of the model": 16}``), plus ``dataset`` and ``split``. The device is checked first
+    of the model": 16}``), plus ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``).
+    ``skip_bad_images=None`` takes the checkpoint's ``data.skip_bad_images`` when ``dataset`` is
+    the one it was trained on, else False. The device is checked first
     (:func:`fer_nla.runtime.resolve_device`); raises :class:`InputError` for a device this machine
     lacks, a file that is not a fer-nla checkpoint, or data that does not fit the model."""
     from torch.utils.data import DataLoader
 
     from fer_nla.checkpoint import check_compatible, load_model
+    from fer_nla.data.sources.common import canonical_split
     from fer_nla.data.transforms import eval_transform
     from fer_nla.engine import predict_probabilities
     from fer_nla.metrics import classification_report
     from fer_nla.runtime import resolve_device
 
+    split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
     device = resolve_device(device_name)
     model, info = load_model(checkpoint, map_location=device)
     data_cfg = info.get("config", {}).get("data", {})
     name = dataset or data_cfg.get("dataset", "synthetic")
     same = name == data_cfg.get("dataset")
+    if skip_bad_images is None:  # the run's own data: read it as training did
+        skip_bad_images = bool(data_cfg.get("skip_bad_images", False)) if same else False
     ds, dropped = _eval_dataset(
         info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
         labels=labels or "majority", seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
@@ -165,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
         skip_bad_images=args.skip_bad_images, options=parse_options(args.option, spelling=SPELLING),
     )
-    dataset = result["dataset"]
+    dataset, split = result["dataset"], result["split"]  # split canonical: --split val -> valid
     output = Path(args.output) if args.output else Path(args.checkpoint).with_name(
-        f"eval_{Path(args.checkpoint).stem}_{dataset}_{args.split}.json")
+        f"eval_{Path(args.checkpoint).stem}_{dataset}_{split}.json")
     payload = {key: result[key] for key in EVAL_KEYS}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(payload, indent=2) + "\n")
@@ -175,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload))
         print(f"saved {output}", file=sys.stderr)
     else:
-        print(f"{args.checkpoint} on {dataset} {args.split}")
+        print(f"{args.checkpoint} on {dataset} {split}")
         print(format_report(result))
         print(_drop_line(result))
         print(f"saved {output}")

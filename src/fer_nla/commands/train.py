@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fer_nla.commands import DATASET_KEYS
+from fer_nla.commands import DATASET_KEYS, add_option_argument, parse_options
 
 # Shortcut flags -> config keys; they apply before the positional key=value overrides.
 SHORTCUTS: tuple[tuple[str, str, Any, str], ...] = (
@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
                         help="deterministic kernels (slower); = train.deterministic")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (= train.progress=false)")
+    add_option_argument(parser)  # -o KEY=VALUE = data.options.KEY=VALUE, as in data stats and eval
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides with dotted keys, e.g. optim.lr=3e-4 loss.options.lam_a=0.3")
     parser.set_defaults(func=run, spelling=SPELLING)
@@ -59,7 +60,10 @@ SPELLING: dict[str, str] = {
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
-    """The shortcut flags as ``key=value`` strings, then the positional overrides."""
+    """The shortcut flags as ``key=value`` strings, then each ``-o KEY=VALUE`` as
+    ``data.options.KEY=VALUE``, then the positional overrides (so those win). Raises
+    :class:`InputError` for a ``-o`` pair that is not ``KEY=VALUE`` or sets an argument every
+    dataset has (``-o root=...``: naming ``--root``)."""
     items = []
     for flag, key, _kind, _text in SHORTCUTS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
@@ -69,6 +73,11 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         items.append(f"train.deterministic={str(args.deterministic).lower()}")
     if args.no_progress:
         items.append("train.progress=false")
+    pairs = getattr(args, "option", None) or []
+    parse_options(pairs, spelling=SPELLING)  # checked as data stats and eval check them
+    for pair in pairs:
+        key, _sep, value = pair.partition("=")
+        items.append(f"data.options.{key.strip()}={value}")
     return items + list(args.overrides)
 
 

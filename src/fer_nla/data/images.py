@@ -97,7 +97,9 @@ class CsvPixelImages:
 
 
 def find_missing(paths: Sequence[str]) -> list[str]:
-    """Paths among ``paths`` that are not files, found with one directory listing per folder."""
+    """Paths among ``paths`` that are not files (links followed), found with one directory listing per
+    folder: absent names, folders, and links whose target is gone (``DirEntry.is_file`` follows
+    links, so a dangling link is missing here rather than failing mid-epoch)."""
     by_folder: dict[str, list[str]] = defaultdict(list)
     for path in paths:
         folder, name = os.path.split(path)
@@ -106,7 +108,7 @@ def find_missing(paths: Sequence[str]) -> list[str]:
     for folder, names in by_folder.items():
         try:
             with os.scandir(folder or ".") as entries:
-                present = {entry.name for entry in entries if not entry.is_dir()}
+                present = {entry.name for entry in entries if entry.is_file()}
         except (FileNotFoundError, NotADirectoryError):
             present = set()
         missing.extend(os.path.join(folder, name) for name in names if name not in present)

@@ -64,10 +64,42 @@ def build_dataset(
     if unknown:
         listed = ", ".join(accepted) or "none"
         raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
+    options = {key: typed_option(name, key, value, accepted[key]) for key, value in options.items()}
     return builder(
         root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
         skip_bad_images=skip_bad_images, **options,
     )
+
+
+def typed_option(dataset: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the option's default: a bool option takes a bool (YAML's
+    true/false/yes/no/on/off, already parsed) or those words, an int option an integer (``"3"``,
+    ``3.0``), a float option a number; options whose default is a string or None pass unchanged.
+
+    Raises:
+        InputError: naming the option, the value and what it must be (e.g. ``maybe`` for a bool).
+    """
+    if isinstance(default, bool):
+        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).strip().lower() in words:
+            return words[str(value).strip().lower()]
+        raise InputError(f"dataset {dataset}: option {key}={value!r} must be true or false")
+    if isinstance(default, int):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not number.is_integer():
+            raise InputError(f"dataset {dataset}: option {key}={value!r} must be a whole number")
+        return int(number)
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"dataset {dataset}: option {key}={value!r} must be a number") from None
+    return value
 
 
 def dataset_splits(name: str, *, root: str | Path | None = None, **options: Any) -> tuple[str, ...]:

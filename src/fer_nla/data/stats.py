@@ -15,6 +15,18 @@ def imbalance_ratio(counts: np.ndarray) -> float | None:
     return float(present.max() / present.min()) if present.size else None
 
 
+COUNTED_PREFIXES = ("dropped_", "skipped_", "bad_images_dropped", "boxes_clamped", "split_overlap")
+
+
+def counted_facts(info: dict[str, Any]) -> dict[str, int]:
+    """The non-zero counts a reader recorded in ``info`` (dropped, skipped, clamped samples and
+    kept split overlap), in the reader's order."""
+    return {
+        key: int(value) for key, value in info.items()
+        if key.startswith(COUNTED_PREFIXES) and isinstance(value, (int, np.integer)) and value
+    }
+
+
 def dataset_stats(dataset: FERDataset) -> dict[str, Any]:
     """A JSON-ready summary: ``num_samples``, ``class_names``, ``class_counts`` (name ->
     count), ``imbalance_ratio`` (over non-empty classes), ``empty_classes``, ``noise_rate``

@@ -179,14 +179,20 @@ def build(
 ) -> FERDataset:
     """``num_samples`` synthetic faces of ``split``. ``labels="majority"`` gives the labels
     drawn from each face's mix (hard targets); ``"distribution"`` trains on the mix itself."""
-    del root, skip_bad_images  # nothing on disk
+    del skip_bad_images  # nothing on disk
+    if root is not None and str(root) != "":
+        raise InputError(
+            f"root={str(root)!r} was given, but the dataset is the embedded synthetic set, which reads no files; "
+            "name the dataset of that folder or file: dataset='folder' for class folders (or ferplus, rafdb, "
+            "affectnet, fer2013, manifest)"
+        )
     require_label_mode(labels, dataset="the synthetic set", allowed=("majority", "distribution"))
     classes = class_names(require_num_classes(num_classes, dataset="the synthetic set", allowed=(7, 8), default=7))
     split = canonical_split(split)
-    if int(num_samples) < 1 or int(image_size) < 16 or not 0.0 <= float(mix_share) <= 1.0:
+    if int(num_samples) < 1 or not 16 <= int(image_size) <= 512 or not 0.0 <= float(mix_share) <= 1.0:
         raise InputError(
             f"synthetic options num_samples={num_samples}, image_size={image_size}, mix_share={mix_share}: "
-            "need num_samples >= 1, image_size >= 16 and 0 <= mix_share <= 1"
+            "need num_samples >= 1, 16 <= image_size <= 512 and 0 <= mix_share <= 1"
         )
     source = SyntheticFaces(
         seed=int(seed), split=split, num_classes=len(classes), image_size=int(image_size), mix_share=float(mix_share)

@@ -17,6 +17,7 @@ holding AffectNet codes or emotion names; pass it as ``root``.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from array import array
 from collections.abc import Iterator
@@ -37,8 +38,13 @@ from fer_nla.data.sources.common import (
     require_root,
 )
 from fer_nla.data.sources.listing import (
+    INT32,
     check_split_overlap,
     drop_duplicates,
+    header_delimiter,
+    integer_value,
+    listed_integer,
+    listed_path,
     listing_info,
     require_conflict_policy,
     text_lines,
@@ -161,13 +167,15 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
     lines: list[int] = []
     dropped = 0
     prefix = str(image_root) + "/"
-    reader = csv.reader(text_lines(csv_path))
-    first = next(reader, None)
-    if first is None:
+    text = text_lines(csv_path)
+    first_line = next(text, None)
+    if first_line is None:
         raise InputError(f"{csv_path}: the file is empty; give the AffectNet CSV with its rows")
+    reader = csv.reader(itertools.chain([first_line], text), delimiter=header_delimiter(first_line))
+    first = next(reader)
     header = [field.strip().lower() for field in first]
     official = "subdirectory_filepath" in header and "face_x" in header
-    if not official and len(first) >= 9 and first[1].strip().lstrip("-").isdigit():
+    if not official and len(first) >= 9 and integer_value(first[1]) is not None:
         official, header = True, []  # official layout without its header row
     if official:
         rows = reader if header else _chain(first, reader)
@@ -189,10 +197,10 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
         if index < 0:
             dropped += 1
             continue
-        name = row[path_col].strip()
+        name = listed_path(row[path_col], home=True)  # imgs\a.jpg (Windows) is imgs/a.jpg, ./a.jpg is a.jpg
         if not name:
             raise InputError(f"{csv_path}:{line_no}: the image path is empty; fill it in or remove the line")
-        paths.append(os.path.normpath(name if os.path.isabs(name) else prefix + name))  # ./a.jpg is a.jpg
+        paths.append(name if os.path.isabs(name) else os.path.normpath(prefix + name))
         targets.append(index)
         lines.append(line_no)
         if official:
@@ -203,10 +211,15 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
 
 
 def _box(row: list[str], csv_path: Path, line_no: int) -> tuple[int, int, int, int]:
-    try:
-        return int(row[1]), int(row[2]), int(row[3]), int(row[4])
-    except ValueError:
-        raise InputError(f"{csv_path}:{line_no}: face box {row[1:5]} is not four integers; fix the line") from None
+    """The face box ``(x, y, w, h)`` of an official row (integers of int32, ``12.0`` read as 12)."""
+    if any(integer_value(field) is None for field in row[1:5]):
+        raise InputError(f"{csv_path}:{line_no}: face box {row[1:5]} is not four integers; fix the line")
+    x, y, w, h = (
+        listed_integer(field, low=INT32[0], high=INT32[1], where=f"{csv_path}:{line_no}", what="face box value",
+                       fix="a box is pixels (x, y, width, height) in the photo; fix the line")
+        for field in row[1:5]
+    )
+    return x, y, w, h
 
 
 def _overlap(
@@ -246,13 +259,13 @@ def _column(header: list[str], names: tuple[str, ...], csv_path: Path, what: str
 def _target(value: str, table: np.ndarray, classes: tuple[str, ...], csv_path: Path, line_no: int) -> int:
     """Canonical index of one label (-1 to drop it: codes 8..10, or contempt in 7 classes)."""
     text = value.strip()
-    if text.lstrip("-").isdigit():
-        code = int(text)
+    code = integer_value(text)  # 3, or 3.0 from a spreadsheet
+    if code is not None:
         if code in NON_EMOTION_CODES:
             return -1
         if not 0 <= code < len(table):
             raise InputError(
-                f"{csv_path}:{line_no}: expression {code} is out of range 0..10 (0..7 emotions, "
+                f"{csv_path}:{line_no}: expression {text} is out of range 0..10 (0..7 emotions, "
                 "8..10 none/uncertain/no-face); fix the label"
             )
         return int(table[code])

@@ -75,8 +75,8 @@ def one_set_split(split: str, *, where: str | Path, fix: str) -> None:
     ``valid`` or ``test`` is an error, so a validation split is never the training data."""
     if split != "train":
         raise InputError(
-            f"{where}: has no split information, so it is one set, read as split 'train'; "
-            f"use split='train', or {fix}"
+            f"{where}: has no split information, so it is one set, read as split 'train' (not {split!r}); "
+            f"ask for 'train' (training carves its validation part from it), or {fix}"
         )
 
 

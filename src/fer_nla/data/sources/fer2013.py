@@ -31,7 +31,9 @@ from fer_nla.data.sources.common import (
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     drop_duplicates,
+    header_delimiter,
     header_text,
+    integer_value,
     listing_info,
     require_conflict_policy,
 )
@@ -156,6 +158,13 @@ def _header(raw: bytes, csv_path: Path) -> list[str]:
         text = header_text(raw)
     except InputError as err:
         raise InputError(f"{csv_path}:1: {err}") from None
+    delimiter = header_delimiter(text)
+    if delimiter != ",":
+        raise InputError(
+            f"{csv_path}:1: the columns are separated by {'tabs' if delimiter == chr(9) else repr(delimiter)}, but "
+            "fer2013.csv is read comma-separated (emotion,pixels,Usage); save it as comma-separated CSV "
+            "(in Excel: 'CSV UTF-8 (Comma delimited)')"
+        )
     return [name.strip().strip('"').lower() for name in text.split(",")]
 
 
@@ -237,10 +246,13 @@ def _usage(fields: list[bytes], usage_col: int | None, csv_path: Path, line_no: 
 
 
 def _emotion(field: bytes, csv_path: Path, line_no: int) -> int:
-    code_text = field.strip().strip(b'"')
-    if not code_text.isdigit() or not 0 <= int(code_text) <= 6:
+    """A row's emotion code 0..6 (``3.0`` from a spreadsheet is 3)."""
+    text = field.strip().strip(b'"').decode(errors="replace")
+    code = integer_value(text)
+    if code is None or not 0 <= code <= 6:
+        problem = "is not an integer" if code is None else "is out of range 0..6"
         raise InputError(
-            f"{csv_path}:{line_no}: emotion {code_text.decode(errors='replace')!r} is out of range 0..6 (anger, "
-            "disgust, fear, happiness, sadness, surprise, neutral); fix the label"
+            f"{csv_path}:{line_no}: emotion {text!r} {problem} (codes 0..6: anger, disgust, fear, happiness, "
+            "sadness, surprise, neutral); fix the label"
         )
-    return int(code_text)
+    return code

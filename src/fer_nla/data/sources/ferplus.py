@@ -26,7 +26,6 @@ With ``num_classes=7`` images whose label is contempt are dropped and contempt v
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,12 @@ from fer_nla.data.sources.common import (
     require_root,
 )
 from fer_nla.data.sources.listing import (
+    INT32,
     check_split_overlap,
     drop_duplicates,
+    integer_value,
+    listed_integer,
+    listed_path,
     listing_info,
     require_conflict_policy,
     text_lines,
@@ -62,6 +65,7 @@ from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS, class_names
 
 SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+VOTE_NAMES = tuple(name.lower() for name in (*EMOTIONS, "unknown", "NF"))  # label.csv's vote columns, in order
 EXPECT = "the FERPlus folder holding FER2013Train/ and FER2013Valid/ (or fer2013.csv and fer2013new.csv)"
 
 
@@ -201,11 +205,13 @@ def read_folder_listing(base: Path, split: str) -> VoteListing:
 
 def read_label_file(label_file: Path) -> VoteListing:
     """The rows of one ``label.csv``: names, face boxes ``(N, 4)``, votes ``(N, 10)`` and line
-    numbers; rows with an empty name are counted, not kept.
+    numbers; rows with an empty name are counted, not kept. A first line naming the columns
+    (``Image name,Box,neutral,...,NF``: a header FERPlus's file does not have) is skipped.
 
     Raises:
-        InputError: a row without 12 fields, a box or vote that is not an integer, a negative
-            vote, or a file without rows (file and line named).
+        InputError: a row without 12 fields, a box or vote that is not an integer or out of
+            range (see :func:`listed_integer`), another first line that looks like a header,
+            or a file without rows (file and line named).
     """
     names: list[str] = []
     boxes: list[tuple[int, ...]] = []
@@ -217,6 +223,8 @@ def read_label_file(label_file: Path) -> VoteListing:
         line_no = reader.line_num
         if not row or not any(field.strip() for field in row):
             continue
+        if rows == 0 and _is_header(row, label_file, line_no):
+            continue
         if len(row) != 2 + NUM_VOTE_COLUMNS:
             raise InputError(
                 f"{label_file}:{line_no}: expected 12 fields (image name, \"(x, y, w, h)\", 10 vote "
@@ -227,7 +235,7 @@ def read_label_file(label_file: Path) -> VoteListing:
         if not row[0].strip():
             no_name += 1
             continue
-        names.append(os.path.normpath(row[0].strip()))  # ./fer0.png is fer0.png
+        names.append(listed_path(row[0]))  # ./fer0.png is fer0.png, sub\fer0.png (Windows) sub/fer0.png
         boxes.append(box)
         votes.append(counts)
         lines.append(line_no)
@@ -240,14 +248,32 @@ def read_label_file(label_file: Path) -> VoteListing:
     )
 
 
+def _is_header(row: list[str], label_file: Path, line_no: int) -> bool:
+    """Whether the first row is a header naming FERPlus's columns (skip it); another first row
+    with no number among its vote fields is an error saying it looks like a header."""
+    fields = [field.strip().lower() for field in row]
+    if len(fields) == 2 + NUM_VOTE_COLUMNS and tuple(fields[2:]) == VOTE_NAMES:
+        return True
+    if len(fields) == 2 + NUM_VOTE_COLUMNS and all(integer_value(field) is None for field in fields[2:]):
+        raise InputError(
+            f"{label_file}:{line_no}: {_clip(','.join(row))} looks like a header line, but FERPlus's label.csv has "
+            "none (each line is image name, \"(x, y, w, h)\", 10 vote counts); remove the line"
+        )
+    return False
+
+
 def _box(text: str, where: Path, line_no: int) -> tuple[int, ...]:
-    try:
-        box = tuple(int(v) for v in text.strip().strip("()").split(","))
-    except ValueError:
-        raise InputError(f"{where}:{line_no}: the face box {text!r} is not four integers; fix the line") from None
-    if len(box) != 4:
+    """The face box ``"(x, y, w, h)"`` of a row (integers of int32)."""
+    fields = text.strip().strip("()").split(",")
+    if any(integer_value(field) is None for field in fields):
+        raise InputError(f"{where}:{line_no}: the face box {text!r} is not four integers; fix the line")
+    if len(fields) != 4:
         raise InputError(f"{where}:{line_no}: expected a box \"(x, y, w, h)\", got {text!r}; fix the line")
-    return box
+    return tuple(
+        listed_integer(field, low=INT32[0], high=INT32[1], where=f"{where}:{line_no}", what="face box value",
+                       fix="a box is pixels (x, y, width, height) in the image; fix the line")
+        for field in fields
+    )
 
 
 def _clip(text: str, limit: int = 80) -> str:

@@ -13,7 +13,6 @@ checked when the index is built and decoded from ``fer2013.csv`` on access.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import numpy as np
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import CsvPixelImages
 from fer_nla.data.sources.fer2013 import USAGE_SPLITS, pixel_csv_header, pixel_csv_rows, pixel_problem
-from fer_nla.data.sources.listing import text_lines
+from fer_nla.data.sources.listing import listed_path, text_lines
 from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
 from fer_nla.data.votes import NUM_VOTE_COLUMNS
 from fer_nla.errors import InputError
@@ -148,7 +147,7 @@ def _vote_rows(votes_file: Path) -> list[tuple[str, str, list[int], int]]:
         usage = row[0].strip().lower()
         if usage not in USAGE_SPLITS:
             raise InputError(f"{votes_file}:{line_no}: Usage {row[0]!r} is not Training, PublicTest or PrivateTest")
-        name = os.path.normpath(row[1].strip()) if row[1].strip() else ""  # ./fer0.png is fer0.png
+        name = listed_path(row[1])  # ./fer0.png is fer0.png, sub\fer0.png (Windows) sub/fer0.png; "" stays ""
         rows.append((USAGE_SPLITS[usage], name, vote_counts(row[2:], votes_file, line_no), line_no))
     return rows
 

@@ -18,11 +18,24 @@ in every reader:
 - a key present in two splits is an error (test images leaking into training), unless
   ``allow_split_overlap=True``: then the overlap is kept and counted
   (``info["split_overlap"]``).
+
+Fields, the same in every reader:
+
+- paths: a listed relative path written on Windows (``imgs\\sub\\a.jpg``) is read with ``\\`` as
+  the separator (:func:`listed_path`).
+- numbers: a label, code, box or vote count written as an integer-valued number (``3``,
+  ``3.0`` as Excel exports it, `` +3 ``) is that integer (:func:`integer_value`); anything
+  else, or a value outside its range (boxes must fit int32, vote counts at most
+  :data:`MAX_VOTES`), is an error naming file, line and value (:func:`listed_integer`).
+- delimiters: a CSV read by header (AffectNet's plain CSV, a manifest) may be comma-,
+  semicolon- or tab-separated, as its header line shows (:func:`header_delimiter`).
 """
 
 from __future__ import annotations
 
 import codecs
+import os
+import re
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +46,11 @@ from fer_nla.errors import InputError
 
 CONFLICT_POLICIES = ("error", "drop")
 MAX_SHOWN = 10  # pairs of lines shown in one message; the rest are counted
+INT32 = (-(2**31), 2**31 - 1)  # face boxes are stored as int32 pixels
+MAX_VOTES = 10**6  # a bound on one image's vote count for one column (FERPlus has about 10 annotators)
+DELIMITERS = (",", ";", "\t")
+_INTEGER = re.compile(r"\s*([+-]?)0*(\d+?)(?:\.0*)?\s*")  # 3, +3, 03, 3.0, 3. (not 3.5, 3e0, "")
+_MAX_DIGITS = 30  # longer numbers stand in as +-10**30 (beyond every bound; Python parses at most 4300 digits)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
@@ -107,6 +125,63 @@ def header_text(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(f"not UTF-8 text ({err.reason}); save the file as UTF-8") from None
+
+
+def listed_path(text: str, *, home: bool = False) -> str:
+    """A path as a label file lists it, in this system's spelling: stripped, ``\\`` read as the
+    separator on POSIX (a relative path written on Windows: ``imgs\\sub\\a b.jpg`` is
+    ``imgs/sub/a b.jpg``), ``~`` expanded when ``home`` (a manifest's paths), normalised
+    (``./a.jpg`` is ``a.jpg``). A POSIX file name holding a real backslash cannot be listed;
+    rename it."""
+    path = text.strip()
+    if os.sep == "/" and "\\" in path:
+        path = path.replace("\\", "/")
+    if home:
+        path = os.path.expanduser(path)
+    return os.path.normpath(path) if path else path
+
+
+def integer_value(text: str) -> int | None:
+    """The integer an integer-valued number field writes (``"3"``, ``"3.0"``, ``" +3 "``,
+    ``"-1"``), or ``None`` for anything else (``"3.5"``, ``"happy"``, ``""``). Numbers of more than
+    30 digits are returned as ``+-10**30``, beyond every range a reader checks."""
+    match = _INTEGER.fullmatch(text)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    value = 10**_MAX_DIGITS if len(digits) > _MAX_DIGITS else int(digits)
+    return -value if sign == "-" else value
+
+
+def listed_integer(text: str, *, low: int, high: int, where: str, what: str, fix: str) -> int:
+    """:func:`integer_value` of a field, checked to lie in ``low..high``.
+
+    Args:
+        where: ``file:line`` of the field, for messages.
+        what: what the field is (``"vote count"``), for messages.
+        fix: what to do about a bad value, ending the message.
+
+    Raises:
+        InputError: the field is not an integer-valued number, or lies outside ``low..high``,
+            naming ``where``, the value and the fix.
+    """
+    value = integer_value(text)
+    shown = _short(text.strip(), 60)
+    if value is None:
+        raise InputError(f"{where}: {what} {shown} is not an integer; {fix}")
+    if not low <= value <= high:
+        raise InputError(f"{where}: {what} {shown} is out of range {low}..{high}; {fix}")
+    return value
+
+
+def header_delimiter(header: str) -> str:
+    """The delimiter of a CSV whose first line is ``header``: a comma where the header has one
+    (a semicolon inside a field is then data), else a semicolon or tab (Excel's exports in
+    locales with a decimal comma, and "tab-delimited text"), whichever it holds, else a comma."""
+    if "," in header:
+        return ","
+    found = [(header.count(d), d) for d in DELIMITERS[1:] if d in header]
+    return max(found)[1] if found else ","
 
 
 def require_conflict_policy(conflicts: str) -> str:

@@ -44,6 +44,9 @@ from fer_nla.data.sources.common import (
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     drop_duplicates,
+    header_delimiter,
+    integer_value,
+    listed_path,
     listing_info,
     require_conflict_policy,
     text_lines,
@@ -68,33 +71,65 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
     ``build_dataset`` arguments that made ``dataset``'s index) goes to :func:`sidecar_path`
     when given, and each row then names its dataset in a ``source`` column, so a copy of the
     CSV without its sidecar is an error, never images read another way (a stale sidecar of an
-    earlier manifest at ``path`` is removed when ``source`` is not given)."""
+    earlier manifest at ``path`` is removed when ``source`` is not given). The sidecar is written
+    once the CSV is complete, before it replaces ``path``: a failed write leaves no orphan sidecar.
+
+    Raises:
+        InputError: a sample whose file name is not valid UTF-8 (a Latin-1 ``café.png``), which
+            a UTF-8 CSV cannot list, naming the file and the fix (rename it).
+    """
     path = Path(path)
+    _require_utf8_names(dataset.samples)
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(path)
-    if source is not None:
-        _write_atomically(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
-    else:
-        sidecar.unlink(missing_ok=True)
-    names = dataset.class_names
-    clean = dataset.clean_targets
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(COLUMNS if source is None else (*COLUMNS, SOURCE_COLUMN))
-            tail = () if source is None else (str(source.get("dataset", "")),)
-            for i, sample in enumerate(dataset.samples):
-                label = names[dataset.targets[i]]
-                known = clean is not None and clean[i] >= 0
-                clean_name = names[clean[i]] if known else ""  # type: ignore[index]
-                noisy = str(int(dataset.targets[i] != clean[i])) if known else ""  # type: ignore[index]
-                writer.writerow((sample, label, clean_name, noisy, dataset.split, *tail))
+            _write_rows(csv.writer(handle), dataset, source)
+        if source is not None:
+            _write_atomically(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    if source is None:
+        sidecar.unlink(missing_ok=True)
     return path
+
+
+def _write_rows(writer: Any, dataset: FERDataset, source: dict[str, Any] | None) -> None:
+    """The header and one row per sample: path, label, clean label, is-noisy, split[, source]."""
+    names = dataset.class_names
+    clean = dataset.clean_targets
+    writer.writerow(COLUMNS if source is None else (*COLUMNS, SOURCE_COLUMN))
+    tail = () if source is None else (str(source.get("dataset", "")),)
+    for i, sample in enumerate(dataset.samples):
+        label = names[dataset.targets[i]]
+        known = clean is not None and clean[i] >= 0
+        clean_name = names[clean[i]] if known else ""  # type: ignore[index]
+        noisy = str(int(dataset.targets[i] != clean[i])) if known else ""  # type: ignore[index]
+        writer.writerow((sample, label, clean_name, noisy, dataset.split, *tail))
+
+
+def _require_utf8_names(samples: Any) -> None:
+    """Every sample id can be written as UTF-8 (a name of other bytes, surrogate escapes, cannot)."""
+    for sample in samples:
+        try:
+            str(sample).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"{_shown_name(str(sample))}: the file name is not valid UTF-8 text ("
+                "e.g. Latin-1 from an old system or archive), so a manifest (a UTF-8 CSV) cannot list it; "
+                "rename the file to a UTF-8 name (e.g. `convmv -f latin1 -t utf8 --notest FILE`) and build again"
+            ) from None
+
+
+def _shown_name(name: str) -> str:
+    """A file name of undecodable bytes as its bytes read (``caf\\xe9.png``)."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte
+        return ascii(name)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -184,10 +219,12 @@ class ManifestRow:
 
 def _key(manifest: Path, path: str, source: dict[str, Any] | None) -> str:
     """The identity of a row's image: its absolute path (relative paths read from the
-    manifest's folder), or the sample id of a manifest with a source."""
-    if source is not None or os.path.isabs(path):
+    manifest's folder, ``\\`` as their separator, ``~`` expanded; see :func:`listed_path`), or
+    the sample id of a manifest with a source (kept exactly as written)."""
+    if source is not None:
         return path
-    return os.path.normpath(str(manifest.parent / path))
+    path = listed_path(path, home=True)
+    return path if os.path.isabs(path) else os.path.normpath(str(manifest.parent / path))
 
 
 def _shown_label(row: ManifestRow) -> str:
@@ -241,7 +278,8 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
         except json.JSONDecodeError as err:
             raise InputError(f"{manifest}:1: the source line is not valid JSON ({err}); fix or remove it") from None
         first, offset = next(lines, ""), 2
-    header = [name.strip().lower() for name in next(csv.reader([first]), [])]
+    delimiter = header_delimiter(first)  # comma, or Excel's semicolon / tab exports
+    header = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter), [])]
     if "path" not in header or "label" not in header:
         raise InputError(
             f"{manifest}:{offset}: header {header} needs columns 'path' and 'label' "
@@ -250,7 +288,7 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     col = {name: header.index(name) for name in COLUMNS if name in header}
     if source is None and SOURCE_COLUMN in header:
         _require_sidecar(manifest)
-    reader = csv.reader(lines)
+    reader = csv.reader(lines, delimiter=delimiter)
     rows: list[ManifestRow] = []
     for row in reader:
         line_no = reader.line_num + offset
@@ -295,11 +333,11 @@ def _row(manifest: Path, line_no: int, row: list[str], col: dict[str, int]) -> M
 
 def _label(text: str, manifest: Path, line_no: int) -> int:
     value = text.strip()
-    if value.isdigit():
-        index = int(value)
-        if index >= len(EMOTIONS):
+    index = integer_value(value)  # 3, or 3.0 from a spreadsheet
+    if index is not None:
+        if not 0 <= index < len(EMOTIONS):
             raise InputError(
-                f"{manifest}:{line_no}: label {index} is out of range 0..7 (canonical order "
+                f"{manifest}:{line_no}: label {value} is out of range 0..7 (canonical order "
                 f"{', '.join(EMOTIONS)}); fix the label"
             )
         return index

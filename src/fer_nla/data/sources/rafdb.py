@@ -7,7 +7,6 @@ RAF-DB has no validation split: carve one from train with ``fer_nla.data.split.s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,14 @@ from fer_nla.data.sources.common import (
     require_num_classes,
     require_root,
 )
-from fer_nla.data.sources.listing import drop_duplicates, listing_info, require_conflict_policy, text_lines
+from fer_nla.data.sources.listing import (
+    drop_duplicates,
+    integer_value,
+    listed_path,
+    listing_info,
+    require_conflict_policy,
+    text_lines,
+)
 from fer_nla.errors import InputError
 from fer_nla.labels import RAFDB_CODES, SEVEN_CLASSES, code_table
 
@@ -100,15 +106,16 @@ def read_list(label_file: Path, split: str) -> tuple[list[str], list[int], list[
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        code = integer_value(parts[1]) if len(parts) == 2 else None  # 5, or 5.0 from a spreadsheet
+        if code is None:
             raise InputError(
                 f"{label_file}:{line_no}: expected '<image name> <label 1..7>', got {line.strip()!r}; "
                 "fix or remove the line"
             )
-        name, code = os.path.normpath(parts[0]), int(parts[1])  # ./train_1.jpg is train_1.jpg
+        name = listed_path(parts[0])  # ./train_1.jpg is train_1.jpg
         if not 1 <= code <= 7:
             raise InputError(
-                f"{label_file}:{line_no}: label {code} is out of range 1..7 (surprise, fear, disgust, "
+                f"{label_file}:{line_no}: label {parts[1]!r} is out of range 1..7 (surprise, fear, disgust, "
                 "happiness, sadness, anger, neutral); fix the label"
             )
         prefix = name.split("_", 1)[0]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_nla.data.sources.listing import MAX_VOTES, listed_integer
 from fer_nla.data.votes import NUM_VOTE_COLUMNS
 from fer_nla.errors import InputError
 
@@ -55,12 +56,19 @@ class VoteListing:
 
 
 def vote_counts(fields: list[str], where: Path, line_no: int) -> list[int]:
-    """Ten vote counts (integers >= 0) from their text fields, or an :class:`InputError` naming
-    the file and line."""
-    try:
-        counts = [int(v) for v in fields]
-    except ValueError:
-        raise InputError(f"{where}:{line_no}: a vote count is not an integer; fix the line") from None
-    if len(counts) != NUM_VOTE_COLUMNS or min(counts) < 0:
+    """Ten vote counts (integers in ``0..MAX_VOTES``; ``3.0`` from a spreadsheet is 3) from
+    their text fields.
+
+    Raises:
+        InputError: not ten fields, or a count that is not an integer or lies outside
+            ``0..MAX_VOTES``, naming the file, line and value.
+    """
+    if len(fields) != NUM_VOTE_COLUMNS:
         raise InputError(f"{where}:{line_no}: expected {NUM_VOTE_COLUMNS} vote counts >= 0; fix the line")
-    return counts
+    return [
+        listed_integer(
+            field, low=0, high=MAX_VOTES, where=f"{where}:{line_no}", what="vote count",
+            fix=f"a count is how many annotators chose that column (0..{MAX_VOTES}); fix the line",
+        )
+        for field in fields
+    ]
