@@ -326,3 +326,47 @@ def test_train_takes_reader_options_as_dash_o(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "-o root sets an argument every dataset has, not a reader option: use --root /data/faces" in err
     assert not (tmp_path / "other").exists()
+
+
+def test_a_third_new_user_pass_by_kind(tmp_path, capsys):
+    """Library and OS errors reach the user as one line naming the option or path (no traceback)."""
+    synth = ["--dataset", "synthetic", "-o", "num_samples=60", "-o", "image_size=16"]
+    cases = [  # (arguments, expected exit code, text in stderr)
+        (["data", "corrupt", *synth, "--noise", "symmetric", "--rate", "0.1", "--out", str(tmp_path)], 2,
+         "is a directory; check that the path is right"),
+        (["data", "corrupt", *synth, "--imbalance", "nan", "--out", str(tmp_path / "m.csv")], 2,
+         "the factor must be a finite number"),
+        (["data", "corrupt", *synth, "--imbalance", "2", "--out", ""], 2, "--out is empty"),
+        (["train", "--out", "", *TINY_RUN], 2, "the run folder is an empty path"),
+        (["train", "--out", str(tmp_path / "r"), *TINY_RUN, "optim.lr=inf"], 2, "optim.lr must be a finite number"),
+        (["train", "--out", str(tmp_path / "r"), *TINY_RUN, "train.seed=-1"], 2, "train.seed must be an integer"),
+        (["train", "--out", str(tmp_path / "r"), *TINY_RUN, "train.epochs=1e30"], 2, "train.epochs must lie in"),
+        (["train", "--out", str(tmp_path / "r"), *TINY_RUN, "optim.weight_decay=-1"], 2, "optim.weight_decay must be"),
+    ]
+    for args, code, text in cases:
+        assert main(args) == code, args
+        err = capsys.readouterr().err
+        assert text in err and "Traceback" not in err, (args, err)
+    for args, text in ((["data", "stats", "--seed", "-1"], "argument --seed: -1 is outside 0..4294967295"),
+                       (["eval", "--checkpoint", "x", "--batch-size", "0"], "argument --batch-size: 0 is outside")):
+        with pytest.raises(SystemExit):
+            main(args)
+        assert text in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written is left behind
+
+
+def test_overrides_may_follow_options_and_long_messages_are_shortened(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--no-progress", "model.arch=cnn_small", "--epochs", "1",
+                 *TINY_RUN[3:]]) == 0  # before: "unrecognized arguments" for overrides after --epochs
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + "a" * 200_000 + ",happy\n")  # one field over csv's 128 KB limit
+    assert main(["data", "stats", "--dataset", "manifest", "--root", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert "is not readable CSV (field larger than field limit" in err and "Traceback" not in err
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "EmoLabel").mkdir()
+    (tmp_path / "list" / "EmoLabel" / "list_patition_label.txt").write_text("train_1.jpg " + "9" * 5000 + "\n")
+    assert main(["data", "stats", "--dataset", "rafdb", "--root", str(tmp_path / "list")]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1500 and "characters left out" in err

@@ -77,6 +77,27 @@ def worker_message(text: str) -> str:
     return message.strip() if found else text
 
 
+def os_error_message(err: OSError) -> str:
+    """One line for an operating-system error: the path, what the system said, and the fix."""
+    where = err.filename if err.filename is not None else "a file"
+    also = f" -> {err.filename2}" if getattr(err, "filename2", None) else ""
+    reason = (err.strerror or str(err)).lower()
+    return f"{where}{also}: {reason}; check that the path is right and that you may read (and write) it"
+
+
+def shorten_lines(message: str, *, limit: int = 1000) -> str:
+    """``message`` with each line longer than ``limit`` characters shortened in its middle, at
+    word boundaries, saying how much was left out (a 5 MB label echoed back helps nobody)."""
+    lines = []
+    for line in message.splitlines() or [message]:
+        if len(line) > limit:
+            head = line[: limit // 2].rsplit(" ", 1)[0]
+            tail = line[-(limit // 2):].split(" ", 1)[-1]
+            line = f"{head} ... ({len(line) - len(head) - len(tail)} characters left out) ... {tail}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fer-nla",
@@ -94,7 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # KEY=VALUE overrides written after an option (`--epochs 1 optim.lr=3e-4`) are overrides too
+        if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
@@ -103,12 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except (InputError, FileNotFoundError) as err:
         message = spell_options(worker_message(str(err)), getattr(args, "spelling", None) or {})
-        print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
+        print(f"fer-nla {args.command}: error: {shorten_lines(message)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` that closed early: not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again
         return 141  # 128 + SIGPIPE, as shells report it
+    except OSError as err:  # permission denied, a folder where a file belongs, a full disk...
+        print(f"fer-nla {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

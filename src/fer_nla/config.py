@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -352,18 +353,25 @@ def save_config(config: Config, path: str | Path) -> Path:
     return path
 
 
+MAX_EPOCHS = 100_000  # per-sample signals hold [epochs, N]: a typo like 1e8 must not allocate gigabytes
+
+
 def validate(config: Config) -> None:
     """Check values that types alone do not; raise :class:`InputError` naming the key."""
     from fer_nla.losses import available as available_losses
 
     checks = [
-        (config.train.epochs >= 1, "train.epochs must be at least 1"),
+        (1 <= config.train.epochs <= MAX_EPOCHS, f"train.epochs must lie in 1..{MAX_EPOCHS}"),
+        (0 <= config.train.seed < 2**32, "train.seed must be an integer in 0..4294967295"),
         (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
         (config.train.eval_batch_size >= 1, "train.eval_batch_size must be at least 1"),
         (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must lie strictly between 0 and 1"),
         (config.data.image_size >= 16, "data.image_size must be at least 16 pixels"),
         (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
-        (config.optim.lr > 0, "optim.lr must be positive"),
+        (math.isfinite(config.optim.lr) and config.optim.lr > 0, "optim.lr must be a finite number above 0"),
+        (math.isfinite(config.optim.weight_decay) and config.optim.weight_decay >= 0,
+         "optim.weight_decay must be a finite number, 0 or more"),
+        (math.isfinite(config.optim.momentum) and config.optim.momentum >= 0, "optim.momentum must be 0 or more"),
         (0.0 < config.optim.gamma <= 1.0, "optim.gamma must lie in (0, 1]"),
         (config.data.train_subset is None or config.data.train_subset >= 2, "data.train_subset must be at least 2"),
         (config.train.max_steps_per_epoch is None or config.train.max_steps_per_epoch >= 1, "train.max_steps_per_epoch must be at least 1"),

@@ -36,6 +36,7 @@ from fer_nla.engine import (
     train_one_epoch,
     use_channels_last,
 )
+from fer_nla.errors import InputError
 from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report
 from fer_nla.models import build_model, load_backbone_weights
@@ -106,6 +107,8 @@ def fit(
 
     ``on_step(epoch, step)`` is called before every step (tests use it to interrupt a run).
     """
+    if not str(out).strip():
+        raise InputError("the run folder is an empty path: name the folder to write the run to (nothing is written into the current folder)")
     run = RunFolder(Path(out))
     if config.data.root:  # saved absolute: a resume from another folder reads the same data
         config.data.root = os.path.abspath(os.path.expanduser(config.data.root))

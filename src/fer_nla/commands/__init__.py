@@ -25,6 +25,26 @@ DATASET_KEYS: dict[str, str] = {"root": "data.root={}", "split": "data.train_spl
                                 **{key: f"data.options.{key}={{}}" for key in READER_OPTIONS}}
 
 
+def int_in(low: int, high: int | None = None):  # noqa: ANN201 - an argparse type
+    """An argparse ``type``: an integer in ``low..high`` (no upper bound when ``high`` is None),
+    so ``--batch-size 0`` or ``--seed -1`` is a usage error naming the flag, never a library's."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            upper = f"..{high}" if high is not None else " or more"
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}{upper}")
+        return value
+
+    return parse
+
+
+SEED_RANGE = (0, 2**32 - 1)
+
+
 def add_option_argument(parser: argparse.ArgumentParser) -> None:
     """``-o/--option KEY=VALUE``: a dataset reader's own option (repeatable)."""
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",

@@ -4,11 +4,12 @@ reproducibly corrupted copy of its labels as a manifest CSV that training reads 
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import os
 from typing import Any
 
-from fer_nla.commands import DATASET_FLAGS, add_option_argument, parse_options
+from fer_nla.commands import DATASET_FLAGS, SEED_RANGE, add_option_argument, int_in, parse_options
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
 from fer_nla.data.registry import available_datasets, build_dataset
@@ -50,7 +51,7 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", choices=(*LABEL_MODES, *RENAMED_MODES), default="majority",
                         help="label mode (plurality, distribution and single-vote need FERPlus votes)")
     parser.add_argument("--num-classes", type=int, choices=(7, 8), help="7 (no contempt) or 8 classes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of single-vote draws, synthetic faces and corruption")
+    parser.add_argument("--seed", type=int_in(*SEED_RANGE), default=0, help="seed of single-vote draws, synthetic faces and corruption")
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="decode every image when indexing; drop and count the undecodable ones")
     add_option_argument(parser)
@@ -109,6 +110,10 @@ def run_corrupt(args: argparse.Namespace) -> int:
         raise InputError(f"--noise {args.noise} needs --rate R (a share in [0, 1], e.g. --rate 0.2)")
     if args.rate is not None and not 0.0 <= args.rate <= 1.0:
         raise InputError(f"--rate {args.rate}: the noise rate must lie in [0, 1]")
+    if not str(args.out).strip():
+        raise InputError("--out is empty; name the manifest CSV to write, e.g. --out noisy.csv")
+    if args.imbalance is not None and not math.isfinite(args.imbalance):
+        raise InputError(f"--imbalance {args.imbalance}: the factor must be a finite number >= 1")
     if args.imbalance is not None and args.imbalance < 1.0:
         raise InputError(f"--imbalance {args.imbalance}: the factor is largest/smallest class and must be >= 1")
     if args.labels == "distribution":  # a manifest holds one label per image: the distributions would be lost

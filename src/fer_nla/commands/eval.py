@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fer_nla.commands import DATASET_FLAGS, add_option_argument, parse_options
+from fer_nla.commands import DATASET_FLAGS, add_option_argument, int_in, parse_options
 
 if TYPE_CHECKING:
     from fer_nla.data.dataset import FERDataset
@@ -56,8 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--root", help="dataset folder (default: the checkpoint's)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
     parser.add_argument("--labels", help="label kind, e.g. majority (default: majority)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward (default 256)")
-    parser.add_argument("--num-workers", type=int, default=0, help="data-loading processes (default 0)")
+    parser.add_argument("--batch-size", type=int_in(1), default=256, help="images per forward (default 256)")
+    parser.add_argument("--num-workers", type=int_in(0, 64), default=0, help="data-loading processes (default 0)")
     parser.add_argument("--skip-bad-images", action=argparse.BooleanOptionalAction, default=None,
                         help="decode every image first; drop and count the undecodable ones instead of failing "
                              "(default: the checkpoint's data.skip_bad_images when evaluating its dataset)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fer_nla.commands import int_in
+
 EXIT_SOME_FAILED = 1  # some inputs failed (each is reported in its record); 2 is a usage error
 
 
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="widen each face box by this fraction of its side on every side before cropping (default 0.1)")
     parser.add_argument("--max-side", type=int, default=1600, metavar="PX",
                         help="larger images are downsized to this longest side for detection only (default 1600)")
-    parser.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int_in(1), default=32, help="faces per forward pass (default 32)")
     parser.add_argument("--no-face-is-error", action="store_true", help="count images without a face as failed inputs")
     parser.set_defaults(func=run, spelling={"device": "--device {}"})
 

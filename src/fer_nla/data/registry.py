@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from fer_nla.data import synthetic
@@ -65,10 +68,18 @@ def build_dataset(
         listed = ", ".join(accepted) or "none"
         raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
     options = {key: typed_option(name, key, value, accepted[key]) for key, value in options.items()}
-    return builder(
-        root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
-        skip_bad_images=skip_bad_images, **options,
-    )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+        raise InputError(f"seed={seed!r} must be an integer in 0..4294967295")
+    try:
+        return builder(
+            root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
+            skip_bad_images=skip_bad_images, **options,
+        )
+    except csv.Error as err:  # the csv module's own limits, e.g. a field over 128 KB (a stray quote)
+        raise InputError(
+            f"{root}: a label file of dataset {name} is not readable CSV ({err}); look for an unmatched quote "
+            "or a line that lost its line break, and fix it"
+        ) from None
 
 
 def typed_option(dataset: str, key: str, value: Any, default: Any) -> Any:

@@ -136,7 +136,7 @@ def _split_folder(base: Path, split: str) -> Path:
         return present[split]
     raise InputError(
         f"{base}: has split folders ({', '.join(p.name for p in present.values())}) but none for {split!r}; "
-        f"add {base / SPLIT_FOLDERS[split][0]} or ask for another split=..."
+        f"add {base / SPLIT_FOLDERS[split][0]} or ask for another split"
     )
 
 

@@ -251,7 +251,7 @@ def _rows_of_split(manifest: Path, rows: list[ManifestRow], split: str) -> list[
     mine = [r for r in rows if r.split == split]
     if not mine:
         present = f"; it has rows of {', '.join(found)}" if found else ""
-        raise InputError(f"{manifest}: no samples for split {split!r}{present}; ask for another split=...")
+        raise InputError(f"{manifest}: no samples for split {split!r}{present}; ask for another split")
     return mine
 
 
