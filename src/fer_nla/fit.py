@@ -137,8 +137,9 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     set_determinism(deterministic=tc.deterministic, device=device)
     seed_everything(tc.seed)
     data: RunData = build_run_data(config.data, seed=tc.seed, log=log)
+    fingerprint = data_fingerprint(data.full_train, data.val)
     if payload is not None:
-        check_same_data(payload.get("data_fingerprint"), data_fingerprint(data.full_train, data.val), run=run)
+        check_same_data(payload.get("data_fingerprint"), fingerprint, run=run)
     if data.train.target_mode == "soft":  # label distributions: refuse a loss without a meaning for them now
         require_soft_target_support(config.loss.name, label_mode=config.data.labels)
     class_names = list(data.class_names)
@@ -205,7 +206,7 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     epoch_seconds: list[float] = []
     base = {"model": {"arch": config.model.arch, "num_classes": len(class_names), "stem": config.model.stem},
             "class_names": class_names, "preprocess": preprocess_spec(config.data), "config": config.to_dict(),
-            "data_fingerprint": data_fingerprint(data.full_train, data.val)}
+            "data_fingerprint": fingerprint}
 
     try:
         for epoch in range(start_epoch, tc.epochs):

@@ -117,22 +117,18 @@ def file_dataset(
         info["bad_images_dropped"] = int(bad.sum())
         if bad.any():
             info["bad_images"] = [paths[i] for i in np.flatnonzero(bad)[:MAX_LISTED]]
-            keep = np.flatnonzero(~bad)
-            paths = [paths[i] for i in keep]
-            targets = targets[keep]
-            boxes = None if boxes is None else boxes[keep]
-            clean_targets = None if clean_targets is None else clean_targets[keep]
-            soft_targets = None if soft_targets is None else soft_targets[keep]
+            paths, targets, boxes, clean_targets, soft_targets = _take(
+                np.flatnonzero(~bad), paths, targets, boxes, clean_targets, soft_targets
+            )
             if not paths:
                 raise InputError(f"{listed_in}: every image of split {split!r} is undecodable")
     if boxes is not None:
         boxes, keep, counts = fit_boxes(paths, boxes, crop=crop, listed_in=str(listed_in))
         info.update(counts)
         if not keep.all():
-            rows = np.flatnonzero(keep)
-            paths, targets, boxes = [paths[i] for i in rows], targets[rows], boxes[rows]
-            clean_targets = None if clean_targets is None else clean_targets[rows]
-            soft_targets = None if soft_targets is None else soft_targets[rows]
+            paths, targets, boxes, clean_targets, soft_targets = _take(
+                np.flatnonzero(keep), paths, targets, boxes, clean_targets, soft_targets
+            )
             if not paths:
                 raise InputError(f"{listed_in}: every face box of split {split!r} lies outside its image")
     return FERDataset(
@@ -145,4 +141,12 @@ def file_dataset(
         name=name,
         split=split,
         info=info,
+    )
+
+
+def _take(rows: np.ndarray, *columns: Any) -> tuple[Any, ...]:
+    """Each per-sample column (a list, an array, or ``None``) reduced to ``rows``."""
+    return tuple(
+        None if column is None else [column[i] for i in rows] if isinstance(column, list) else column[rows]
+        for column in columns
     )

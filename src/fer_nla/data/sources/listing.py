@@ -6,8 +6,9 @@ a label. Users' label files repeat rows, give one image two labels, list the sam
 train and test, and are saved with a byte-order mark by Excel and Notepad. The rules, the same
 in every reader:
 
-- text: UTF-8 with or without a byte-order mark, and UTF-16 with one (Excel's "Unicode
-  text"), are read; other bytes are an :class:`InputError` naming the file and line.
+- text: UTF-8 with or without a byte-order mark, and UTF-16 with or without one (Excel's
+  "Unicode text"), with LF, CRLF or bare-CR line ends, are read; other bytes are an
+  :class:`InputError` naming the file and line.
   FER2013's pixel CSV (``fer2013.csv``, indexed by byte offset) is read as UTF-8 only: in
   UTF-16 it is an error saying so.
 - exact duplicates (the same key with the same label) are dropped, keeping the first
