@@ -63,16 +63,11 @@ def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
     """The splits the file's ``Usage`` column names (train/valid/test order; a file without
     PublicTest rows declares no ``valid``), else ``train`` (one set)."""
     csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
-    with open(csv_path, "rb") as handle:
-        header = _header(handle.readline(), csv_path)
-        if "usage" not in header:
-            return ("train",)
-        column = header.index("usage")
-        found = {
-            USAGE_SPLITS.get(fields[column].strip().strip(b'"').decode(errors="replace").lower())
-            for fields in (raw.split(b",") for raw in handle)
-            if len(fields) > column
-        }
+    header = pixel_csv_header(csv_path)
+    if "usage" not in header:
+        return ("train",)
+    column = header.index("usage")
+    found = {_usage(fields, column, csv_path, line_no) for line_no, _, fields in pixel_csv_rows(csv_path)}
     return tuple(name for name in dict.fromkeys(USAGE_SPLITS.values()) if name in found)
 
 
