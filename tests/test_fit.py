@@ -180,3 +180,18 @@ def test_soft_targets_that_are_not_distributions_are_refused():
     ds.soft_targets[2] = [0.5, 0.2, 0, 0, 0, 0, 0]
     with pytest.raises(InputError, match=r"synthetic split 'train'.*1 sample\(s\).*synthetic:train:2 \(row sum 0\.7\)"):
         check_soft_targets(ds)
+
+
+def test_a_paper_recipe_without_its_pretrained_file_warns_that_the_backbone_is_random(tmp_path, capsys):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "rafdb_nla.yaml"
+    assert load_config(config).model.expect_backbone_weights is True
+    out = tmp_path / "paper"
+    argv = ["train", "--config", str(config), "--out", str(out), "--dataset", "synthetic", "--num-classes", "7",
+            "--epochs", "1", *TINY, "data.val_split=auto", "data.num_workers=0", "train.device=cpu"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "backbone starts from random weights" in printed and "resnet18_msceleb.pth" in printed
+    assert main(["train", "--out", str(tmp_path / "plain"), "--epochs", "1", *TINY]) == 0
+    assert "random weights" not in capsys.readouterr().out  # the quick start's own recipe is from scratch

@@ -53,11 +53,14 @@ class DataConfig:
 class ModelConfig:
     """The network: ``arch`` resnet18 | resnet50 | timm:<name>; ``stem`` imagenet | small
     (3x3 stride-1, for 48-64 px faces at ~10x the compute); ``backbone_weights`` a local file
-    (the MS-Celeb-1M ResNet-18 of the paper, or torchvision ImageNet weights)."""
+    (the MS-Celeb-1M ResNet-18 of the paper, or torchvision ImageNet weights);
+    ``expect_backbone_weights`` marks recipes that assume such a file (the paper configs): a run
+    without one then starts with a warning that the backbone is random."""
 
     arch: str = "resnet18"
     stem: str = "imagenet"
     backbone_weights: str | None = None
+    expect_backbone_weights: bool = False
 
 
 @dataclass

@@ -39,7 +39,7 @@ from fer_nla.engine import (
 from fer_nla.errors import InputError
 from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report
-from fer_nla.models import build_model, load_backbone_weights
+from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
 from fer_nla.run_folder import RunFolder, check_resume_config, check_same_data, data_fingerprint
 from fer_nla.training_data import RunData, build_run_data, preprocess_spec
 from fer_nla.training_signals import SignalRecorder
@@ -152,6 +152,8 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
         load_state_into(model, payload, path=run.last)
     elif config.model.backbone_weights:
         log(load_backbone_weights(model, config.model.backbone_weights).summary())
+    elif config.model.expect_backbone_weights:
+        log(RANDOM_BACKBONE_WARNING)
     channels_last = use_channels_last(tc.channels_last, device)
     model.to(device)
     if channels_last:

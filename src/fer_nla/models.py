@@ -33,10 +33,17 @@ SMALL_CNN_WIDTHS: dict[str, tuple[int, ...]] = {"cnn_small": (16, 32, 64, 128), 
 TIMM_PREFIX = "timm:"
 # Names the classifier carries in the files we read; never part of the backbone.
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "head.", "classifier.", "last_linear.")
-# Wrappers that prefix every key in saved files: DataParallel/DDP, torch.compile, Lightning.
 # Below this share of backbone weights (by element count) fitting, of the model's or of the
 # file's, the file is for another architecture (ResNet-50 tensors fill 56% of a ResNet-18).
 MIN_BACKBONE_SHARE = 0.5
+# Logged by the trainer when a recipe that assumes a face-pretrained file runs without one.
+RANDOM_BACKBONE_WARNING = (
+    "warning: model.backbone_weights is not set, so the backbone starts from random weights; this recipe "
+    "assumes the MS-Celeb-1M ResNet-18 (resnet18_msceleb.pth, see README 'Pretrained weights') and scores far "
+    "below the paper without it. Set model.backbone_weights=/path/to/resnet18_msceleb.pth, or "
+    "model.expect_backbone_weights=false to train from scratch on purpose"
+)
+# Wrappers that prefix every key in saved files: DataParallel/DDP, torch.compile, Lightning.
 KEY_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "backbone.")
 
 
