@@ -26,13 +26,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fer_nla.atomic import atomic_write, write_text_atomic
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources.common import (
     canonical_split,
@@ -80,18 +80,12 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
     """
     path = Path(path)
     _require_utf8_names(dataset.samples)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            _write_rows(csv.writer(handle), dataset, source)
-        if source is not None:
-            _write_atomically(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, text=True, newline="") as handle:
+        _write_rows(csv.writer(handle), dataset, source)
+        handle.flush()
+        if source is not None:  # the sidecar lands first: a failed CSV write leaves the old pair
+            write_text_atomic(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
     if source is None:
         sidecar.unlink(missing_ok=True)
     return path
@@ -130,17 +124,6 @@ def _shown_name(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that is no escaped byte
         return ascii(name)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def build(
