@@ -34,6 +34,8 @@ _SPLITS: dict[str, Callable[..., tuple[str, ...]]] = {
     "synthetic": synthetic.splits,
 }
 _COMMON = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
+# Arguments the registry itself passes, never user options: a manifest rebuilds its source through build_dataset.
+_INTERNAL = ("build_source",)
 
 
 def available_datasets() -> list[str]:
@@ -44,7 +46,7 @@ def available_datasets() -> list[str]:
 def dataset_options(name: str) -> dict[str, Any]:
     """The extra options of dataset ``name`` and their defaults (beyond the common ones)."""
     parameters = inspect.signature(_builder(name)).parameters
-    return {key: p.default for key, p in parameters.items() if key not in _COMMON}
+    return {key: p.default for key, p in parameters.items() if key not in _COMMON and key not in _INTERNAL}
 
 
 def build_dataset(
@@ -70,6 +72,8 @@ def build_dataset(
     options = {key: typed_option(name, key, value, accepted[key]) for key, value in options.items()}
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
         raise InputError(f"seed={seed!r} must be an integer in 0..4294967295")
+    if name == "manifest":
+        options["build_source"] = build_dataset
     try:
         return builder(
             root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,12 @@ def build(
     skip_bad_images: bool = False,
     conflicts: str = "error",
     allow_split_overlap: bool = False,
+    build_source: Callable[..., FERDataset] | None = None,
 ) -> FERDataset:
     """The manifest's rows of ``split`` (all rows if it has no split column).
+
+    ``build_source`` builds the dataset a manifest's provenance names (the registry passes
+    :func:`fer_nla.data.build_dataset`; this module never imports the registry, which imports it).
 
     Raises:
         InputError: a malformed header or row (file and line), a label outside the classes,
@@ -176,7 +181,10 @@ def build(
             class_names=classes, listed_in=manifest, skip_bad_images=skip_bad_images, clean_targets=clean_targets,
             info=info, fix_missing="restore them, or remove their rows from the manifest",
         )
-    return _from_source(manifest, source, rows, targets, clean_targets, classes, split, skip_bad_images, info)
+    if build_source is None:
+        raise InputError(f"{manifest}: a manifest with provenance is read through fer_nla.data.build_dataset('manifest', ...)")
+    base = _source_dataset(manifest, source, build_source, skip_bad_images=skip_bad_images)
+    return _from_source(manifest, source, base, rows, targets, clean_targets, classes, split, info)
 
 
 def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
@@ -333,27 +341,31 @@ def _label(text: str, manifest: Path, line_no: int) -> int:
         ) from None
 
 
+def _source_dataset(manifest: Path, source: dict[str, Any], build_source: Callable[..., FERDataset], *,
+                    skip_bad_images: bool) -> FERDataset:
+    """The whole split of the dataset named in the manifest's provenance."""
+    arguments = dict(source)
+    name = arguments.pop("dataset", None)
+    options = arguments.pop("options", {}) or {}
+    try:
+        return build_source(name, skip_bad_images=skip_bad_images, **arguments, **options)
+    except InputError as err:
+        raise InputError(f"{_source_place(manifest)}: cannot rebuild the source dataset: {err}") from None
+
+
 def _from_source(
     manifest: Path,
     source: dict[str, Any],
+    base: FERDataset,
     rows: list[ManifestRow],
     targets: np.ndarray,
     clean_targets: np.ndarray | None,
     classes: tuple[str, ...],
     split: str,
-    skip_bad_images: bool,
     info: dict[str, Any],
 ) -> FERDataset:
-    """The manifest's rows as a subset of the dataset named in its provenance."""
-    from fer_nla.data.registry import build_dataset  # the registry imports this module
-
-    arguments = dict(source)
-    name = arguments.pop("dataset", None)
-    options = arguments.pop("options", {}) or {}
-    try:
-        base = build_dataset(name, skip_bad_images=skip_bad_images, **arguments, **options)
-    except InputError as err:
-        raise InputError(f"{_source_place(manifest)}: cannot rebuild the source dataset: {err}") from None
+    """The manifest's rows as a subset of ``base``, the dataset named in its provenance."""
+    name = source.get("dataset")
     lookup = {sample: i for i, sample in enumerate(base.samples)}
     unknown = [(row.line, row.path) for row in rows if row.path not in lookup]
     if unknown:
