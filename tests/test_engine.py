@@ -81,6 +81,10 @@ def test_baselines_compute_one_view_only():
     step(images, targets, index)
     assert (net.calls, net.images) == (1, 6)
     assert needs_flip_view(build_loss("nla", epochs=3)) and not needs_flip_view(build_loss("focal"))
+    from fer_nla.losses import available
+
+    users = [name for name in available() if needs_flip_view(build_loss(name, epochs=3, class_counts=[5, 3, 2]))]
+    assert users == ["nla"]  # declared by the class (uses_flip_view), not by an isinstance check in the engine
 
 
 def test_signals_come_from_the_loss_for_nla_and_from_the_logits_otherwise():

@@ -24,7 +24,7 @@ from fer_nla.config import Config, OptimConfig
 from fer_nla.distributed import all_reduce_sum, all_reduce_tensor, gather_arrays
 from fer_nla.errors import InputError
 from fer_nla.losses import build_loss, hard_labels
-from fer_nla.losses.nla import NLALoss, gt_and_nearest_negative
+from fer_nla.losses.nla import gt_and_nearest_negative
 
 
 class NonFiniteLossError(InputError):
@@ -113,8 +113,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, *, epoch
 # -- training ----------------------------------------------------------------------------------
 def needs_flip_view(loss_fn: nn.Module) -> bool:
     """Whether the loss uses the logits of the flipped view (NLA's consistency term does; the
-    baselines ignore it). A loss may declare it with a ``uses_flip`` attribute."""
-    return bool(getattr(loss_fn, "uses_flip", isinstance(loss_fn, NLALoss)))
+    baselines ignore it), as the loss class declares with ``uses_flip_view``
+    (:class:`fer_nla.losses.base.PairLoss`); a module without the attribute gets one view."""
+    return bool(getattr(loss_fn, "uses_flip_view", False))
 
 
 @dataclass

@@ -114,9 +114,12 @@ class PairLoss(nn.Module):
     under autocast. Soft targets reach ``compute`` (in the logits' dtype) only when the class
     sets ``accepts_soft_targets = True``; otherwise ``forward`` raises ``ValueError`` with
     :meth:`soft_target_refusal`, whatever ``check`` says (the test costs no synchronisation).
+    A loss that reads ``logits_flip`` (NLA's consistency term) sets ``uses_flip_view = True``;
+    the trainer then forwards the flipped view too, and for every other loss it passes ``None``.
     """
 
     loss_name: ClassVar[str] = "loss"  # the registry name, for messages
+    uses_flip_view: ClassVar[bool] = False
     accepts_soft_targets: ClassVar[bool] = False
     soft_targets_reason: ClassVar[str] = "it is defined for one class index per sample"
 

@@ -204,6 +204,7 @@ class NLALoss(PairLoss):
     """
 
     loss_name = "nla"
+    uses_flip_view = True  # the consistency term compares the image with its flipped copy
     accepts_soft_targets = True
 
     def __init__(
