@@ -92,3 +92,12 @@ def test_shipped_configs_load(name):
         assert (config.model.arch, config.data.image_size, config.train.batch_size) == ("resnet18", 224, 32)
         assert (config.optim.name, config.optim.lr, config.optim.weight_decay, config.optim.gamma) == ("adam", 1e-4, 1e-4, 0.9)
         assert config.train.epochs == 60 and config.loss.name == "nla"
+
+
+def test_paper_configs_keep_the_references_two_forwards_and_cpu_configs_batch_the_views():
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("rafdb_nla", "affectnet7_nla", "affectnet8_nla", "ferplus_nla"):
+        config = load_config(configs / f"{name}.yaml")
+        assert (config.data.image_size, config.train.two_view_forward) == (224, "separate"), name
+        assert config.model.expect_backbone_weights, name
+    assert load_config(configs / "ferplus_cpu.yaml").train.two_view_forward == "batched"
