@@ -38,7 +38,7 @@ from fer_nla.engine import (
 )
 from fer_nla.errors import InputError
 from fer_nla.losses import require_soft_target_support
-from fer_nla.metrics import HEADLINE_METRICS, classification_report
+from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
 from fer_nla.run_folder import RunFolder, check_resume_config, check_same_data, data_fingerprint
 from fer_nla.training_data import RunData, build_run_data, preprocess_spec
@@ -235,6 +235,7 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
             probs = predict_probabilities(net, val_loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last,
                                           num_classes=len(class_names))
             val = classification_report(probs["targets"], probs["probs"], class_names=class_names)
+            val_loss = mean_cross_entropy(probs["targets"], probs["probs"])  # CE against the given labels
             if recorder is not None:
                 recorder.end_epoch(epoch)
             epoch_seconds.append(time.perf_counter() - started)
@@ -243,6 +244,7 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
             if improved:
                 best_value, best_epoch, best_metrics = value, epoch + 1, val
             line = {"epoch": epoch + 1, "lr": lr, "train_loss": result.loss, "train_acc": result.accuracy,
+                    "val_loss": val_loss,
                     "train_samples": result.samples,
                     "images_per_second": result.images_per_second, "seconds": epoch_seconds[-1],
                     "val": {k: val[k] for k in HEADLINE_METRICS}, "val_per_class_acc": val["per_class_acc"],
@@ -270,7 +272,9 @@ def _fit(config: Config, run: RunFolder, info: DistInfo, device: torch.device, p
     if info.is_main:
         from fer_nla.report import write_report
 
-        write_report(run, class_names=class_names, loss_name=config.loss.name)
+        write_report(run, class_names=class_names, loss_name=config.loss.name,
+                     data={"train_split": data.full_train.split, "train_samples": len(data.train),
+                           "val_samples": len(data.val), "val_source": data.val_source})
         log(f"best epoch {best_epoch}: val {tc.select_metric} {100 * best_value:.2f}%")
         log(f"report: {run.report}")
     return FitResult(run=run, best_epoch=best_epoch, best_metrics=best_metrics, epochs_done=tc.epochs)
@@ -295,6 +299,7 @@ def _progress(tc: Any, info: DistInfo, epoch: int, total: int, epoch_seconds: li
 def _log_tensorboard(writer: Any, line: dict[str, Any], step: int) -> None:
     writer.add_scalar("train/loss", line["train_loss"], step)
     writer.add_scalar("train/acc", line["train_acc"], step)
+    writer.add_scalar("val/loss", line["val_loss"], step)
     writer.add_scalar("train/lr", line["lr"], step)
     writer.add_scalar("train/images_per_second", line["images_per_second"], step)
     for key, value in line["val"].items():

@@ -124,6 +124,25 @@ def classification_report(
     }
 
 
+def mean_cross_entropy(targets: np.ndarray, probs: np.ndarray) -> float:
+    """Mean ``-ln p[i, targets[i]]`` (nats) of probabilities ``[N, C]`` against class indices
+    ``[N]``; a probability below float32's smallest normal (``~1.2e-38``, a softmax underflow)
+    counts as that value, so the result is finite (at most ``~87.3`` per sample).
+
+    Raises:
+        ValueError: shapes that do not match, no sample, or a class index outside ``[0, C)``."""
+    p = np.asarray(probs, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.int64)
+    if p.ndim != 2 or t.ndim != 1 or p.shape[0] != t.shape[0]:
+        raise ValueError(f"probs must be [N, C] with N = len(targets); got {p.shape} and {t.shape}")
+    if t.size == 0:
+        raise ValueError("no samples to score")
+    if t.min() < 0 or t.max() >= p.shape[1]:
+        raise ValueError(f"class indices must lie in [0, {p.shape[1]})")
+    given = np.maximum(p[np.arange(t.size), t], np.finfo(np.float32).tiny)
+    return float(-np.log(given).mean())
+
+
 HEADLINE_METRICS: tuple[str, ...] = ("overall_acc", "mean_acc", "top2_acc", "macro_f1", "mAP")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from fer_nla.commands import DATASET_KEYS
 
@@ -11,6 +14,40 @@ from fer_nla.commands import DATASET_KEYS
 # or the test split of the grid.
 SPELLING: dict[str, str] = {**DATASET_KEYS, "split": "data.train_split={0} (or bench.test_split={0})",
                             "labels": "bench.test_labels={}", "factor": "imbalance_{} in bench.settings"}
+
+# Where a bench writes when --out is not given: a new folder under the current one, never the
+# results committed in the repository (benchmarks/results changes only when named with --out).
+DEFAULT_OUT_PARENT = "runs"
+DEFAULT_OUT_HELP = (
+    "output folder (default: a new runs/bench-YYYYmmdd-HHMMSS under the current folder; the results "
+    "committed in the repository change only with an explicit --out benchmarks/results)"
+)
+
+
+def default_out(*, now: datetime | None = None, parent: str | Path = DEFAULT_OUT_PARENT) -> Path:
+    """A new folder ``<parent>/bench-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``, ... appended when a run
+    started in the same second already holds that name), relative to the current folder as
+    typed. Only the name is chosen here; the bench creates the folder."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    candidate = Path(parent) / f"bench-{stamp}"
+    number = 2
+    while candidate.exists():
+        candidate = Path(parent) / f"bench-{stamp}-{number}"
+        number += 1
+    return candidate
+
+
+def resolve_out(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> str:
+    """``args.out`` as given, or :func:`default_out` when it was left out; sets ``args.out`` (so
+    the recorded command names the folder, and a stopped grid can be resumed with it) and logs
+    the folder before any work starts."""
+    if args.out is None:
+        args.out = str(default_out())
+        log(f"writing to {args.out} (a new folder: no --out given); "
+            f"to resume or extend this run later pass --out {shlex.quote(args.out)}")
+    else:
+        log(f"writing to {args.out}")
+    return args.out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,18 +61,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "symmetric_10/20/30, imbalance_50/100) and seed, plus CE on clean majority labels, with one model "
             "and budget; selects each run's best epoch on a validation split carved from train and scores it "
             "on the test split (default FERPlus valid, majority labels). Writes robustness.json, "
-            "robustness.md and plots to --out. A stopped grid resumes: finished cells are kept."
+            "robustness.md and plots to --out (default: a new runs/bench-<time> folder; the committed "
+            "benchmarks/results change only with --out benchmarks/results). A stopped grid resumes when "
+            "run again with the same explicit --out: its finished cells are kept (--fresh starts over)."
         ),
         epilog="examples:\n"
                "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml data.root=/data/ferplus\n"
-               "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml --quick --out /tmp/quick",
+               "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml --quick --out /tmp/quick\n"
+               "  fer-nla bench robustness --config benchmarks/ferplus_cpu.yaml --out benchmarks/results"
+               "   (replaces the committed results)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     robust.add_argument("--config", required=True, help="bench YAML (see benchmarks/ferplus_cpu.yaml)")
-    robust.add_argument("--out", default="benchmarks/results", help="folder for the outputs (default benchmarks/results)")
+    robust.add_argument("--out", default=None, help=DEFAULT_OUT_HELP + "; to resume a stopped grid, pass its folder")
     robust.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
                         help="apply the config's bench.quick overrides: a few-minute smoke grid")
-    robust.add_argument("--fresh", action="store_true", help="ignore finished cells of a stopped grid in --out")
+    robust.add_argument("--fresh", action="store_true",
+                        help="ignore the finished cells of a stopped grid in the --out given")
     robust.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides, e.g. data.root=/data/ferplus bench.seeds=[0] bench.workers=2 train.epochs=3")
     robust.set_defaults(func=run, spelling=SPELLING)
@@ -48,13 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "robustness grid's single_vote training set and budget, scores the audit's ranking from one NLA run "
             "and one CE run, and cleanlab's find_label_issues fed with out-of-fold probabilities of --folds CE "
             "models: precision and recall at K (K = number of noisy labels), ROC AUC, and the flagged sets. "
-            "Writes audit.json to --out. Needs cleanlab: pip install 'fer-nla[bench]'."
+            "Writes audit.json to --out (default: a new runs/bench-<time> folder). Needs cleanlab: "
+            "pip install 'fer-nla[bench]'."
         ),
         epilog="example:\n  fer-nla bench audit --config benchmarks/ferplus_cpu.yaml bench.seeds=[0,1]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     audit.add_argument("--config", required=True, help="bench YAML (see benchmarks/ferplus_cpu.yaml)")
-    audit.add_argument("--out", default="benchmarks/results", help="folder for audit.json (default benchmarks/results)")
+    audit.add_argument("--out", default=None, help=DEFAULT_OUT_HELP)
     audit.add_argument("--folds", type=int, default=5, help="cross-validation folds for cleanlab's probabilities (default 5)")
     audit.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
                        help="apply the config's bench.quick overrides")
@@ -82,6 +125,7 @@ def run_audit(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise InputError("--folds must be at least 2")
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
+    resolve_out(args)
     run_audit_comparison(cfg, args.out, folds=args.folds,
                          command=_command(args, ("--folds", str(args.folds))))
     return 0
@@ -92,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_nla.bench.robustness import run_robustness
 
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
+    resolve_out(args)
     run_robustness(cfg, args.out, command=_command(args),
                    fresh=args.fresh)
     return 0
