@@ -36,6 +36,7 @@ def test_every_face_of_a_composed_photo_is_found_and_classified(
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert [f.label for f in faces] == [EMOTIONS[i] for i in expected.argmax(1)]
     assert all(f.frame is None for f in faces)
+    assert all(isinstance(f.score, float) and f.score > 0 for f in faces)  # Haar's level weight
 
 
 def test_a_very_large_photo_is_detected_downsized_and_boxes_map_back(

@@ -75,7 +75,7 @@ def test_cli_exit_status_json_and_csv_for_a_folder_with_failures(checkpoint: Pat
     for r in records:
         assert set(r) == {"file", "faces", "error", "note"}
         for face in r["faces"]:
-            assert set(face) == {"box", "label", "probs"} and face["label"] == max(face["probs"], key=face["probs"].get)
+            assert set(face) == {"box", "score", "label", "probs"} and face["label"] == max(face["probs"], key=face["probs"].get)
     assert "7 inputs, 4 faces, 3 failed" in captured.err
     written = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
     assert written == ["faces/a.png", "faces/b.jpg", "faces/sub/c.png", "faces/sub/deeper/d.bmp"]

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from fer_nla.data.transforms import eval_transform
+from fer_nla.errors import InputError
 from fer_nla.predict.detectors import Box
 from fer_nla.predict.preprocess import Preprocess, crop_face, expand_box, preprocess_faces, softmax, to_rgb_array
 
@@ -59,19 +60,29 @@ def test_to_rgb_array_accepts_gray_rgba_float_and_pil() -> None:
         to_rgb_array(np.zeros((2, 2, 5)))
 
 
-def test_to_rgb_array_scales_16_bit_and_float_arrays_and_pil_modes_as_files_are_decoded() -> None:
+def test_to_rgb_array_scales_16_bit_arrays_by_their_stated_depth_and_pil_modes_as_files_are_decoded() -> None:
     sixteen = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
     expected = np.repeat(np.array([[0, 1, 128, 255]], np.uint8)[:, :, None], 3, axis=2)
-    np.testing.assert_array_equal(to_rgb_array(sixteen), expected)  # was wrapped modulo 256
-    np.testing.assert_array_equal(to_rgb_array(Image.fromarray(sixteen)), expected)  # PIL I;16: was white
-    np.testing.assert_array_equal(to_rgb_array(np.array([[0.0, 100.4, 128.0, 255.0]], np.float32))[..., 0],
-                                  [[0, 100, 128, 255]])  # float levels over 1 read as 0..255, not clipped white
-    np.testing.assert_array_equal(to_rgb_array(np.array([[0, 200]], np.int64))[..., 1], [[0, 200]])
-    np.testing.assert_array_equal(to_rgb_array(np.array([[False, True]]))[..., 2], [[0, 255]])
-    with pytest.raises(ValueError, match=r"int64 pixels span 0\.\.300"):
-        to_rgb_array(np.array([[0, 300]], np.int64))
-    with pytest.raises(ValueError, match="NaN"):
-        to_rgb_array(np.array([[np.nan]], np.float32))
+    np.testing.assert_array_equal(to_rgb_array(sixteen, bit_depth=16), expected)  # was wrapped modulo 256
+    np.testing.assert_array_equal(to_rgb_array(Image.fromarray(sixteen)), expected)  # PIL I;16 stays /257, as files
+    with pytest.raises(InputError, match="bit_depth=16.*bit_depth=12.*bit_depth=10"):
+        to_rgb_array(sixteen)  # a uint16 array without its bit depth: 10-, 12- and 16-bit data look alike
+    np.testing.assert_array_equal(to_rgb_array(np.array([[0.0, 0.5, 1.0]], np.float32))[..., 0], [[0, 128, 255]])
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (np.array([[0.0, 100.4, 128.0, 255.0]], np.float32), r"span 0\.\.255, above 1.*divide by 255.*astype\(np\.uint8\)"),
+    (np.array([[-0.5, 0.5]], np.float64), r"below 0"),
+    (np.array([[np.nan]], np.float32), "NaN"),
+    (np.array([[0, 200]], np.int64), r"dtype int64.*\.astype\(np\.uint8\) if its values are 0\.\.255"),
+    (np.array([[0, 300]], np.int32), r"dtype int32.*pass uint8"),
+    (np.array([[False, True]]), r"dtype bool.*\* 255"),
+])
+def test_to_rgb_array_refuses_arrays_without_an_agreed_scale(array: np.ndarray, message: str) -> None:
+    """Before, float arrays of 0..255 levels, int64 0..255 and bool arrays were read; now only
+    uint8, float in [0, 1] and uint16 with a stated bit depth are, the rest refused with the fix."""
+    with pytest.raises(InputError, match=message):
+        to_rgb_array(array)
 
 
 def test_preprocess_faces_reads_a_16_bit_pil_face_as_its_gray_level() -> None:

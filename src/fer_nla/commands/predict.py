@@ -17,9 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Find the faces in each image (folders recursively; videos every k-th frame), crop them with a "
             "margin and classify them. Each input file gets a record: its faces (box [x, y, w, h], label, "
-            "probabilities, and the frame for videos) or the error that stopped it. Files that fail are "
-            "reported and skipped; the exit status is 1 when any input failed. An image without a face is "
-            "not a failure (faces=[] and a note) unless --no-face-is-error is given."
+            "probabilities, and for videos the frame and its time in seconds, every sampled frame listed) or "
+            "the error that stopped it. Files that fail are reported and skipped; the exit status is 1 when "
+            "any input failed. An image without a face is not a failure (faces=[] and a note) unless "
+            "--no-face-is-error is given; a video read only in part (a note: read 3 of 10 frames) is not "
+            "one unless --strict is given. Annotated copies mirror the inputs' folders under DIR."
         ),
         epilog=(
             "examples:\n"
@@ -42,18 +44,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csv", metavar="FILE", help="write one row per face (and per file without faces) to FILE")
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the images and videos with boxes and labels to DIR")
     parser.add_argument("--detector", default="haar", help="face detector name (default haar: OpenCV's Haar cascade)")
-    parser.add_argument("--min-face", type=int, default=48, metavar="PX", help="haar: smallest face side in pixels (default 48)")
+    parser.add_argument("--min-face", type=int, default=48, metavar="PX",
+                        help="haar detector: smallest face side it searches for, in pixels (default 48)")
+    parser.add_argument("--min-face-size", type=int_in(1), default=16, metavar="PX",
+                        help="smallest face classified (shorter side, px, any detector): smaller detected boxes are "
+                             "dropped, smaller --faces-cropped inputs fail (default 16)")
     parser.add_argument("--margin", type=float, default=0.1,
                         help="widen each face box by this fraction of its side on every side before cropping (default 0.1)")
     parser.add_argument("--max-side", type=int, default=1600, metavar="PX",
                         help="larger images are downsized to this longest side for detection only (default 1600)")
     parser.add_argument("--batch-size", type=int_in(1), default=32, help="faces per forward pass (default 32)")
     parser.add_argument("--no-face-is-error", action="store_true", help="count images without a face as failed inputs")
-    parser.set_defaults(func=run, spelling={"device": "--device {}"})
+    parser.add_argument("--strict", action="store_true",
+                        help="count inputs read only in part (a truncated video: 'read 3 of 10 frames') as failed; "
+                             "an image without a face still needs --no-face-is-error to fail")
+    parser.set_defaults(func=run, spelling={"device": "--device {}", "annotate_dir": "--annotate {}",
+                                             "backend": "--backend {}"})
 
 
 def run(args: argparse.Namespace) -> int:
     from fer_nla.predict.files import predict_files
+    from fer_nla.predict.inputs import quiet_video_decoder_logs
     from fer_nla.predict.predictor import Predictor
     from fer_nla.predict.records import FileRecord, records_to_json, write_csv
 
@@ -61,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "detector": args.detector,
         "detector_options": {"min_size": args.min_face} if args.detector == "haar" else {},
         "margin": args.margin, "batch_size": args.batch_size, "max_side": args.max_side,
+        "min_face_size": args.min_face_size,
     }
     if args.backend == "onnx" or (args.backend == "auto" and args.checkpoint.lower().endswith(".onnx")):
         from fer_nla.runtime import onnx_providers
@@ -75,15 +87,18 @@ def run(args: argparse.Namespace) -> int:
         if record.error is not None:
             print(f"{record.file}: error: {record.error}", file=sys.stderr)
             return
-        if not record.faces:
-            print(f"{record.file}: {record.note}")
         for face in record.faces:
             where = f" frame {face.frame}" if face.frame is not None else ""
+            where += f" ({face.time:.3f} s)" if face.time is not None else ""
             print(f"{record.file}{where}: {face.label} {face.probs[face.label]:.2f} box {list(face.box)}")
+        if record.note:  # no face found; a video read only in part
+            print(f"{record.file}: {record.note}")
 
+    quiet_video_decoder_logs()  # a damaged video is reported in its record, not in FFmpeg's words
     records = predict_files(
         predictor, args.paths, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
-        no_face_is_error=args.no_face_is_error, on_record=show,
+        no_face_is_error=args.no_face_is_error, strict=args.strict, exclude=[args.csv] if args.csv else [],
+        on_record=show,
     )
     if args.json:
         print(records_to_json(records))

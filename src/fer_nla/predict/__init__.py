@@ -5,7 +5,17 @@ Importing this package does not import torch: the onnxruntime path
 writes the ONNX files.
 """
 
-from fer_nla.predict.detectors import Box, FaceDetector, HaarCascadeDetector, available_detectors, build_detector, detect_faces
+from fer_nla.predict.detectors import (
+    Box,
+    Detections,
+    FaceDetector,
+    HaarCascadeDetector,
+    ScoredBox,
+    available_detectors,
+    build_detector,
+    detect_faces,
+    run_detector,
+)
 from fer_nla.predict.files import predict_files
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.preprocess import Preprocess, crop_face, preprocess_faces
@@ -13,12 +23,14 @@ from fer_nla.predict.records import FacePrediction, FileRecord, records_to_json,
 
 __all__ = [
     "Box",
+    "Detections",
     "FaceDetector",
     "FacePrediction",
     "FileRecord",
     "HaarCascadeDetector",
     "Predictor",
     "Preprocess",
+    "ScoredBox",
     "available_detectors",
     "build_detector",
     "crop_face",
@@ -26,5 +38,6 @@ __all__ = [
     "predict_files",
     "preprocess_faces",
     "records_to_json",
+    "run_detector",
     "write_csv",
 ]

@@ -2,7 +2,9 @@
 
 Faces from consecutive files (and video frames) are classified together in batches of the
 predictor's ``batch_size``; a file that cannot be read, decoded or opened gets a record with
-``error`` set and the run goes on.
+``error`` set and the run goes on. A video that gives fewer frames than its container states
+(truncated or damaged) keeps the predictions of the frames read and gets a note ("read 3 of 10
+frames; ..."); with ``strict`` that note is its ``error`` too.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import cv2
 import numpy as np
 
 from fer_nla.errors import InputError
-from fer_nla.predict.annotate import AnnotatedVideo, annotated_image_path, annotated_video_path, draw_faces, save_image
+from fer_nla.predict.annotate import AnnotatedVideo, check_annotate_dir, draw_faces, plan_annotated_paths, save_image
 from fer_nla.predict.detectors import Box
 from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_video, read_image
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.records import NO_FACE_NOTE, FacePrediction, FileRecord
+from fer_nla.predict.records import NO_FACE_NOTE, FacePrediction, FileRecord, SampledFrame
 
 MAX_HELD_PIXELS = 40_000_000  # images kept for annotation before the queue is classified early
 FILE_ERRORS = (InputError, OSError, ValueError, cv2.error)
@@ -32,7 +34,7 @@ class _Item:
     record: FileRecord
     boxes: list[Box]
     crops: list[np.ndarray]
-    frame: int | None = None
+    frame: SampledFrame | None = None  # None: a photo
     image: np.ndarray | None = None  # kept only when annotating
     sink: Callable[[np.ndarray], object] | None = None
 
@@ -59,12 +61,16 @@ class _FaceQueue:
         probs = self.predictor.probabilities([crop for item in items for crop in item.crops])
         names, offset = self.predictor.class_names, 0
         for item in items:
-            faces = [FacePrediction.from_probs(box, probs[offset + i], class_names=names, frame=item.frame)
+            index = item.frame.frame if item.frame is not None else None
+            faces = [FacePrediction.from_probs(box, probs[offset + i], class_names=names, frame=index)
                      for i, box in enumerate(item.boxes)]
+            for face in faces:
+                face.time = item.frame.time if item.frame is not None else None
             offset += len(item.boxes)
             item.record.faces.extend(faces)
             if item.sink is not None and item.image is not None:
-                item.sink(draw_faces(item.image, faces))
+                caption = NO_FACE_NOTE if not faces and item.frame is None else None  # photos only
+                item.sink(draw_faces(item.image, faces, caption=caption))
 
 
 def predict_files(
@@ -75,37 +81,52 @@ def predict_files(
     faces_cropped: bool = False,
     annotate_dir: str | Path | None = None,
     no_face_is_error: bool = False,
+    strict: bool = False,
+    exclude: Sequence[str | Path] = (),
     on_record: Callable[[FileRecord], object] | None = None,
 ) -> list[FileRecord]:
     """One record per file under ``paths`` (folders recursively, videos every ``every``-th
     frame), plus one per path that is missing or an empty folder (``error`` set).
 
     A file with no face gets ``faces=[]`` and ``note="no face found"``; it counts as a failure
-    (``error`` set too) only with ``no_face_is_error``. ``annotate_dir`` receives copies of
-    images and videos with boxes and labels drawn, mirroring the inputs' relative paths.
-    ``on_record`` is called with each record once its file is done (for progress output).
+    (``error`` set too) only with ``no_face_is_error``. A video read only in part gets a note
+    (``"read 3 of 10 frames; ..."``); with ``strict`` it counts as a failure (``error`` set to
+    that note, the faces of the frames read kept). ``strict`` does not make a missing face an
+    error: that is ``no_face_is_error``'s.
+
+    ``annotate_dir`` receives copies of images and videos with boxes and labels drawn,
+    mirroring the inputs' paths relative to their common parent folder (see
+    :func:`fer_nla.predict.inputs.collect_inputs` and
+    :func:`fer_nla.predict.annotate.plan_annotated_paths`); it is never read as input, and it
+    may not be an input or hold one (:class:`InputError`). ``exclude`` names further files and
+    folders never read as inputs (the run's own outputs, e.g. its CSV file). ``on_record`` is
+    called with each record once its file is done (for progress output).
     """
     if every < 1:
         raise InputError(f"every must be 1 or more (predict every k-th video frame), got {every}")
-    files, problems = collect_inputs(paths)
+    out_dir = check_annotate_dir(annotate_dir, paths) if annotate_dir is not None else None
+    files, problems = collect_inputs(paths, exclude=[*exclude, *([out_dir] if out_dir is not None else [])])
+    targets = plan_annotated_paths(files, out_dir) if out_dir is not None else [None] * len(files)
     records = [FileRecord(str(problem.path), error=problem.error) for problem in problems]
     for record in records:
         if on_record is not None:
             on_record(record)
-    out_dir = Path(annotate_dir) if annotate_dir is not None else None
     queue = _FaceQueue(predictor)
     finished: list[FileRecord] = []
-    for item in files:
-        record = FileRecord(str(item.path))
+    for item, target in zip(files, targets):
+        record = FileRecord(str(item.path), frames=[] if item.is_video else None)
         records.append(record)
         try:
             if item.is_video:
-                _queue_video(queue, item, record, every=every, faces_cropped=faces_cropped, out_dir=out_dir)
+                partial = _queue_video(queue, item, record, every=every, faces_cropped=faces_cropped, target=target)
+                if partial is not None and strict:
+                    record.error = partial
             else:
-                _queue_image(queue, item, record, faces_cropped=faces_cropped, out_dir=out_dir)
+                _queue_image(queue, item, record, faces_cropped=faces_cropped, target=target)
         except FILE_ERRORS as err:
             queue.discard(record)
             record.faces.clear()
+            record.frames = [] if item.is_video else None
             record.error = str(err) or type(err).__name__
         finished.append(record)
         if not queue.items:
@@ -126,36 +147,43 @@ def _finish(records: list[FileRecord], *, no_face_is_error: bool, on_record: Cal
     records.clear()
 
 
-def _queue_image(queue: _FaceQueue, item: InputFile, record: FileRecord, *, faces_cropped: bool, out_dir: Path | None) -> None:
+def _queue_image(queue: _FaceQueue, item: InputFile, record: FileRecord, *, faces_cropped: bool,
+                 target: Path | None) -> None:
     image = read_image(item.path)
     boxes, crops = queue.predictor.faces_and_crops(image, faces_cropped=faces_cropped)
     sink = None
-    if out_dir is not None:
-        target = annotated_image_path(out_dir, item.output_name)
+    if target is not None:
         sink = lambda drawn: save_image(drawn, target)  # noqa: E731 - bound to this file's target
     queue.add(_Item(record, boxes, crops, image=image if sink else None, sink=sink))
 
 
 def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, every: int, faces_cropped: bool,
-                 out_dir: Path | None) -> None:
+                 target: Path | None) -> str | None:
+    """Queues the sampled frames of a video (each one listed in ``record.frames``) and sets its
+    notes; returns the partial-read note (``"read 3 of 10 frames; ..."``) or ``None``."""
     capture, info = open_video(item.path)
     writer = None
-    frames = 0
     try:
-        if out_dir is not None:
-            writer = AnnotatedVideo(annotated_video_path(out_dir, item.output_name), fps=info.fps / every,
-                                    width=info.width, height=info.height)
-        for index, frame in iter_frames(capture, every=every):
+        if target is not None:
+            writer = AnnotatedVideo(target, fps=info.fps / every, width=info.width, height=info.height)
+        frames = iter_frames(capture, every=every)
+        for index, frame in frames:
+            sampled = SampledFrame(index, info.time_of(index))
+            record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
             boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
-            queue.add(_Item(record, boxes, crops, frame=index, image=frame if writer else None,
+            queue.add(_Item(record, boxes, crops, frame=sampled, image=frame if writer else None,
                             sink=writer.write if writer else None))
-            frames += 1
         queue.flush()  # this video's frames are drawn before its writer closes
     finally:
         capture.release()
         if writer is not None:
             writer.close()
-    if frames == 0:
-        raise InputError(f"{item.path}: no frame of the video could be decoded")
-    if not record.faces:
-        record.note = f"{NO_FACE_NOTE} in {frames} frame{'s' if frames != 1 else ''} read"
+    if frames.sampled == 0:
+        stated = f" (its container states {info.frame_count} frames)" if info.frame_count else ""
+        raise InputError(f"{item.path}: no frame of the video could be decoded{stated}; it is truncated, "
+                         "damaged or in a codec this OpenCV build cannot decode")
+    partial = frames.shortfall(info.frame_count)
+    plural = "s" if frames.sampled != 1 else ""
+    notes = [] if record.faces else [f"{NO_FACE_NOTE} in {frames.sampled} frame{plural} read"]
+    record.note = "; ".join([*notes, *([partial] if partial else [])]) or None
+    return partial

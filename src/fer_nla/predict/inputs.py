@@ -10,6 +10,8 @@ that is neither becomes a failed record.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ PREDICT_FIX = (
 
 @dataclass(frozen=True)
 class InputFile:
-    """One file to predict on, and the relative path its annotated copy gets."""
+    """One file to predict on, and the relative path its annotated copy gets (see :func:`collect_inputs`)."""
 
     path: Path
     is_video: bool
@@ -44,26 +46,71 @@ class InputProblem:
     error: str
 
 
-def collect_inputs(paths: Sequence[str | Path]) -> tuple[list[InputFile], list[InputProblem]]:
-    """The files under ``paths`` (folders walked recursively, system files and folders skipped),
-    and the paths that gave none. A file named on the command line is kept whatever its name."""
-    files: list[InputFile] = []
+def collect_inputs(
+    paths: Sequence[str | Path], *, exclude: Sequence[str | Path] = ()
+) -> tuple[list[InputFile], list[InputProblem]]:
+    """The files under ``paths`` (folders walked recursively in sorted order, system files and
+    folders skipped), and the paths that gave none. A file named on the command line is kept
+    whatever its name.
+
+    ``exclude`` names folders and files never read from inside a folder (the run's own outputs,
+    e.g. an ``--annotate`` folder inside an input folder); they are compared by resolved path,
+    so ``photos/out`` and ``./photos/../photos/out`` are the same folder.
+
+    Each file's ``output_name`` is its path relative to the folder that holds all the named
+    paths (the common parent of their parent folders), so ``a/x.jpg b/x.jpg`` give ``a/x.jpg`` and
+    ``b/x.jpg``, two folders both named ``photos`` keep their parents' names, and a single folder
+    ``photos/`` gives ``photos/...``: two different input files never share an output name.
+    """
+    excluded = {Path(p).resolve() for p in exclude}
+    named: list[tuple[Path, list[Path]]] = []
     problems: list[InputProblem] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(is_system_file(part) for part in p.relative_to(path).parts)
-            )
+            found = _walk(path, excluded)
             if not found:
                 problems.append(InputProblem(path, f"folder {path} holds no files to predict on"))
-            files.extend(InputFile(p, _is_video(p), Path(path.name or "input") / p.relative_to(path)) for p in found)
+            named.append((path, found))
         elif path.is_file():
-            files.append(InputFile(path, _is_video(path), Path(path.name)))
+            named.append((path, [path]))
         else:
             problems.append(InputProblem(path, f"{path} does not exist; check the path"))
+    base = _common_parent([path for path, _ in named])
+    files = [InputFile(p, _is_video(p), _output_name(p, path, base)) for path, found in named for p in found]
     return files, problems
+
+
+def _walk(folder: Path, excluded: set[Path]) -> list[Path]:
+    """The files under ``folder`` in sorted order, without system files, system folders and ``excluded``."""
+    found: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_system_file(d) and (Path(top, d).resolve() not in excluded)]
+        for name in names:
+            path = Path(top, name)
+            if is_system_file(name) or not path.is_file() or (excluded and path.resolve() in excluded):
+                continue
+            found.append(path)
+    return sorted(found)
+
+
+def _common_parent(named: list[Path]) -> Path | None:
+    """The deepest folder holding the parent folder of every named path (absolute, not resolved:
+    a symlinked folder keeps its own name); ``None`` when there is none (Windows drives)."""
+    if not named:
+        return None
+    try:
+        return Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in named]))
+    except ValueError:  # paths on different drives share no folder
+        return None
+
+
+def _output_name(file: Path, named: Path, base: Path | None) -> Path:
+    if base is not None:
+        return Path(os.path.abspath(file)).relative_to(base)
+    if file == named:
+        return Path(file.name)
+    return Path(Path(os.path.abspath(named)).name or "input") / file.relative_to(named)
 
 
 def _is_video(path: Path) -> bool:
@@ -82,12 +129,22 @@ def read_image(path: str | Path) -> np.ndarray:
 
 @dataclass
 class VideoInfo:
-    """Frame rate and size of an opened video (``fps`` falls back to 25 when unknown)."""
+    """Frame rate, size and frame count of an opened video, as its container states them.
+
+    ``fps`` falls back to 25 when the container states none (``fps_stated`` is then False and
+    :meth:`time_of` gives ``None``); ``frame_count`` is 0 when the container states none.
+    """
 
     fps: float
     width: int
     height: int
     frame_count: int
+    fps_stated: bool = True
+
+    def time_of(self, index: int) -> float | None:
+        """The time of frame ``index`` in seconds (index / fps, rounded to the millisecond), or
+        ``None`` when the container states no frame rate."""
+        return round(index / self.fps, 3) if self.fps_stated else None
 
 
 def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
@@ -97,26 +154,70 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
         capture.release()
         raise InputError(f"{path} cannot be opened as a video (unsupported codec or damaged file)")
     fps = capture.get(cv2.CAP_PROP_FPS)
+    stated = bool(fps and math.isfinite(fps) and fps > 0)
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
     info = VideoInfo(
-        fps=float(fps) if fps and fps > 0 else 25.0,
+        fps=float(fps) if stated else 25.0,
         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        frame_count=int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
+        frame_count=int(count) if count and math.isfinite(count) and count > 0 else 0, fps_stated=stated,
     )
     return capture, info
 
 
-def iter_frames(capture: cv2.VideoCapture, *, every: int = 1) -> Iterator[tuple[int, np.ndarray]]:
-    """``(frame index, HxWx3 RGB frame)`` for frames 0, every, 2*every, ... until the video ends;
-    the frames in between are skipped without conversion."""
-    if every < 1:
-        raise InputError(f"--every must be 1 or more (every k-th frame), got {every}")
-    index = 0
-    while True:
-        if index % every == 0:
-            ok, frame = capture.read()
-            if not ok:
+class VideoFrames:
+    """``(frame index, HxWx3 RGB frame)`` for frames 0, every, 2*every, ... until the video ends
+    or a frame cannot be decoded; the frames in between are decoded (``grab``) but not converted.
+
+    After iteration ``decoded`` is how many frames the video gave (sampled or skipped) and
+    ``sampled`` how many of them were returned; :meth:`shortfall` compares them with the count
+    the container states.
+    """
+
+    def __init__(self, capture: cv2.VideoCapture, *, every: int = 1) -> None:
+        if every < 1:
+            raise InputError(f"--every must be 1 or more (every k-th frame), got {every}")
+        self.capture = capture
+        self.every = every
+        self.decoded = 0
+        self.sampled = 0
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        while True:
+            index = self.decoded
+            if index % self.every == 0:
+                ok, frame = self.capture.read()
+                if not ok:
+                    return
+                self.decoded += 1
+                self.sampled += 1
+                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            elif self.capture.grab():
+                self.decoded += 1
+            else:
                 return
-            yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        elif not capture.grab():
-            return
-        index += 1
+
+    def shortfall(self, frame_count: int) -> str | None:
+        """``"read 3 of 10 frames; ..."`` when the video gave fewer frames than its container
+        states (``frame_count``; 0: unknown, nothing to compare), with the sampled frames read
+        and expected (``ceil(frame_count / every)``) when ``every`` > 1; else ``None``."""
+        if frame_count <= 0 or self.decoded >= frame_count:
+            return None
+        sampled = ""
+        if self.every > 1:
+            expected = -(-frame_count // self.every)
+            sampled = f" ({self.sampled} of {expected} sampled frames, every {self.every})"
+        return (f"read {self.decoded} of {frame_count} frames{sampled}; the rest could not be decoded "
+                "(truncated or damaged video)")
+
+
+def iter_frames(capture: cv2.VideoCapture, *, every: int = 1) -> VideoFrames:
+    """The frames of ``capture`` every ``every``-th (see :class:`VideoFrames`); :class:`InputError`
+    when ``every`` < 1."""
+    return VideoFrames(capture, every=every)
+
+
+def quiet_video_decoder_logs() -> None:
+    """Keep FFmpeg's own decoder messages (``[mjpeg @ 0x...] overread 8``) off stderr: a damaged
+    video is reported once, in its record. Sets ``OPENCV_FFMPEG_LOGLEVEL`` for this process
+    unless the user set it (OpenCV reads it when it opens its first video), so call it first."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET

@@ -2,7 +2,7 @@
 
 >>> predictor = Predictor.from_checkpoint("runs/raf/best.pt", device="auto")   # or .from_onnx("model.onnx")
 >>> faces = predictor.predict(["group.jpg", pil_image, rgb_array])[0]         # one list per image
->>> faces[0].box, faces[0].label, faces[0].probs["happiness"]
+>>> faces[0].box, faces[0].score, faces[0].label, faces[0].probs["happiness"]
 """
 
 from __future__ import annotations
@@ -15,9 +15,27 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.errors import InputError
-from fer_nla.predict.detectors import DEFAULT_MAX_SIDE, Box, FaceDetector, build_detector, detect_faces
+from fer_nla.predict.detectors import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_MIN_FACE_SIZE,
+    NMS_IOU,
+    Box,
+    Detections,
+    FaceDetector,
+    ScoredBox,
+    build_detector,
+    run_detector,
+)
 from fer_nla.predict.inputs import read_image
-from fer_nla.predict.preprocess import DEFAULT_MARGIN, Preprocess, crop_face, preprocess_faces, softmax, to_rgb_array
+from fer_nla.predict.preprocess import (
+    DEFAULT_MARGIN,
+    Preprocess,
+    check_bit_depth,
+    crop_face,
+    preprocess_faces,
+    softmax,
+    to_rgb_array,
+)
 from fer_nla.predict.records import FacePrediction
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
@@ -41,6 +59,15 @@ class Predictor:
     ``detector_options`` go to the registered detector's constructor. ``margin`` widens each box
     on every side by that fraction of its side before cropping; ``max_side`` is the longest side
     images are detected at (larger ones are downsized for detection only).
+
+    ``min_face_size`` is the shortest face side, in pixels, that is classified (default
+    :data:`~fer_nla.predict.detectors.DEFAULT_MIN_FACE_SIZE`, 16 px: below it an eye or the mouth
+    spans 2-3 pixels and the crop is upscaled more than 3x to the smallest model input, 48 px, so
+    a label would be noise): smaller detector boxes are dropped (counted in
+    :meth:`detect`'s ``dropped``), and a smaller ``faces_cropped`` input raises
+    :class:`InputError`. It is not the Haar detector's ``min_size`` (the smallest face it searches
+    for, 48 px). Detector boxes overlapping by an IoU above ``nms_iou`` (default
+    :data:`~fer_nla.predict.detectors.NMS_IOU`, 0.4) are one face: the higher-scored box is kept.
     """
 
     def __init__(
@@ -52,15 +79,23 @@ class Predictor:
         margin: float = DEFAULT_MARGIN,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_side: int = DEFAULT_MAX_SIDE,
+        min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+        nms_iou: float = NMS_IOU,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size must be 1 or more, got {batch_size}")
         if margin < 0:
             raise InputError(f"margin must be 0 or more (a fraction of the face box), got {margin}")
+        if isinstance(min_face_size, bool) or not isinstance(min_face_size, int) or min_face_size < 1:
+            raise InputError(f"min_face_size must be a whole number of pixels, 1 or more, got {min_face_size!r}")
+        if not 0 < nms_iou <= 1:
+            raise InputError(f"nms_iou must lie in (0, 1] (1 keeps every overlapping box), got {nms_iou}")
         self.backend = backend
         self.margin = margin
         self.batch_size = batch_size
         self.max_side = max_side
+        self.min_face_size = min_face_size
+        self.nms_iou = nms_iou
         self._detector_spec = detector
         self._detector_options = dict(detector_options or {})
         self._detector: FaceDetector | None = None
@@ -103,43 +138,74 @@ class Predictor:
         return self._detector
 
     # -- the steps ------------------------------------------------------------------------
-    def find_faces(self, image_rgb: np.ndarray) -> list[Box]:
-        """Face boxes in ``image_rgb``'s pixel coordinates."""
-        return detect_faces(self.detector, image_rgb, max_side=self.max_side)
+    def detect(self, image: Image.Image | np.ndarray, *, bit_depth: int | None = None) -> Detections:
+        """The faces in ``image`` (a PIL image or an array of the dtypes :func:`to_rgb_array`
+        accepts) with their detector scores, in its pixel coordinates and reading order, and the
+        boxes dropped as empty, small or duplicate (:func:`~fer_nla.predict.detectors.run_detector`)."""
+        return run_detector(self.detector, to_rgb_array(image, bit_depth=bit_depth), max_side=self.max_side,
+                            min_face_size=self.min_face_size, nms_iou=self.nms_iou)
 
-    def faces_and_crops(self, image_rgb: np.ndarray, *, faces_cropped: bool = False) -> tuple[list[Box], list[np.ndarray]]:
-        """The boxes and their margin crops; with ``faces_cropped`` the whole image is one face."""
+    def find_faces(self, image: Image.Image | np.ndarray, *, bit_depth: int | None = None) -> list[Box]:
+        """Face boxes in ``image``'s pixel coordinates (:meth:`detect` without scores and counts)."""
+        return [face.box for face in self.detect(image, bit_depth=bit_depth).faces]
+
+    def faces_and_crops(self, image: Image.Image | np.ndarray, *, faces_cropped: bool = False,
+                        bit_depth: int | None = None) -> tuple[list[ScoredBox], list[np.ndarray]]:
+        """The faces (box and detector score) and their ``HxWx3`` uint8 margin crops; with
+        ``faces_cropped`` the whole image is one face (score ``None``). ``image`` is a PIL image or
+        an array of the dtypes :func:`to_rgb_array` accepts. Raises :class:`InputError` for other
+        arrays and, with ``faces_cropped``, for an image whose shorter side is below ``min_face_size``."""
+        rgb = to_rgb_array(image, bit_depth=bit_depth)
         if faces_cropped:
-            height, width = image_rgb.shape[:2]
-            return [Box(0, 0, width, height)], [image_rgb]
-        boxes = self.find_faces(image_rgb)
-        return boxes, [crop_face(image_rgb, box, margin=self.margin) for box in boxes]
+            height, width = rgb.shape[:2]
+            if min(height, width) < self.min_face_size:
+                raise InputError(
+                    f"face {width}x{height} px is smaller than the minimum face size {self.min_face_size} px "
+                    "(--min-face-size); pass a larger face crop, or lower --min-face-size / min_face_size="
+                )
+            return [ScoredBox(Box(0, 0, width, height))], [rgb]
+        faces = self.detect(rgb).faces
+        return faces, [crop_face(rgb, face.box, margin=self.margin) for face in faces]
 
-    def probabilities(self, crops: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-        """``N x num_classes`` class probabilities of face crops, in batches of ``batch_size``."""
+    def probabilities(self, crops: Sequence[Image.Image | np.ndarray], *, bit_depth: int | None = None) -> np.ndarray:
+        """``N x num_classes`` class probabilities of face crops (PIL images or arrays of the
+        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``."""
         out = np.zeros((len(crops), len(self.class_names)), dtype=np.float32)
         for start in range(0, len(crops), self.batch_size):
             chunk = crops[start:start + self.batch_size]
-            batch = preprocess_faces(chunk, preprocess=self.backend.preprocess)
+            batch = preprocess_faces(chunk, preprocess=self.backend.preprocess, bit_depth=bit_depth)
             out[start:start + len(chunk)] = softmax(self.backend.logits(batch))
         return out
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], *, faces_cropped: bool = False) -> list[list[FacePrediction]]:
-        """For each image (a path, a PIL image or an ``HxW[x3]`` array; one or a sequence), the
-        faces found in it with their boxes, labels and probabilities, in reading order.
-        Unreadable paths raise :class:`InputError`; ``fer_nla.predict.predict_files`` instead
-        reports them per file."""
+    def predict(self, images: ImageInput | Sequence[ImageInput], *, faces_cropped: bool = False,
+                bit_depth: int | None = None) -> list[list[FacePrediction]]:
+        """For each image (one or a sequence), the faces found in it with their boxes, detector
+        scores, labels and probabilities, in reading order.
+
+        An image is a path, a PIL image or an ``HxW``/``HxWx3``/``HxWx4`` array of dtype uint8
+        (0..255), float16/32/64 in [0, 1], or uint16 with ``bit_depth`` (its bits, 1..16) stated;
+        other dtypes and ranges (a float array of 0..255 levels, an int64 array) raise
+        :class:`InputError` saying what to pass (:func:`to_rgb_array`). With ``faces_cropped``
+        each image is one face, and one whose shorter side is below ``min_face_size`` raises
+        :class:`InputError`. Unreadable paths raise :class:`InputError`;
+        ``fer_nla.predict.predict_files`` instead reports them per file."""
         items = [images] if _is_single(images) else list(images)  # type: ignore[arg-type]
-        found: list[tuple[list[Box], list[np.ndarray]]] = []
-        for item in items:
-            rgb = read_image(item) if isinstance(item, (str, Path)) else to_rgb_array(item)
-            found.append(self.faces_and_crops(rgb, faces_cropped=faces_cropped))
+        bit_depth = check_bit_depth(bit_depth)
+        found: list[tuple[list[ScoredBox], list[np.ndarray]]] = []
+        for i, item in enumerate(items):
+            try:
+                rgb = read_image(item) if isinstance(item, (str, Path)) else item
+                found.append(self.faces_and_crops(rgb, faces_cropped=faces_cropped, bit_depth=bit_depth))
+            except InputError as err:
+                if len(items) == 1:
+                    raise
+                raise InputError(f"image {i} of the {len(items)} given: {err}") from None
         probs = self.probabilities([crop for _, crops in found for crop in crops])
         results, offset = [], 0
-        for boxes, _ in found:
-            results.append([FacePrediction.from_probs(box, probs[offset + i], class_names=self.class_names)
-                            for i, box in enumerate(boxes)])
-            offset += len(boxes)
+        for faces, _ in found:
+            results.append([FacePrediction.from_probs(face, probs[offset + i], class_names=self.class_names)
+                             for i, face in enumerate(faces)])
+            offset += len(faces)
         return results
 
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from fer_nla.image_files import float_to_uint8, sixteen_to_uint8, to_rgb8
+from fer_nla.errors import InputError
+from fer_nla.image_files import PixelRangeError, to_rgb8
 from fer_nla.predict.detectors import Box
 
 DEFAULT_MARGIN = 0.1  # added on each side, as a fraction of the box side
+# Array dtypes :func:`to_rgb_array` reads (uint16 with a stated ``bit_depth``); others are refused.
+ACCEPTED_DTYPES: tuple[str, ...] = ("uint8", "float16", "float32", "float64", "uint16")
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,30 @@ class Preprocess:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
 
 
-def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = None) -> np.ndarray:
     """An ``HxWx3`` uint8 RGB array from a PIL image or an array.
 
     PIL images (any mode) go through :func:`fer_nla.image_files.to_rgb8`, the rules files are
-    decoded by (EXIF orientation, 16-bit and float scaling, transparency on white). Arrays are
-    ``HxW`` gray, ``HxWx1``, ``HxWx3`` RGB or ``HxWx4`` RGBA (the fourth channel is dropped: arrays
-    from screen grabbers often carry alpha 0); their dtype sets the scale: uint8 as is, bool
-    0/255, uint16 ``round(v / 257)``, other integers must lie in 0..255, floats in [0, 1] are
-    ``x * 255`` and in [0, 255] as is. Raises ``ValueError`` for other shapes or out-of-range values."""
+    decoded by (EXIF orientation, 16-bit ``/257`` and float scaling, transparency on white).
+    Arrays are ``HxW`` gray, ``HxWx1``, ``HxWx3`` RGB or ``HxWx4`` RGBA (the fourth channel is
+    dropped: arrays from screen grabbers often carry alpha 0), at least 1x1, with one of these
+    dtypes (:data:`ACCEPTED_DTYPES`):
+
+    - ``uint8``: levels 0..255, used as they are;
+    - ``float16`` / ``float32`` / ``float64``: values in [0, 1], ``round(x * 255)``; a value above
+      1 (an array of 0..255 levels), below 0 (a normalised tensor), NaN or infinite is refused;
+    - ``uint16``: levels of ``bit_depth`` bits (1..16; 12 for a 12-bit camera, 16 for full range),
+      ``round(v * 255 / (2**bit_depth - 1))``; refused without ``bit_depth`` (a 16-bit container
+      holds 10-, 12- or 16-bit data alike) and for values above ``2**bit_depth - 1``.
+
+    ``bit_depth`` applies to uint16 arrays only. Every other dtype (int32, int64, bool, ...) is
+    refused. Raises :class:`InputError` naming the dtype, shape or range found and what to pass."""
     if isinstance(image, Image.Image):
-        return np.asarray(to_rgb8(image))
-    array = _array_to_uint8(np.asarray(image))
+        try:
+            return np.asarray(to_rgb8(image))
+        except PixelRangeError as err:
+            raise InputError(f"{image.mode} image: {err}") from None
+    array = _array_to_uint8(np.asarray(image), bit_depth=check_bit_depth(bit_depth))
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.ndim == 3 and array.shape[2] == 1:
@@ -59,26 +74,72 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     elif array.ndim == 3 and array.shape[2] == 4:
         array = array[:, :, :3]
     if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image array, got shape {array.shape}")
+        raise InputError(f"expected an HxW, HxWx3 or HxWx4 image array, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"the image array of shape {array.shape} has no pixels")
     return np.ascontiguousarray(array)
 
 
-def _array_to_uint8(array: np.ndarray) -> np.ndarray:
+def check_bit_depth(bit_depth: int | None) -> int | None:
+    """``bit_depth`` when it is ``None`` or a whole number of bits in 1..16; :class:`InputError` otherwise."""
+    if bit_depth is None:
+        return None
+    whole = isinstance(bit_depth, (int, np.integer)) and not isinstance(bit_depth, (bool, np.bool_))
+    if not whole or not 1 <= bit_depth <= 16:
+        raise InputError(
+            f"bit_depth must be a whole number of bits in 1..16 (e.g. 12 for a 12-bit camera), got {bit_depth!r}"
+        )
+    return int(bit_depth)
+
+
+def _array_to_uint8(array: np.ndarray, *, bit_depth: int | None) -> np.ndarray:
     """``array``'s levels as uint8 by its dtype (the rules of :func:`to_rgb_array`)."""
     if array.dtype == np.uint8:
         return array
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * np.uint8(255)
     if array.dtype.kind == "u" and array.dtype.itemsize == 2:
-        return sixteen_to_uint8(array)
-    if np.issubdtype(array.dtype, np.floating):
-        return float_to_uint8(array)
-    if np.issubdtype(array.dtype, np.integer):
-        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        if low < 0 or high > 255:
-            raise ValueError(f"{array.dtype} pixels span {low}..{high}; pass uint8 (0..255) or uint16 (0..65535)")
-        return array.astype(np.uint8)
-    raise ValueError(f"expected an integer, float or bool image array, got dtype {array.dtype}")
+        return _uint16_to_uint8(array, bit_depth=bit_depth)
+    if array.dtype.kind == "f" and array.dtype.itemsize in (2, 4, 8):
+        return _float_to_uint8(array)
+    hint = " (a mask: .astype(np.uint8) * 255)" if array.dtype == np.bool_ else ""
+    raise InputError(
+        f"image arrays of dtype {array.dtype} are not read (no agreed pixel scale); pass uint8 "
+        f"(.astype(np.uint8) if its values are 0..255){hint}, float in [0, 1], or uint16 with bit_depth="
+    )
+
+
+def _uint16_to_uint8(array: np.ndarray, *, bit_depth: int | None) -> np.ndarray:
+    """uint16 levels of ``bit_depth`` bits as uint8, ``round(v * 255 / (2**bit_depth - 1))`` (halves up)."""
+    if bit_depth is None:
+        raise InputError(
+            "a uint16 image array needs its bit depth: pass bit_depth=16 for full-range 16-bit data, "
+            "bit_depth=12 or bit_depth=10 for a 12- or 10-bit camera or scanner stored in 16 bits"
+        )
+    top = (1 << bit_depth) - 1
+    high = int(array.max()) if array.size else 0
+    if high > top:
+        raise InputError(
+            f"uint16 pixels reach {high}, above {top}, the largest {bit_depth}-bit level (bit_depth={bit_depth}); "
+            "pass the bit depth the data was recorded with (bit_depth=16 for the full 0..65535 range)"
+        )
+    return ((array.astype(np.uint64) * 510 + top) // (2 * top)).astype(np.uint8)
+
+
+def _float_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Float values in [0, 1] as uint8, ``round(x * 255)``; anything else refused."""
+    if array.size and not np.isfinite(array).all():
+        raise InputError("float pixels include NaN or infinite values; pass finite values in [0, 1], or uint8 levels")
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if high > 1:
+        raise InputError(
+            f"float pixels span {low:g}..{high:g}, above 1; fer-nla reads float image arrays as [0, 1]: divide "
+            "by 255 (array / 255) if they are 0..255 levels, or pass array.astype(np.uint8)"
+        )
+    if low < 0:
+        raise InputError(
+            f"float pixels span {low:g}..{high:g}, below 0 (a normalised tensor?); fer-nla reads float image arrays "
+            "as [0, 1] and normalises them itself: undo the normalisation, or pass uint8 levels"
+        )
+    return np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
 
 
 def expand_box(box: Box, *, margin: float = DEFAULT_MARGIN) -> Box:
@@ -105,14 +166,21 @@ def crop_face(image_rgb: np.ndarray, box: Box, *, margin: float = DEFAULT_MARGIN
     return crop
 
 
-def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: Preprocess) -> np.ndarray:
-    """``N x 3 x S x S`` float32 model input from face crops (PIL images or arrays)."""
+def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: Preprocess,
+                     bit_depth: int | None = None) -> np.ndarray:
+    """``N x 3 x S x S`` float32 model input from face crops: PIL images or arrays of the dtypes
+    :func:`to_rgb_array` accepts (``bit_depth`` for uint16 arrays); raises :class:`InputError`
+    for others, naming the crop's position."""
     size = preprocess.image_size
     batch = np.empty((len(faces), 3, size, size), dtype=np.float32)
     mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(preprocess.std, dtype=np.float32).reshape(3, 1, 1)
     for i, face in enumerate(faces):
-        pil = Image.fromarray(to_rgb_array(face))
+        try:
+            rgb = to_rgb_array(face, bit_depth=bit_depth)
+        except InputError as err:
+            raise InputError(f"face crop {i} of {len(faces)}: {err}") from None
+        pil = Image.fromarray(rgb)
         resized = pil.resize((size, size), Image.BILINEAR)
         chw = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
         batch[i] = (chw - mean) / std

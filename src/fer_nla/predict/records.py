@@ -1,9 +1,21 @@
 """Prediction records (one per input file) and their JSON and CSV forms.
 
 A record is ``{"file", "faces", "error", "note"}``; each face is ``{"box": [x, y, w, h],
-"label", "probs": {class name: probability}}`` plus ``"frame"`` (the frame index) for videos.
-``error`` is ``None`` or what went wrong (the file was not predicted); ``note`` is ``None`` or
-a remark that is not a failure (``"no face found"``).
+"score", "label", "probs": {class name: probability}}``, ``score`` being the face detector's
+confidence (``null`` for ``faces_cropped`` inputs and detectors without scores). ``error`` is
+``None`` or what went wrong (the file was not predicted; under ``--strict`` also a video read
+only in part, whose faces from the frames read are kept); ``note`` is ``None`` or a remark that
+is not a failure (``"no face found"``, ``"read 3 of 10 frames; ..."``).
+
+A video's record also has ``"frames"``: every sampled frame that was read, in order, as
+``{"frame": index, "time": seconds, "faces": number of faces in it}`` (``"faces": 0`` for a
+frame without a face; ``[]`` when no frame could be read), and each of its faces carries
+``"frame"`` and ``"time"`` too. ``time`` is frame index / frame rate in seconds, rounded to the
+millisecond (``null`` when the container states no frame rate). Image records have no
+``"frames"``.
+
+The CSV has one row per face and, for videos, one row per sampled frame without a face (its
+face columns empty); an image without faces, and a file that failed, get one row.
 """
 
 from __future__ import annotations
@@ -17,49 +29,84 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from fer_nla.predict.detectors import Box
+from fer_nla.predict.detectors import Box, ScoredBox
 
 NO_FACE_NOTE = "no face found"
-CSV_FIELDS: tuple[str, ...] = ("file", "frame", "face", "x", "y", "w", "h", "label")
+CSV_FIELDS: tuple[str, ...] = ("file", "frame", "time", "face", "x", "y", "w", "h", "score", "label")
 CSV_TAIL: tuple[str, ...] = ("error", "note")
 
 
 @dataclass
 class FacePrediction:
-    """One face: its box in the image's pixels, the top class and every class's probability."""
+    """One face: its box in the image's pixels, the top class and every class's probability;
+    in videos also its ``frame`` index and ``time`` in seconds."""
 
     box: Box
     label: str
     probs: dict[str, float]
     frame: int | None = None
+    time: float | None = None
+    score: float | None = None  # the detector's confidence; None for cropped inputs
 
     @classmethod
-    def from_probs(cls, box: Box, probs: np.ndarray, *, class_names: Sequence[str], frame: int | None = None) -> FacePrediction:
+    def from_probs(cls, box: Box | ScoredBox, probs: np.ndarray, *, class_names: Sequence[str], frame: int | None = None,
+                   score: float | None = None) -> FacePrediction:
+        """The prediction for ``box`` (a ``ScoredBox`` brings its detector score) from its class probabilities."""
+        if isinstance(box, ScoredBox):
+            box, score = box.box, box.score if score is None else score
         return cls(box=Box(*(int(v) for v in box)), label=class_names[int(np.argmax(probs))],
-                   probs={name: float(p) for name, p in zip(class_names, probs)}, frame=frame)
+                   probs={name: float(p) for name, p in zip(class_names, probs)}, frame=frame,
+                   score=None if score is None else float(score))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"box": list(self.box), "label": self.label, "probs": dict(self.probs)}
+        out: dict[str, Any] = {"box": list(self.box), "score": self.score, "label": self.label, "probs": dict(self.probs)}
         if self.frame is not None:
             out["frame"] = self.frame
+            out["time"] = self.time
         return out
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """A video frame that was read and searched for faces: its index and time in seconds
+    (``None`` when the video states no frame rate)."""
+
+    frame: int
+    time: float | None
 
 
 @dataclass
 class FileRecord:
-    """The predictions for one input file, or why there are none."""
+    """The predictions for one input file, or why there are none.
+
+    ``frames`` is ``None`` for images; for videos, every sampled frame that was read, in order
+    (a frame without a face is in ``frames`` and has no entry in ``faces``). ``error`` is set
+    when the file failed; ``note`` holds remarks that are not failures (see the module docstring
+    for the JSON form)."""
 
     file: str
     faces: list[FacePrediction] = field(default_factory=list)
     error: str | None = None
     note: str | None = None
+    frames: list[SampledFrame] | None = None
 
     @property
     def failed(self) -> bool:
         return self.error is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "faces": [f.to_dict() for f in self.faces], "error": self.error, "note": self.note}
+        out = {"file": self.file, "faces": [f.to_dict() for f in self.faces], "error": self.error, "note": self.note}
+        if self.frames is not None:
+            counts = self.faces_per_frame()
+            out["frames"] = [{"frame": f.frame, "time": f.time, "faces": counts.get(f.frame, 0)} for f in self.frames]
+        return out
+
+    def faces_per_frame(self) -> dict[int | None, int]:
+        """How many faces each frame index holds (``None``: the image's own faces)."""
+        counts: dict[int | None, int] = {}
+        for face in self.faces:
+            counts[face.frame] = counts.get(face.frame, 0) + 1
+        return counts
 
 
 def records_to_json(records: Sequence[FileRecord], *, indent: int | None = None) -> str:
@@ -68,24 +115,18 @@ def records_to_json(records: Sequence[FileRecord], *, indent: int | None = None)
 
 
 def write_csv(records: Sequence[FileRecord], target: str | Path | TextIO, *, class_names: Sequence[str]) -> None:
-    """One row per face (``file, frame, face`` (its number in the frame)``, x, y, w, h, label``, a probability column per
-    class, ``error, note``); a file without faces gets one row with the face columns empty."""
+    """One row per face (``file, frame, time`` (seconds)``, face`` (its number in the frame)``, x, y, w, h,
+    score`` (the detector's, empty where there is none)``, label``, a probability column per class,
+    ``error, note``); each sampled video frame without a face gets a row with its ``frame`` and
+    ``time`` and the face columns empty, and an image without faces (or a file that failed) one
+    row with only ``file, error, note``."""
     header = [*CSV_FIELDS, *(f"p_{name}" for name in class_names), *CSV_TAIL]
 
     def write(handle: TextIO) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for record in records:
-            if not record.faces:
-                writer.writerow([record.file, *[""] * (len(CSV_FIELDS) - 1 + len(class_names)),
-                                 record.error or "", record.note or ""])
-            per_frame: dict[int | None, int] = {}
-            for face in record.faces:
-                index = per_frame[face.frame] = per_frame.get(face.frame, -1) + 1  # face number within its frame
-                frame = "" if face.frame is None else face.frame
-                writer.writerow([record.file, frame, index, *face.box, face.label,
-                                 *(f"{face.probs[name]:.6f}" for name in class_names),
-                                 record.error or "", record.note or ""])
+            writer.writerows(_csv_rows(record, class_names))
 
     if isinstance(target, (str, Path)):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -93,3 +134,27 @@ def write_csv(records: Sequence[FileRecord], target: str | Path | TextIO, *, cla
             write(handle)
     else:
         write(target)
+
+
+def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[object]]:
+    """The CSV rows of one record: its faces frame by frame, a row per sampled frame without one."""
+    tail = [record.error or "", record.note or ""]
+    blank = [""] * (len(CSV_FIELDS) - 3 + len(class_names))  # everything after file, frame, time
+    by_frame: dict[int | None, list[FacePrediction]] = {}
+    for face in record.faces:
+        by_frame.setdefault(face.frame, []).append(face)
+    order: list[tuple[int | None, float | None]] = [(f.frame, f.time) for f in record.frames or []]
+    listed = {frame for frame, _ in order}
+    order += [(frame, faces[0].time) for frame, faces in by_frame.items() if frame not in listed]
+    if not order:
+        return [[record.file, "", "", *blank, *tail]]
+    rows: list[list[object]] = []
+    for frame, time in order:
+        where = ["" if frame is None else frame, "" if time is None else f"{time:.3f}"]
+        faces = by_frame.get(frame, [])
+        if not faces:
+            rows.append([record.file, *where, *blank, *tail])
+        for index, face in enumerate(faces):  # index: the face's number within its frame
+            rows.append([record.file, *where, index, *face.box, "" if face.score is None else f"{face.score:.6g}", face.label,
+                         *(f"{face.probs[name]:.6f}" for name in class_names), *tail])
+    return rows
