@@ -68,7 +68,7 @@ def test_non_checkpoint_files_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "best.pt")
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(InputError, match="is not a fer-nla checkpoint"):
+    with pytest.raises(InputError, match=r"notes.pt is a text file \(it starts with 'hello'\), not a fer-nla checkpoint"):
         load_checkpoint(text)
     bare = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), bare)

@@ -96,7 +96,7 @@ def test_unreadable_and_missing_backbone_files(tmp_path):
         read_weight_file(tmp_path / "nope.pth")
     junk = tmp_path / "junk.pth"
     junk.write_text("not a weight file")
-    with pytest.raises(InputError, match="weights_only"):
+    with pytest.raises(InputError, match="junk.pth is a text file .*not a PyTorch weight file"):
         read_weight_file(junk)
     no_tensors = tmp_path / "meta.pth"
     torch.save({"epoch": 3}, no_tensors)

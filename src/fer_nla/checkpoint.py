@@ -1,4 +1,4 @@
-"""fer-nla checkpoints: atomic save, ``weights_only`` load, compatibility checks.
+"""fer-nla checkpoints: atomic save, ``weights_only`` load of sniffed files, compatibility checks.
 
 A checkpoint is a dict of tensors and plain Python types only, so it loads with
 ``torch.load(..., weights_only=True)`` (no code runs from the file)::
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from fer_nla.errors import InputError
+from fer_nla.file_kinds import read_torch_file
 from fer_nla.models import build_model
 
 FORMAT = "fer-nla"
@@ -53,23 +54,22 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The payload of a fer-nla checkpoint, loaded with ``weights_only=True``.
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu",
+                    onnx_hint: str | None = None) -> dict[str, Any]:
+    """The payload of a fer-nla checkpoint, loaded with ``weights_only=True`` through
+    :func:`fer_nla.file_kinds.read_torch_file` (the file's kind is sniffed first).
 
-    Raises :class:`InputError` for a missing file, a file that is not a PyTorch file, and a
+    Raises :class:`InputError` for a missing file or a folder (naming its best.pt when it is a
+    run folder), a foreign file (one message per kind: ONNX, with ``onnx_hint`` as the advice;
+    Keras/HDF5, TorchScript, a pickled model, safetensors, empty, random bytes...), and a
     PyTorch file that is not a fer-nla checkpoint (for example a bare backbone weight file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} does not exist; pass the best.pt or last.pt of a run folder")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a foreign file
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(
-            f"{path} is not a fer-nla checkpoint (torch.load with weights_only=True failed: {first}); "
-            "pass the best.pt or last.pt that `fer-nla train` wrote"
-        ) from None
+    fix = "pass the best.pt or last.pt that `fer-nla train` wrote"
+    if path.is_dir() and (path / "best.pt").is_file():
+        fix = f"pass {path / 'best.pt'} (this looks like a run folder)"
+    payload = read_torch_file(path, target="a fer-nla checkpoint", fix=fix, onnx_hint=onnx_hint,
+                              map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = " It looks like a bare weight file: use it as model.backbone_weights for training." if isinstance(payload, dict) else ""
         raise InputError(f"{path} is not a fer-nla checkpoint (no 'format': 'fer-nla' entry).{hint}")
@@ -133,13 +133,15 @@ def load_model(
     map_location: str | torch.device = "cpu",
     arch: str | None = None,
     num_classes: int | None = None,
+    onnx_hint: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The checkpoint's model in eval mode, and the payload without its weights and resume
     states (``model``, ``class_names``, ``preprocess``, ``config``, ``epoch``, ``metrics``).
 
-    ``arch``/``num_classes``, when given, must match the checkpoint (else :class:`InputError`).
+    ``arch``/``num_classes``, when given, must match the checkpoint (else :class:`InputError`);
+    ``onnx_hint`` is the advice when ``path`` is an ONNX model (see :func:`load_checkpoint`).
     """
-    payload = load_checkpoint(path, map_location=map_location)
+    payload = load_checkpoint(path, map_location=map_location, onnx_hint=onnx_hint)
     check_compatible(payload, path=path, arch=arch, num_classes=num_classes)
     spec = payload["model"]
     model = build_model(spec["arch"], num_classes=int(spec["num_classes"]), stem=spec["stem"])

@@ -4,7 +4,7 @@
 ResNet-18/50, a small CPU-sized CNN (``cnn_small``, ``cnn_medium``: for benchmarks grids,
 tests and CPU-only users) or a timm model when timm is installed, with a ``num_classes`` head. Weights are
 never downloaded: a backbone file (the MS-Celeb-1M ResNet-18 of the paper, a torchvision
-ImageNet file, a fer-nla checkpoint) is read from a local path with ``weights_only=True``.
+ImageNet file, a fer-nla checkpoint) is read from a local path with ``weights_only=True``, its kind sniffed first.
 Parameters whose names or shapes do not fit (the source's classifier, a 7x7 stem loaded into
 the small stem) are skipped and reported in a :class:`BackboneLoadReport`.
 """
@@ -23,6 +23,7 @@ import torchvision
 from torch import nn
 
 from fer_nla.errors import InputError
+from fer_nla.file_kinds import read_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +167,16 @@ class BackboneLoadReport:
 def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict inside a weight file: a plain state dict (torchvision), a dict with
     ``state_dict`` (the MS-Celeb-1M ResNet-18, Lightning) or ``model``, or a fer-nla
-    checkpoint; wrapper prefixes such as ``module.`` are removed."""
+    checkpoint; wrapper prefixes such as ``module.`` are removed. The file goes through
+    :func:`fer_nla.file_kinds.read_torch_file` (kind sniffed first, ``weights_only=True``): a
+    foreign file (ONNX, Keras/HDF5, TorchScript, a pickled model, ...) is an :class:`InputError`."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"backbone weights file {path} does not exist; set model.backbone_weights to a local file")
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to unpickle is the user's file
-        raise InputError(
-            f"{path} cannot be read as a PyTorch weight file with weights_only=True ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); re-save only its state dict with "
-            "torch.save(obj['state_dict'], 'weights.pth')"
-        ) from None
+    obj: Any = read_torch_file(
+        path, target="a PyTorch weight file", fix="set model.backbone_weights to a state dict saved with torch.save",
+        onnx_hint="model.backbone_weights takes a PyTorch state dict (the .pth/.pt file the ONNX model was made from)",
+    )
     state = obj
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping) and not _is_tensor_dict(state):

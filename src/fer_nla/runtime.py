@@ -1,7 +1,8 @@
 """Where computation runs: the one check of a device name that every command uses.
 
 :func:`resolve_device` (PyTorch) and :func:`onnx_providers` (onnxruntime) accept ``auto``,
-``cpu``, ``cuda``, ``cuda:N`` and ``mps``. A device this machine lacks is an
+``cpu``, ``cuda``, ``cuda:N`` and ``mps``; :func:`check_onnx_providers` refuses an onnxruntime
+session that fell back to the CPU where CUDA was asked for. A device this machine lacks is an
 :class:`~fer_nla.errors.InputError` naming the device as given, what is available here and the
 fix. Messages name the option by its Python keyword (``device='mps'``); the command line
 rewrites that into the running command's own spelling (``--device mps``, ``train.device=mps``,
@@ -79,25 +80,48 @@ def resolve_device(name: str = "auto", *, local_rank: int = 0) -> Any:
     return torch.device(kind)
 
 
-def onnx_providers(name: str = "auto") -> list[str]:
-    """onnxruntime execution providers for the device ``name``: ``auto`` is CUDA where this
-    onnxruntime has it, else CPU. Raises :class:`InputError` for ``mps`` (onnxruntime has no
-    MPS provider) and for ``cuda`` where the CUDA provider is missing (CPU-only onnxruntime)."""
+def onnx_providers(name: str = "auto") -> list[Any]:
+    """onnxruntime execution providers for the device ``name``, as ``InferenceSession`` takes
+    them: ``auto`` is CUDA where this onnxruntime has it, falling back to CPU; ``cpu`` is CPU;
+    ``cuda``/``cuda:N`` is the CUDA provider alone (``cuda:N`` with ``device_id`` N), with no
+    CPU fallback named, so :func:`check_onnx_providers` refuses a session that did not get it.
+    Raises :class:`InputError` for a name that is not a device, for ``mps`` (onnxruntime has no
+    MPS provider) and for ``cuda`` where this onnxruntime is a CPU-only build."""
     import onnxruntime as ort
 
-    present = list(ort.get_available_providers())
-    cuda = "CUDAExecutionProvider" in present
+    cuda = "CUDAExecutionProvider" in list(ort.get_available_providers())
     if str(name).strip().lower() == "auto":
         return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-    kind, _index = _parse(name)
+    kind, index = _parse(name)
     if kind == "mps":
+        here = "cuda, cpu" if cuda else "cpu"
         raise InputError(
-            f"device={name!r}: the ONNX backend runs on cpu or cuda, not on Apple's MPS; use device='cpu', "
-            "or a .pt checkpoint (the PyTorch backend) for MPS"
+            f"device={name!r}: onnxruntime has no Apple MPS provider (available here: {here}); {_FIX}, "
+            "or run a .pt checkpoint (the PyTorch backend) on MPS"
         )
     if kind == "cuda" and not cuda:
         raise InputError(
-            f"device={name!r} asks for onnxruntime's CUDA provider, which this onnxruntime does not have "
-            f"(providers here: {', '.join(present)}); use device='cpu', or install onnxruntime-gpu"
+            f"device={name!r}: this onnxruntime has no CUDA GPU support (available here: cpu); {_FIX}, "
+            "or install onnxruntime-gpu where there is an NVIDIA GPU"
         )
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if kind == "cuda" else ["CPUExecutionProvider"]
+    if kind == "cuda":
+        return ["CUDAExecutionProvider"] if index is None else [("CUDAExecutionProvider", {"device_id": index})]
+    return ["CPUExecutionProvider"]
+
+
+def check_onnx_providers(requested: list[Any], used: list[str]) -> None:
+    """Refuse an onnxruntime session that silently fell back to the CPU when CUDA was required.
+
+    ``requested``: the providers the session was asked for (CUDA required when they name
+    ``CUDAExecutionProvider`` and no ``CPUExecutionProvider``, as :func:`onnx_providers` gives
+    for ``cuda``); ``used``: ``session.get_providers()``. onnxruntime-gpu lists the CUDA
+    provider on machines without a GPU and then runs on the CPU with only a log warning; this
+    raises the :class:`InputError` :func:`resolve_device` gives for a missing GPU instead."""
+    names = [p[0] if isinstance(p, (tuple, list)) else p for p in requested]
+    if "CUDAExecutionProvider" not in names or "CPUExecutionProvider" in names or "CUDAExecutionProvider" in used:
+        return
+    options = next((p[1] for p in requested if isinstance(p, (tuple, list)) and p[0] == "CUDAExecutionProvider"), {})
+    index = options.get("device_id") if isinstance(options, dict) else None
+    if index is None:
+        raise _lacking("cuda", "CUDA GPU", ["cpu"])
+    raise _lacking(f"cuda:{index}", f"CUDA GPU number {index}", ["cpu"])

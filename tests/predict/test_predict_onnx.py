@@ -86,7 +86,7 @@ def test_onnx_files_without_fer_nla_metadata_or_damaged_are_clear_errors(tmp_pat
         Predictor.from_onnx(plain)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
-    with pytest.raises(InputError, match="garbage.onnx cannot be loaded by onnxruntime"):
+    with pytest.raises(InputError, match=r"garbage.onnx is a text file \(it starts with 'not a model'\), not an ONNX model"):
         Predictor.from_onnx(garbage)
     with pytest.raises(InputError, match="does not exist"):
         Predictor.from_onnx(tmp_path / "absent.onnx")
@@ -102,3 +102,59 @@ def test_export_command_writes_and_verifies_the_model(exported: tuple[Path, int,
     assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--onnx", str(tmp_path / "m.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+# --- issue 12: eval scores ONNX models; export validates --opset and fails in one line ----------
+def test_eval_scores_an_onnx_model_as_the_checkpoint_it_came_from(checkpoint: Path, onnx_model: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from fer_nla.commands.eval import evaluate_checkpoint
+
+    data = {"dataset": "synthetic", "options": {"num_samples": 32, "image_size": IMAGE_SIZE}, "device_name": "cpu"}
+    torch_result = evaluate_checkpoint(str(checkpoint), **data)
+    onnx_result = evaluate_checkpoint(str(onnx_model), **data)
+    assert onnx_result["num_samples"] == torch_result["num_samples"] == 32
+    assert onnx_result["class_names"] == list(EMOTIONS)
+    for key in ("overall_acc", "mean_acc", "top2_acc", "per_class_acc", "confusion_matrix", "dropped"):
+        assert onnx_result[key] == torch_result[key], key
+    assert onnx_result["mAP"] == pytest.approx(torch_result["mAP"], abs=1e-6)
+    assert onnx_result["macro_f1"] == pytest.approx(torch_result["macro_f1"], abs=1e-9)
+    predicted = np.asarray(torch_result["confusion_matrix"]).sum(axis=0)
+    assert (predicted > 0).sum() >= 2  # the model tells faces apart: the tables compared are not one column
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--checkpoint", str(onnx_model), "--dataset", "synthetic", "-o", "num_samples=32",
+            "-o", f"image_size={IMAGE_SIZE}", "--device", "cpu", "--output", str(out), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["overall_acc"] == torch_result["overall_acc"]
+    assert main(argv[:3] + ["--device", "cpu"]) == 2  # an ONNX model does not record its data: eval asks for it
+    assert "is an ONNX model, which does not record the data it was trained on: name the data with --dataset" \
+        in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("opset", ["-1", "0", "17", "999"])
+def test_export_refuses_an_opset_outside_the_supported_range(checkpoint: Path, tmp_path: Path, opset: str,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--onnx", str(target), "--opset", opset]) == 2
+    out, err = capfd.readouterr()
+    newest = onnx.defs.onnx_opset_version()
+    assert err == (f"fer-nla export: error: --opset {opset} is not an ONNX opset fer-nla exports to; use --opset 18 "
+                   f"(the default) or another opset from 18 to {newest}\n")
+    assert out == "" and not target.exists()
+
+
+def test_an_export_failure_is_one_line_and_no_file(checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    def failing_export(*args: object, **kwargs: object) -> None:
+        print("exporter chatter on stdout")
+        raise RuntimeError("Failed to convert aten::frobnicate\nTraceback (most recent call last): ...")
+
+    monkeypatch.setattr(torch.onnx, "export", failing_export)
+    target = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--onnx", str(target)]) == 2
+    out, err = capfd.readouterr()
+    assert err == ("fer-nla export: error: exporting the model {'arch': 'resnet18', 'num_classes': 8, 'stem': 'small'} "
+                   "to ONNX opset 18 failed (Failed to convert aten::frobnicate); try --opset 18, or report the model "
+                   "architecture\n")
+    assert out == "" and sorted(p.name for p in tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""``fer-nla eval``: every metric of a checkpoint on a dataset split, printed and saved."""
+"""``fer-nla eval``: every metric of a checkpoint (or an exported ONNX model) on a dataset split,
+printed and saved."""
 
 from __future__ import annotations
 
@@ -46,12 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Overall, mean-class and top-2 accuracy, per-class accuracy, macro-F1, mAP and the confusion "
             "matrix (rows = true class, in class_names order) of a checkpoint on one split. The dataset, "
-            "its root and options default to those the checkpoint was trained with."
+            "its root and options default to those the checkpoint was trained with. An ONNX model from "
+            "`fer-nla export` is scored with onnxruntime through the preprocessing its metadata states."
         ),
         epilog="example:\n  fer-nla eval --checkpoint runs/raf/best.pt --dataset rafdb --root /data/RAF-DB --split test --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run folder")
+    parser.add_argument("--checkpoint", required=True,
+                        help="best.pt or last.pt of a run folder, or an ONNX model from `fer-nla export` "
+                             "(scored with onnxruntime; it records no data, so --dataset is needed)")
     parser.add_argument("--dataset", help="dataset name (default: the checkpoint's)")
     parser.add_argument("--root", help="dataset folder (default: the checkpoint's)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
@@ -125,25 +129,26 @@ def evaluate_checkpoint(
     skip_bad_images: bool | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The metrics of ``checkpoint`` on one split: keys :data:`EVAL_KEYS` (``num_samples``: the
-    samples scored; ``dropped``: reason -> count of those left out, e.g. ``{"contempt: not a class
-    of the model": 16}``), plus ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``).
-    ``skip_bad_images=None`` takes the checkpoint's ``data.skip_bad_images`` when ``dataset`` is
-    the one it was trained on, else False. The device is checked first
-    (:func:`fer_nla.runtime.resolve_device`); raises :class:`InputError` for a device this machine
-    lacks, a file that is not a fer-nla checkpoint, or data that does not fit the model."""
+    """The metrics of ``checkpoint`` (a fer-nla ``.pt``, or an ONNX model from ``fer-nla
+    export``, scored with onnxruntime through the same preprocessing its metadata states) on one
+    split: keys :data:`EVAL_KEYS` (``num_samples``: the samples scored; ``dropped``: reason ->
+    count of those left out, e.g. ``{"contempt: not a class of the model": 16}``), plus
+    ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``). ``skip_bad_images=None`` takes
+    the checkpoint's ``data.skip_bad_images`` when ``dataset`` is the one it was trained on, else
+    False. The device is checked first (:func:`fer_nla.runtime.resolve_device`,
+    :func:`fer_nla.runtime.onnx_providers`); raises :class:`InputError` for a device this machine
+    lacks, a file that is neither (one message per kind, see
+    :func:`fer_nla.file_kinds.describe_foreign_file`), an ONNX model without ``dataset``, or
+    data that does not fit the model."""
     from torch.utils.data import DataLoader
 
-    from fer_nla.checkpoint import check_compatible, load_model
+    from fer_nla.checkpoint import check_compatible
     from fer_nla.data.sources.common import canonical_split
     from fer_nla.data.transforms import eval_transform
-    from fer_nla.engine import predict_probabilities
     from fer_nla.metrics import classification_report
-    from fer_nla.runtime import resolve_device
 
     split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
-    device = resolve_device(device_name)
-    model, info = load_model(checkpoint, map_location=device)
+    info, score, pin_memory = _load_scorer(checkpoint, device_name=device_name, dataset=dataset)
     data_cfg = info.get("config", {}).get("data", {})
     name = dataset or data_cfg.get("dataset", "synthetic")
     same = name == data_cfg.get("dataset")
@@ -159,12 +164,59 @@ def evaluate_checkpoint(
     ds = ds.with_transform(eval_transform(image_size=size, mean=tuple(info["preprocess"]["mean"]),
                                           std=tuple(info["preprocess"]["std"])))
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
-    out = predict_probabilities(model, loader, device=device, num_classes=len(ds.class_names),
-                                channels_last=device.type != "mps")
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+    out = score(loader, len(ds.class_names))
     report = classification_report(out["targets"], out["probs"], class_names=list(ds.class_names))
     report = {**report, "num_samples": int(len(out["targets"])), "dropped": dropped}
     return {key: report[key] for key in EVAL_KEYS} | {"dataset": name, "split": split}
+
+
+def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[dict[str, Any], Any, bool]:
+    """``(info, score, pin_memory)`` for a checkpoint or an ONNX model: ``info`` holds
+    ``class_names``, ``preprocess``, ``model`` (and ``config`` for a checkpoint); ``score(loader,
+    num_classes)`` returns :func:`fer_nla.engine.predict_probabilities`'s ``probs``/``targets``."""
+    from pathlib import Path
+
+    from fer_nla.checkpoint import load_model
+    from fer_nla.engine import predict_probabilities
+    from fer_nla.errors import InputError
+    from fer_nla.file_kinds import sniff_file
+    from fer_nla.runtime import onnx_providers, resolve_device
+
+    if Path(checkpoint).is_file() and sniff_file(checkpoint).kind == "onnx":
+        from fer_nla.predict.onnx_backend import OnnxBackend
+
+        providers = onnx_providers(device_name)
+        if dataset is None:
+            raise InputError(f"{checkpoint} is an ONNX model, which does not record the data it was trained on: "
+                             "name the data with dataset=... and root=...")
+        backend = OnnxBackend(checkpoint, providers=providers)
+        info = {"class_names": backend.class_names, "model": backend.model_spec, "config": {},
+                "preprocess": {"image_size": backend.preprocess.image_size, "mean": list(backend.preprocess.mean),
+                               "std": list(backend.preprocess.std)}}
+        return info, lambda loader, num_classes: _onnx_probabilities(backend, loader, num_classes), False
+    device = resolve_device(device_name)
+    model, info = load_model(checkpoint, map_location=device)
+
+    def score(loader: Any, num_classes: int) -> dict[str, np.ndarray]:
+        return predict_probabilities(model, loader, device=device, num_classes=num_classes,
+                                     channels_last=device.type != "mps")
+
+    return info, score, device.type == "cuda"
+
+
+def _onnx_probabilities(backend: Any, loader: Any, num_classes: int) -> dict[str, np.ndarray]:
+    """:func:`fer_nla.engine.predict_probabilities` for an onnxruntime backend: the loader's
+    preprocessed batches through ``backend.logits``, softmax in float32 as PyTorch's."""
+    import torch
+
+    from fer_nla.engine import predict_probabilities
+
+    class OnnxModule(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(backend.logits(images.numpy()))
+
+    return predict_probabilities(OnnxModule(), loader, device=torch.device("cpu"), num_classes=num_classes)
 
 
 def run(args: argparse.Namespace) -> int:

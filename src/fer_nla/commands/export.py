@@ -15,16 +15,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Write the checkpoint's model as an ONNX file with a dynamic batch size; its class names and "
             "preprocessing (image_size, mean, std) go into the model's metadata, so "
             "`fer-nla predict --backend onnx --checkpoint model.onnx` needs nothing else. The export is "
-            "checked by running both PyTorch and onnxruntime on the same random batch."
+            "checked by running both PyTorch and onnxruntime on the same random batch. Any failure is one "
+            "line on stderr and exit status 2."
         ),
         epilog="example:\n  fer-nla export --checkpoint runs/raf/best.pt --onnx raf.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="a fer-nla checkpoint (best.pt or last.pt)")
     parser.add_argument("--onnx", required=True, metavar="FILE", help="where to write the ONNX model")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset version (default 18)")
+    parser.add_argument("--opset", type=int, default=18,
+                        help="ONNX opset version: 18 up to the newest the installed onnx package knows (default 18)")
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs onnxruntime comparison")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, spelling={"opset": "--opset {}"})
 
 
 def verify_export(checkpoint: str, onnx_path: str, *, batch: int = 3, seed: int = 0) -> float:

@@ -6,7 +6,10 @@ its class names and preprocessing read from the model's ``metadata_props``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from fer_nla.predict.preprocess import Preprocess
 METADATA_FORMAT = "fer-nla"
 # metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text).
 METADATA_KEYS = ("format", "class_names", "image_size", "mean", "std", "model")
+ORT_LOG_ERROR = 3  # onnxruntime log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 
 def read_metadata(props: dict[str, str], *, path: str | Path) -> dict[str, Any]:
@@ -33,23 +37,59 @@ def read_metadata(props: dict[str, str], *, path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: the fer-nla metadata is incomplete or damaged ({err}); export the model again") from None
 
 
-class OnnxBackend:
-    """Logits from an onnxruntime session for preprocessed ``N x 3 x S x S`` float32 batches."""
+def _check_kind(path: Path) -> None:
+    """Refuse a file that is not an ONNX model, by kind, before onnxruntime reads it."""
+    from fer_nla.file_kinds import TORCH_KINDS, describe_foreign_file, sniff_file
 
-    def __init__(self, path: str | Path, *, providers: list[str] | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    kind = sniff_file(path)
+    if kind.kind in TORCH_KINDS:
+        raise InputError(
+            f"{path} is a PyTorch file, not an ONNX model: use backend='torch' to run a fer-nla checkpoint, or "
+            f"export it first with `fer-nla export --checkpoint {path} --onnx model.onnx`"
+        )
+    if kind.kind != "onnx":
+        raise InputError(describe_foreign_file(path, target="an ONNX model", kind=kind,
+                                               fix="pass the .onnx file that `fer-nla export` wrote"))
+
+
+def _quiet_session(path: Path, *, providers: list[Any], threads: int | None) -> Any:
+    """An onnxruntime ``InferenceSession`` with onnxruntime's log below errors silenced (its
+    provider fallback warnings), its Python warnings and printed fallback notes swallowed."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = ORT_LOG_ERROR
+    if threads:
+        options.intra_op_num_threads = threads
+    ort.set_default_logger_severity(ORT_LOG_ERROR)  # provider creation logs through the default logger
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise InputError(f"{path} cannot be loaded by onnxruntime ({str(err).splitlines()[0]}); "
+                         "export the model again with this fer-nla") from None
+
+
+class OnnxBackend:
+    """Logits from an onnxruntime session for preprocessed ``N x 3 x S x S`` float32 batches.
+
+    ``providers`` as :func:`fer_nla.runtime.onnx_providers` gives them (default: CPU). The file's
+    kind is sniffed first (a PyTorch checkpoint: "use backend='torch'"; other kinds as
+    :func:`fer_nla.file_kinds.describe_foreign_file` says); onnxruntime's own log and warning
+    text is kept from the user; a session that fell back to the CPU where CUDA was required
+    is refused (:func:`fer_nla.runtime.check_onnx_providers`). Raises :class:`InputError`."""
+
+    def __init__(self, path: str | Path, *, providers: list[Any] | None = None, threads: int | None = None) -> None:
+        from fer_nla.runtime import check_onnx_providers
 
         path = Path(path)
         if not path.is_file():
             raise InputError(f"ONNX model {path} does not exist; create it with `fer-nla export --checkpoint CKPT --onnx {path}`")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options,
-                                                providers=providers or ["CPUExecutionProvider"])
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise InputError(f"{path} cannot be loaded by onnxruntime ({str(err).splitlines()[0]}); is it an ONNX file?") from None
+        _check_kind(path)
+        providers = list(providers or ["CPUExecutionProvider"])
+        self.session = _quiet_session(path, providers=providers, threads=threads)
+        check_onnx_providers(providers, list(self.session.get_providers()))
         meta = read_metadata(dict(self.session.get_modelmeta().custom_metadata_map), path=path)
         self.path = path
         self.class_names: list[str] = list(meta["class_names"])

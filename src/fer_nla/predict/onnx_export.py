@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +13,30 @@ import onnx
 import torch
 from torch import nn
 
+from fer_nla.atomic import write_bytes_atomic
+from fer_nla.errors import InputError
 from fer_nla.predict.onnx_backend import METADATA_FORMAT
 from fer_nla.predict.preprocess import Preprocess
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 DEFAULT_OPSET = 18
+MIN_OPSET = 18  # the lowest opset torch.onnx.export(dynamo=True) writes
+
+
+def supported_opsets() -> range:
+    """The ONNX opsets ``export`` writes: from :data:`MIN_OPSET` (PyTorch's exporter writes
+    lower requests as opset 18 anyway) to the newest the installed onnx package knows."""
+    return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def check_opset(opset: Any) -> int:
+    """``opset`` as an int, or an :class:`InputError` naming the supported range."""
+    opsets = supported_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in opsets:
+        raise InputError(f"opset={opset!r} is not an ONNX opset fer-nla exports to; use opset={DEFAULT_OPSET} (the "
+                         f"default) or another opset from {opsets.start} to {opsets.stop - 1}")
+    return opset
 
 
 def export_onnx(
@@ -27,20 +48,22 @@ def export_onnx(
     model_spec: dict[str, Any] | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Write ``model`` (in eval mode, on the CPU) to ``path``: input ``input`` of shape
-    ``batch x 3 x S x S`` (batch dynamic), output ``logits``; ``metadata_props`` hold
-    ``format``, ``class_names``, ``image_size``, ``mean``, ``std`` and ``model`` as JSON text."""
+    """Write ``model`` (in eval mode, on the CPU) to ``path`` atomically: input ``input`` of
+    shape ``batch x 3 x S x S`` (batch dynamic), output ``logits``; ``metadata_props`` hold
+    ``format``, ``class_names``, ``image_size``, ``mean``, ``std`` and ``model`` as JSON text.
+
+    Raises :class:`InputError` for an opset outside :func:`supported_opsets` and for a model
+    the exporter cannot convert (one line; the exporter's own log and warnings are kept back)."""
+    opset = check_opset(opset)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     size = preprocess.image_size
-    example = torch.zeros(2, 3, size, size)
-    batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False,
-    )
-    proto = program.model_proto
+    try:
+        proto = _export_proto(model, size=size, opset=opset)
+    except Exception as err:  # noqa: BLE001 - the exporter raises many types; the user gets one line
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise InputError(f"exporting the model {dict(model_spec or {})} to ONNX opset {opset} failed ({first}); "
+                         f"try opset={DEFAULT_OPSET}, or report the model architecture") from None
     meta = {
         "format": METADATA_FORMAT,
         "class_names": json.dumps(list(class_names)),
@@ -53,14 +76,31 @@ def export_onnx(
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
-    return path
+    return write_bytes_atomic(path, proto.SerializeToString())
+
+
+def _export_proto(model: nn.Module, *, size: int, opset: int) -> onnx.ModelProto:
+    """The exporter's ``ModelProto`` for ``model``; its log lines and warnings go nowhere."""
+    example = torch.zeros(2, 3, size, size)
+    batch = torch.export.Dim("batch", min=1)
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},), opset_version=opset, external_data=False, verbose=False,
+        )
+    return program.model_proto
 
 
 def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: int = DEFAULT_OPSET) -> Path:
-    """Export the model of a fer-nla checkpoint, with its class names and preprocessing."""
+    """Export the model of a fer-nla checkpoint, with its class names and preprocessing.
+    Raises :class:`InputError` for a bad opset (checked first), a file that is not a fer-nla
+    checkpoint (an ONNX model: already exported) and an export that fails."""
     from fer_nla.checkpoint import load_model
 
-    model, info = load_model(checkpoint, map_location="cpu")
+    check_opset(opset)
+    model, info = load_model(checkpoint, map_location="cpu",
+                             onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
     return export_onnx(model, onnx_path, class_names=list(info["class_names"]),
                        preprocess=Preprocess.from_dict(info["preprocess"]), model_spec=dict(info["model"]), opset=opset)

@@ -24,12 +24,14 @@ class TorchBackend:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto") -> TorchBackend:
         """The model of a fer-nla checkpoint (``best.pt``/``last.pt``) on ``device``
-        (``auto``: CUDA, else MPS, else CPU)."""
+        (``auto``: CUDA, else MPS, else CPU). Raises :class:`InputError` for a device this
+        machine lacks and for a file that is not a fer-nla checkpoint (an ONNX model: "use
+        backend='onnx'"; see :func:`fer_nla.checkpoint.load_checkpoint` for the other kinds)."""
         from fer_nla.checkpoint import load_model
         from fer_nla.engine import select_device
 
         target = select_device(device)
-        model, info = load_model(path, map_location=target)
+        model, info = load_model(path, map_location=target, onnx_hint="use backend='onnx' (onnxruntime) to run it")
         return cls(model, class_names=list(info["class_names"]), preprocess=Preprocess.from_dict(info["preprocess"]),
                    device=target)
 

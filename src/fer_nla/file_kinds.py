@@ -1,0 +1,211 @@
+"""What kind of file a user gave as a model: the one gate before any ``torch.load``.
+
+Files from other tools are recognised by their first bytes (their magic numbers) before
+anything is unpickled, and each kind gets one message naming the file, what it is and the
+fix. :func:`read_torch_file` is the only place fer-nla calls ``torch.load``: always with
+``weights_only=True`` (no code from a file ever runs), with PyTorch's own warnings and error
+text kept from the user. Nothing here imports torch at import time, so the onnxruntime
+backend can sniff files too.
+
+Kinds (:func:`sniff_file`): ``empty``; ``torch`` (``torch.save`` zip: a ``data.pkl``
+entry); ``torch-legacy`` (the pre-1.6 pickle format with PyTorch's magic number);
+``torchscript`` (zip with ``code/`` or ``constants.pkl``); ``keras`` (a ``.keras`` zip);
+``npz``; ``zip`` (any other zip); ``damaged-zip``; ``pickle`` (a plain Python pickle);
+``hdf5`` (``\\x89HDF\\r\\n\\x1a\\n``, Keras ``.h5``); ``safetensors`` (8-byte little-endian
+header length, then ``{``); ``numpy`` (``.npy``); ``onnx`` (a protobuf ``ModelProto`` that
+the onnx package parses); ``text``; ``unknown`` (random or unknown bytes).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import textwrap
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fer_nla.errors import InputError
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+HDF5_OFFSETS = (0, 512, 1024, 2048)  # HDF5 allows a user block of 512 * 2**k bytes before it
+ZIP_MAGIC = b"PK\x03\x04"
+NUMPY_MAGIC = b"\x93NUMPY"
+# PyTorch's legacy (pre-1.6) files begin with a protocol-2 pickle of this magic number.
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+TORCH_KINDS = ("torch", "torch-legacy")
+HEAD_BYTES = 4096
+SAVE_STATE_DICT = "torch.save(model.state_dict(), 'weights.pt')"
+CONVERT = f"fer-nla reads PyTorch state dicts only: convert the model to PyTorch in your own code and save its state_dict ({SAVE_STATE_DICT})"
+# kind -> (what the file is, the advice; "": the caller's fix); {detail}: zip entries or the first text.
+KIND_TEXT: dict[str, tuple[str, str]] = {
+    "empty": ("empty (0 bytes)", "it was not written or copied completely; write or copy it again"),
+    "hdf5": ("a Keras/HDF5 file (TensorFlow or Keras weights)", CONVERT),
+    "keras": ("a Keras model archive (.keras)", CONVERT),
+    "torchscript": ("a TorchScript model (torch.jit.save)",
+                    "fer-nla never loads code from files: load it with torch.jit.load in your own code and save its "
+                    f"state_dict ({SAVE_STATE_DICT})"),
+    "pickle": ("a plain Python pickle",
+               f"fer-nla never unpickles code: load it in your own code and save its state_dict ({SAVE_STATE_DICT})"),
+    "safetensors": ("a safetensors file",
+                    "fer-nla reads PyTorch files: convert it with safetensors.torch.load_file(path) and "
+                    "torch.save(state_dict, 'weights.pt')"),
+    "numpy": ("a NumPy array file (.npy)", CONVERT),
+    "npz": ("a NumPy archive (.npz)", CONVERT),
+    "zip": ("a zip archive that is not a PyTorch file (it holds {detail})", ""),
+    "damaged-zip": ("a damaged or truncated zip archive", "it was not written or copied completely; write or copy it again"),
+    "text": ("a text file (it starts with {detail})", ""),
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """The sniffed kind of a file (one of the kinds in the module docstring) and a short detail
+    for messages (zip entries, the first text, the first bytes in hex)."""
+
+    kind: str
+    detail: str = ""
+
+
+def sniff_file(path: str | Path) -> FileKind:
+    """The kind of the file at ``path``, from its first bytes (a zip's entry names; an ONNX
+    file is parsed by the onnx package when its suffix is ``.onnx`` or it starts like one).
+    Raises ``OSError`` when the file cannot be read."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    if not head:
+        return FileKind("empty")
+    if any(head[offset:offset + len(HDF5_MAGIC)] == HDF5_MAGIC for offset in HDF5_OFFSETS):
+        return FileKind("hdf5")
+    if head.startswith(ZIP_MAGIC):
+        return _sniff_zip(path)
+    if head.startswith(TORCH_LEGACY_MAGIC):
+        return FileKind("torch-legacy")
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        return FileKind("pickle")
+    if head.startswith(NUMPY_MAGIC):
+        return FileKind("numpy")
+    if _is_safetensors(head, size=path.stat().st_size):
+        return FileKind("safetensors")
+    if (path.suffix.lower() == ".onnx" or head[0] == 0x08) and _is_onnx(path):
+        return FileKind("onnx")
+    text = _text_start(head)
+    if text is not None:
+        return FileKind("text", text)
+    return FileKind("unknown", " ".join(f"{b:02x}" for b in head[:8]))
+
+
+def _sniff_zip(path: Path) -> FileKind:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        return FileKind("damaged-zip", str(err).rstrip("."))
+    leaves = {name.rstrip("/").rsplit("/", 1)[-1] for name in names}
+    if any("/code/" in f"/{name}" for name in names) or "constants.pkl" in leaves:
+        return FileKind("torchscript")
+    if "data.pkl" in leaves:
+        return FileKind("torch")
+    if {"config.json", "model.weights.h5"} <= leaves:
+        return FileKind("keras")
+    if names and all(name.endswith(".npy") for name in names):
+        return FileKind("npz")
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return FileKind("zip", shown or "nothing")
+
+
+def _is_safetensors(head: bytes, *, size: int) -> bool:
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return 2 <= length <= size - 8
+
+
+def _is_onnx(path: Path) -> bool:
+    """Whether the onnx package parses ``path`` as a model with a graph or an opset."""
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any parse failure means: not ONNX
+        return False
+    return model.ir_version > 0 and (len(model.graph.node) > 0 or len(model.opset_import) > 0)
+
+
+def _text_start(head: bytes) -> str | None:
+    """The first words of ``head`` quoted, when it is UTF-8 text without control characters."""
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    if not text.strip() or any(not ch.isprintable() and ch not in "\t\n\r\f\v" for ch in text):
+        return None
+    words = " ".join(text.split())
+    return repr(words[:40] + ("..." if len(words) > 40 else ""))
+
+
+def describe_foreign_file(path: str | Path, *, target: str, fix: str, onnx_hint: str | None = None,
+                          kind: FileKind | None = None) -> str | None:
+    """The one-line message for a file that is not a PyTorch file (``None`` for ``torch`` and
+    ``torch-legacy`` files): ``"<path> is <what it is>, not <target>: <advice>"``.
+
+    ``target`` names what was expected (``"a fer-nla checkpoint"``); ``fix`` is the context's
+    fix for random, text and unknown files; ``onnx_hint`` is the advice for an ONNX model
+    (default: run it with the onnx backend). Raises ``OSError`` when the file cannot be read."""
+    kind = kind or sniff_file(path)
+    if kind.kind in TORCH_KINDS:
+        return None
+    if kind.kind == "onnx":
+        hint = onnx_hint or "run it with `fer-nla predict --backend onnx` or score it with `fer-nla eval`"
+        return f"{path} is an ONNX model, not {target}: {hint}"
+    if kind.kind == "unknown":
+        return (f"{path} is not a checkpoint (random or unknown bytes: it starts {kind.detail}, which matches no "
+                f"model format fer-nla knows); {fix}")
+    what, advice = KIND_TEXT[kind.kind]
+    return f"{path} is {what.format(detail=kind.detail)}, not {target}: {advice or fix}"
+
+
+def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str | None = None,
+                    map_location: Any = "cpu") -> Any:
+    """The object in a PyTorch file, loaded with ``torch.load(..., weights_only=True)``.
+
+    Foreign files are refused by kind before anything is unpickled
+    (:func:`describe_foreign_file`); a PyTorch file that pickles code (``torch.save(model)``)
+    is "a pickled model" with the fix to save its ``state_dict``; other load failures are a
+    damaged file. PyTorch's warnings and its error text (which advises turning
+    ``weights_only`` off) never reach the user. Raises :class:`InputError` for all of these
+    and for a missing file or a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not {target}; {fix}")
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; {fix}")
+    message = describe_foreign_file(path, target=target, fix=fix, onnx_hint=onnx_hint)
+    if message is not None:
+        raise InputError(message)
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every failure is the file's; torch's text advises unsafe loading
+        raise InputError(_load_failure(path, err, target=target)) from None
+
+
+def _load_failure(path: Path, err: Exception, *, target: str) -> str:
+    """The message for a PyTorch file that ``torch.load(weights_only=True)`` refused."""
+    text = _ANSI.sub("", str(err))
+    found = _GLOBAL.search(text)
+    if found or "Weights only load failed" in text:
+        stores = f" (it stores the Python class {found.group(1)})" if found else ""
+        return (f"{path} is a pickled model{stores}, not {target}: fer-nla never unpickles code; load it in your "
+                f"own code and save its state_dict ({SAVE_STATE_DICT})")
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    detail = f" ({textwrap.shorten(first, 200, placeholder=' ...')})" if "weights_only" not in first else ""
+    return f"{path} is a damaged or truncated PyTorch file{detail}: write or copy it again"
