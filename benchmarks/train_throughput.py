@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from fer_nla.engine import TrainStep, autocast_dtype, build_optimizer, select_device, use_channels_last
+from fer_nla.runtime import autocast_dtype, select_device, use_channels_last
+from fer_nla.train.step import TrainStep, build_optimizer
 from fer_nla.config import OptimConfig
 from fer_nla.losses import build_loss
 from fer_nla.models import build_model

@@ -174,7 +174,7 @@ def test_resume_after_the_files_changed_is_refused_and_a_relative_root_resumes_a
 def test_a_changed_validation_split_is_named_on_resume(tmp_path):
     from fer_nla.data import build_dataset
     from fer_nla.errors import InputError
-    from fer_nla.run_folder import RunFolder, check_same_data, data_fingerprint
+    from fer_nla.train.run_folder import RunFolder, check_same_data, data_fingerprint
 
     train = build_dataset("synthetic", num_samples=8, image_size=16)
     val = build_dataset("synthetic", split="valid", num_samples=4, image_size=16)

@@ -7,16 +7,14 @@ import torch
 from torch import nn
 
 from fer_nla.config import OptimConfig
-from fer_nla.engine import (
+from fer_nla.runtime import autocast_dtype, select_device, use_channels_last
+from fer_nla.train.loop import train_one_epoch
+from fer_nla.train.step import (
     NonFiniteLossError,
     TrainStep,
-    autocast_dtype,
     build_optimizer,
     build_scheduler,
     needs_flip_view,
-    select_device,
-    train_one_epoch,
-    use_channels_last,
 )
 from fer_nla.errors import InputError
 from fer_nla.losses import build_loss
@@ -42,7 +40,7 @@ def _step(loss_name: str, mode: str, seed: int = 0) -> tuple[TrainStep, Counting
     torch.manual_seed(seed)
     model = CountingNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = build_loss(loss_name, epochs=10)
+    loss = build_loss(loss_name, epochs=10, check=False)  # as build_train_step builds it
     return TrainStep(model, loss, optimizer, torch.device("cpu"), None, False, mode), model
 
 
@@ -111,6 +109,33 @@ def test_non_finite_loss_stops_with_a_clear_message():
         net.fc.bias.fill_(float("nan"))
     with pytest.raises(NonFiniteLossError, match=r"epoch 3, step 1.*last good checkpoint is kept \(runs/x/last.pt\)"):
         train_one_epoch(step, [(images, targets, index)], epoch=2, last_good="runs/x/last.pt")
+
+
+def test_a_nan_midway_names_its_own_step_though_checks_come_every_few_steps():
+    images, targets, index = _batch()
+    step, net = _step("nla", "batched")
+
+    def batches():
+        for i in range(5):
+            if i == 2:  # step 3 goes bad; the check comes at step 4 (check_every=4)
+                with torch.no_grad():
+                    net.fc.bias.fill_(float("nan"))
+            yield images, targets, index
+
+    with pytest.raises(NonFiniteLossError, match=r"non-finite logits \(nan or inf\) at epoch 1, step 3:"):
+        train_one_epoch(step, batches(), epoch=0, last_good="-", check_every=4)
+
+
+def test_an_epoch_waits_for_the_device_only_at_its_checks(monkeypatch):
+    images, targets, index = _batch()
+    step, _ = _step("nla", "batched")
+    syncs = []
+    for name in ("item", "cpu", "tolist"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _real=real, _n=name, **k: syncs.append(_n) or _real(self, *a, **k))
+    train_one_epoch(step, [(images, targets, index)] * 7, epoch=0, last_good="-", check_every=50)
+    # the old loop synchronised three times a step (two finiteness checks and loss.item()): 21 here
+    assert len(syncs) <= 3, syncs
 
 
 def test_epoch_result_counts_loss_and_accuracy():

@@ -13,8 +13,8 @@ from fer_nla.cli import main
 from fer_nla.commands.eval import EVAL_KEYS, evaluate_checkpoint
 from fer_nla.config import load_config
 from fer_nla.errors import InputError
-from fer_nla.fit import fit
-from fer_nla.training_signals import load_signals
+from fer_nla.train.fit import fit
+from fer_nla.train.signals import load_signals
 
 TINY = [
     "data.options.num_samples=48", "data.options.image_size=32", "data.image_size=32",
@@ -103,7 +103,7 @@ def test_eval_command_json_keys(tmp_path, capsys):
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import fer_nla.fit as fit_module
+    import fer_nla.train.fit as fit_module
 
     real_build = fit_module.build_model
     poisoned = {"on": False}
@@ -142,7 +142,7 @@ def test_cli_train_prints_where_the_report_is(tmp_path, capsys):
 
 
 def test_soft_target_run_trains_on_distributions_and_validates_on_hard_labels(tmp_path):
-    from fer_nla.training_data import build_run_data
+    from fer_nla.train.run_data import build_run_data
 
     config = tiny("data.labels=distribution", "loss.name=ce", epochs=1)
     data = build_run_data(config.data, seed=0, log=lambda _m: None)
@@ -172,7 +172,7 @@ def test_a_loss_without_a_soft_form_is_refused_before_any_epoch(tmp_path):
 
 def test_soft_targets_that_are_not_distributions_are_refused():
     from fer_nla.data import build_dataset
-    from fer_nla.training_data import check_soft_targets
+    from fer_nla.train.run_data import check_soft_targets
 
     ds = build_dataset("synthetic", split="train", labels="distribution", num_samples=4, image_size=16)
     check_soft_targets(ds)

@@ -195,7 +195,7 @@ def test_no_source_advises_turning_weights_only_off_and_user_files_go_through_on
         assert "weights_only=False" not in text, path
         assert all("weights_only=True" in found for found in call.findall(text)), path
     # every file a user names (checkpoints, backbone weights, resume) is read by file_kinds.read_torch_file
-    user_facing = ["checkpoint.py", "models.py", "fit.py", "run_folder.py", "audit_run.py", "commands", "predict"]
+    user_facing = ["checkpoint.py", "models.py", "train", "audit_run.py", "commands", "predict"]
     for name in user_facing:
         for path in ([src / name] if name.endswith(".py") else sorted((src / name).rglob("*.py"))):
             assert not call.search(path.read_text()), path

@@ -24,7 +24,7 @@ from fer_nla.config import Config, valid_keys
 from fer_nla.data import build_dataset
 from fer_nla.data.corrupt import imbalance_profile
 from fer_nla.errors import InputError
-from fer_nla.run_folder import RunFolder, check_resume_config
+from fer_nla.train.run_folder import RunFolder, check_resume_config
 from fer_nla.runtime import resolve_device
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

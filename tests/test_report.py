@@ -15,8 +15,8 @@ import torch
 from fer_nla import __version__
 from fer_nla.config import load_config, save_config
 from fer_nla.metrics import mean_cross_entropy
-from fer_nla.report import confusion_figure, curves_figure, naw_figure, per_class_figure, write_report
-from fer_nla.run_folder import RunFolder
+from fer_nla.train.report import confusion_figure, curves_figure, naw_figure, per_class_figure, write_report
+from fer_nla.train.run_folder import RunFolder
 
 CLASSES = ["neutral", "happiness", "sadness"]
 
@@ -56,9 +56,9 @@ def test_mean_cross_entropy_matches_a_hand_computation():
 
 
 def test_training_records_a_finite_val_loss_equal_to_cross_entropy_of_the_checkpoint(tmp_path):
-    from fer_nla.fit import fit
+    from fer_nla.train.fit import fit
     from fer_nla.models import build_model
-    from fer_nla.training_data import build_run_data
+    from fer_nla.train.run_data import build_run_data
 
     config = load_config(None, ["data.options.num_samples=24", "data.options.image_size=32", "data.image_size=32",
                                 "train.batch_size=12", "train.epochs=1", "train.progress=false", "loss.name=ce",

@@ -14,8 +14,8 @@ import numpy as np
 
 from fer_nla.audit import detection_quality, majority_prediction, suspicion_scores, verdicts
 from fer_nla.errors import InputError
-from fer_nla.run_folder import RunFolder
-from fer_nla.training_signals import load_signals
+from fer_nla.train.run_folder import RunFolder
+from fer_nla.train.signals import load_signals
 
 CSV_COLUMNS = ("rank", "index", "path", "given_label", "predicted_label", "score", "mean_weight", "verdict")
 
@@ -111,7 +111,7 @@ def write_csv(audit: Audit, path: str | Path, *, top: int | None = None) -> Path
 def training_dataset(run_dir: str | Path) -> Any:
     """The run's full training split, rebuilt from its ``config.yaml`` (images load lazily)."""
     from fer_nla.config import load_config
-    from fer_nla.training_data import _load
+    from fer_nla.train.run_data import _load
 
     run = RunFolder(Path(run_dir))
     config = load_config(run.config)

@@ -30,7 +30,12 @@ class DataConfig:
     """What to train on. ``val_split``: ``auto`` uses the dataset's ``valid`` split when its
     source declares one (a broken one is then an error) and otherwise carves a seeded
     stratified ``val_fraction`` out of train; ``carve`` always carves; any other value names a
-    split. The test split is never used for selection."""
+    split. The test split is never used for selection. ``loader``: ``memory`` decodes the
+    images once into a uint8 tensor (cached on disk under ``cache_dir``, default
+    ``$FER_NLA_CACHE`` or ``~/.cache/fer-nla``) and augments whole batches on the training
+    device; ``files`` decodes and transforms each image with PIL every epoch in ``num_workers``
+    DataLoader workers; ``auto`` takes ``memory`` when the decoded images fit the budget of
+    :func:`fer_nla.data.memory.fits_in_memory` (2 GiB, or a quarter of the RAM if less)."""
 
     dataset: str = "synthetic"
     root: str | None = None
@@ -46,6 +51,8 @@ class DataConfig:
     gaussian_noise: bool = True
     skip_bad_images: bool = False
     num_workers: int = 0
+    loader: Literal["auto", "memory", "files"] = "auto"
+    cache_dir: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,6 +116,7 @@ class TrainConfig:
     record_signals: bool = True  # per-sample p_gt, p_nn (and NAW weights) each epoch
     progress: bool = True
     tensorboard: bool = True
+    report: bool = True  # report.md and its plots at the end (benchmarks switch it off)
 
 
 @dataclass

@@ -68,10 +68,11 @@ def all_reduce_sum(values: list[float], *, device: torch.device) -> list[float]:
     return tensor.tolist()
 
 
-def all_reduce_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum of ``tensor`` over all ranks, in place (returned for chaining)."""
+def all_reduce_tensor(tensor: torch.Tensor, *, op: str = "sum") -> torch.Tensor:
+    """Sum (``op="sum"``) or maximum (``op="max"``) of ``tensor`` over all ranks, in place
+    (returned for chaining); unchanged in a single process."""
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
     return tensor
 
 

@@ -125,3 +125,71 @@ def check_onnx_providers(requested: list[Any], used: list[str]) -> None:
     if index is None:
         raise _lacking("cuda", "CUDA GPU", ["cpu"])
     raise _lacking(f"cuda:{index}", f"CUDA GPU number {index}", ["cpu"])
+
+
+# -- precision, kernels and seeds (PyTorch is imported inside: this module stays torch-free) ---
+def select_device(name: str = "auto", *, local_rank: int = 0) -> Any:
+    """The ``torch.device`` for ``name`` (alias of :func:`resolve_device`, the one device check
+    of every command: an :class:`InputError` naming ``device=...``, what this machine has and the fix)."""
+    return resolve_device(name, local_rank=local_rank)
+
+
+def autocast_dtype(precision: str, device: Any) -> Any:
+    """The autocast ``torch.dtype`` for ``precision`` (auto | fp32 | bf16 | fp16) on the
+    ``torch.device`` ``device`` (``None``: full float32).
+
+    ``auto`` is bf16 on CUDA GPUs that support it, else fp16 on CUDA, and float32 on CPU and
+    MPS (where half-precision convolutions are slower or less complete). Raises
+    :class:`InputError` for fp16 on a CPU."""
+    import torch
+
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if dtype is torch.float16 and device.type == "cpu":
+        raise InputError("train.precision=fp16 is not supported on CPU; use bf16 or fp32")
+    return dtype
+
+
+def use_channels_last(setting: str, device: Any) -> bool:
+    """``auto``: on for CUDA and CPU (measured +20% ResNet-18 training on 2 CPU cores), off on MPS."""
+    if setting == "auto":
+        return device.type in ("cuda", "cpu")
+    return setting == "on"
+
+
+def set_determinism(*, deterministic: bool, device: Any) -> None:
+    """Deterministic kernels (slower) or cuDNN autotuning (faster, run-to-run jitter)."""
+    import os
+
+    import torch
+
+    if deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch on one rank: resuming at an epoch boundary replays it exactly."""
+    return (seed * 1_000_003 + epoch * 1009 + rank) % 2**63

@@ -12,8 +12,8 @@ from fer_nla.audit import suspicion_scores
 from fer_nla.audit_run import CSV_COLUMNS, audit_run
 from fer_nla.cli import main
 from fer_nla.config import load_config
-from fer_nla.fit import fit
-from fer_nla.training_signals import load_signals
+from fer_nla.train.fit import fit
+from fer_nla.train.signals import load_signals
 
 TINY = [
     "data.options.num_samples=48", "data.options.image_size=32", "data.image_size=32", "train.epochs=2",

@@ -40,7 +40,7 @@ from fer_nla.audit import detection_quality
 from fer_nla.audit_run import audit_run
 from fer_nla.cli import main
 from fer_nla.config import load_config
-from fer_nla.fit import fit
+from fer_nla.train.fit import fit
 
 SEED = 0
 NUM_FACES = 1000

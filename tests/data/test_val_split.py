@@ -8,7 +8,7 @@ from conftest import write_image
 from fer_nla.config import DataConfig
 from fer_nla.data import dataset_splits
 from fer_nla.errors import InputError
-from fer_nla.training_data import build_run_data
+from fer_nla.train.run_data import build_run_data
 
 VOTES = "0,0,0,0,0,0,0,0,0"  # nine more vote columns after the first
 

@@ -1,7 +1,7 @@
 """One benchmark cell: train a model with one loss on in-memory images, select the best epoch on
 the validation split, and score that epoch on the test split.
 
-The step itself is the product's :class:`~fer_nla.engine.TrainStep` (the two views of NLA, the
+The step itself is the product's :class:`~fer_nla.train.step.TrainStep` (the two views of NLA, the
 finiteness checks) with the product's losses, optimizer and scheduler, built once per run; only
 the data path differs from ``fer-nla train`` (uint8 tensors in memory, batch augmentation).
 """
@@ -20,13 +20,9 @@ from torch import Tensor, nn
 
 from fer_nla.bench.tensor_data import augment_batch, normalise
 from fer_nla.config import Config
-from fer_nla.engine import (
-    StepSignals,
-    build_train_step,
-    seed_everything,
-    train_one_epoch,
-    use_channels_last,
-)
+from fer_nla.runtime import seed_everything, use_channels_last
+from fer_nla.train.loop import train_one_epoch
+from fer_nla.train.step import StepSignals, build_train_step
 from fer_nla.metrics import classification_report
 from fer_nla.models import build_model
 

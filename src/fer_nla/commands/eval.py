@@ -174,11 +174,11 @@ def evaluate_checkpoint(
 def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[dict[str, Any], Any, bool]:
     """``(info, score, pin_memory)`` for a checkpoint or an ONNX model: ``info`` holds
     ``class_names``, ``preprocess``, ``model`` (and ``config`` for a checkpoint); ``score(loader,
-    num_classes)`` returns :func:`fer_nla.engine.predict_probabilities`'s ``probs``/``targets``."""
+    num_classes)`` returns :func:`fer_nla.train.loop.predict_probabilities`'s ``probs``/``targets``."""
     from pathlib import Path
 
     from fer_nla.checkpoint import load_model
-    from fer_nla.engine import predict_probabilities
+    from fer_nla.train.loop import predict_probabilities
     from fer_nla.errors import InputError
     from fer_nla.file_kinds import sniff_file
     from fer_nla.runtime import onnx_providers, resolve_device
@@ -206,11 +206,11 @@ def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> t
 
 
 def _onnx_probabilities(backend: Any, loader: Any, num_classes: int) -> dict[str, np.ndarray]:
-    """:func:`fer_nla.engine.predict_probabilities` for an onnxruntime backend: the loader's
+    """:func:`fer_nla.train.loop.predict_probabilities` for an onnxruntime backend: the loader's
     preprocessed batches through ``backend.logits``, softmax in float32 as PyTorch's."""
     import torch
 
-    from fer_nla.engine import predict_probabilities
+    from fer_nla.train.loop import predict_probabilities
 
     class OnnxModule(torch.nn.Module):
         def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fer_nla.config import load_config
     from fer_nla.errors import InputError
-    from fer_nla.fit import fit
+    from fer_nla.train.fit import fit
     from fer_nla.runtime import resolve_device
 
     typed = any(item.strip().startswith("train.device=") for item in args.overrides)  # overrides win over --device

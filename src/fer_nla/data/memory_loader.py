@@ -5,7 +5,7 @@ when the images fit in memory (:mod:`fer_nla.data.memory`): each step takes the 
 the ``uint8`` tensor, moves them to the device (pinned first on CUDA, or kept there with
 ``resident=True``) and augments them there (:mod:`fer_nla.data.batch_augment`), so no worker
 decodes or transforms an image per step. It yields the batch format
-:func:`fer_nla.engine.train_one_epoch` and :func:`fer_nla.engine.predict_probabilities` read
+:func:`fer_nla.train.loop.train_one_epoch` and :func:`fer_nla.train.loop.predict_probabilities` read
 from today's DataLoader: ``(images, targets, index)``.
 
 The order of samples is :class:`torch.utils.data.DistributedSampler`'s for the same ``seed``,

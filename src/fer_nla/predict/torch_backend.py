@@ -28,7 +28,7 @@ class TorchBackend:
         machine lacks and for a file that is not a fer-nla checkpoint (an ONNX model: "use
         backend='onnx'"; see :func:`fer_nla.checkpoint.load_checkpoint` for the other kinds)."""
         from fer_nla.checkpoint import load_model
-        from fer_nla.engine import select_device
+        from fer_nla.runtime import select_device
 
         target = select_device(device)
         model, info = load_model(path, map_location=target, onnx_hint="use backend='onnx' (onnxruntime) to run it")

@@ -30,13 +30,15 @@ COMMON_ARGUMENTS = ("root", "split", "labels", "num_classes", "seed", "skip_bad_
 @dataclass
 class RunData:
     """The full training split (indices and signals refer to it), the part trained on, and
-    the validation set; ``val_source`` says where validation came from."""
+    the validation set; ``val_source`` says where validation came from, and ``val_indices``
+    which rows of ``full_train`` it is when it was carved from it (``None``: its own split)."""
 
     full_train: FERDataset
     train_indices: np.ndarray
     train: FERDataset
     val: FERDataset
     val_source: str
+    val_indices: np.ndarray | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -95,13 +97,15 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     full = _load(cfg, cfg.train_split, seed=seed)
     _log_counts(full, log)
     indices = np.arange(len(full))
+    val_indices = None
     if val_split is not None:
         val = _load(cfg, val_split, seed=seed)
         _log_counts(val, log)
         source = f"the dataset's {val_split!r} split"
     else:
         train_idx, val_idx = stratified_split(full.targets, fraction=cfg.val_fraction, seed=seed)
-        indices, val = np.sort(np.asarray(train_idx)), full.subset(np.sort(np.asarray(val_idx)))
+        indices, val_indices = np.sort(np.asarray(train_idx)), np.sort(np.asarray(val_idx))
+        val = full.subset(val_indices)
         source = f"a seeded stratified {cfg.val_fraction:.0%} of {full.split!r}"
     if tuple(val.class_names) != tuple(full.class_names):
         raise InputError(
@@ -119,7 +123,8 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     val.target_mode = "hard"  # metrics score hard labels (``targets``), also when training on distributions
     if train.target_mode == "soft":
         check_soft_targets(full)
-    return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source)
+    return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source,
+                   val_indices=val_indices)
 
 
 def _validation_split(cfg: DataConfig, *, log: Callable[[str], None]) -> str | None:

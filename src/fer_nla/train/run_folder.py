@@ -97,7 +97,7 @@ class RunFolder:
 # signals.npz hold. Every other key (epochs, batch size, device, workers, ...) may change.
 RESUME_FIXED: tuple[str, ...] = ("data.", "model.arch", "model.stem", "loss.name", "optim.name", "optim.scheduler",
                                  "train.seed")
-RESUME_FREE: tuple[str, ...] = ("data.num_workers",)
+RESUME_FREE: tuple[str, ...] = ("data.num_workers", "data.cache_dir")
 
 
 def _leaves(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

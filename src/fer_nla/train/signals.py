@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from fer_nla.distributed import all_reduce_tensor
-from fer_nla.engine import StepSignals
+from fer_nla.train.step import StepSignals
 
 FLOAT_KEYS = ("p_gt", "p_nn", "weights")
 

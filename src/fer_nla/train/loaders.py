@@ -1,0 +1,117 @@
+"""The batches of a run: from decoded images in memory, or from the image files every epoch.
+
+``data.loader`` chooses (:class:`fer_nla.config.DataConfig`):
+
+- ``memory``: every image of the training split (and of the validation split, or the rows carved
+  from train) is decoded once into a ``uint8`` tensor (:func:`fer_nla.data.memory.decode_to_memory`,
+  cached on disk, so the next run starts in seconds) and each batch is augmented on the training
+  device (:class:`fer_nla.data.memory_loader.MemoryLoader`: Gaussian noise before the resize,
+  flip and erasing per image, as the recipe orders them);
+- ``files``: a ``DataLoader`` over the dataset with the recipe's PIL transforms
+  (:mod:`fer_nla.data.transforms`) in ``num_workers`` workers, every epoch;
+- ``auto``: ``memory`` when both splits' decoded images fit the budget of
+  :func:`fer_nla.data.memory.default_budget_bytes`, else ``files``.
+
+Both visit the samples in :class:`~torch.utils.data.DistributedSampler`'s order and yield
+``(images float32 [B, 3, S, S], targets, index)`` with ``index`` the position in the trained
+part, so the step, the signals and the checkpoints do not know which one ran. The two differ in
+float rounding only (tensor against PIL resizing) and in how each draws its random numbers, so a
+run resumed with the other loader does not replay exactly: ``data.loader`` is fixed on resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from fer_nla.config import DataConfig
+from fer_nla.data.memory import decode_to_memory, default_budget_bytes, memory_bytes
+from fer_nla.data.memory_loader import MemoryLoader
+from fer_nla.distributed import DistInfo
+from fer_nla.train.run_data import RunData
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Loaders:
+    """``train(epoch, seed)`` gives an epoch's training batches; ``val`` the validation batches;
+    ``steps_per_epoch`` training steps per epoch on this rank; ``kind`` memory or files."""
+
+    kind: str
+    train: Callable[[int, int], Batches]
+    val: Batches
+    steps_per_epoch: int
+
+
+def choose_loader(cfg: DataConfig, data: RunData) -> str:
+    """``memory`` or ``files`` for ``cfg.loader`` (``auto``: memory when the decoded training
+    and validation images fit :func:`~fer_nla.data.memory.default_budget_bytes`)."""
+    if cfg.loader != "auto":
+        return cfg.loader
+    needed = memory_bytes(data.full_train, size=cfg.image_size)
+    if data.val_indices is None:
+        needed += memory_bytes(data.val, size=cfg.image_size)
+    return "memory" if needed <= default_budget_bytes() else "files"
+
+
+def build_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
+                  info: DistInfo, device: torch.device, log: Callable[[str], None] = print) -> Loaders:
+    """The run's :class:`Loaders` for ``cfg.loader``. The last partial training batch of a rank
+    is dropped, unless a rank holds a single batch or less (a tiny set still trains)."""
+    per_rank = -(-len(data.train_indices) // info.world_size)
+    drop_last = per_rank > batch_size
+    steps = per_rank // batch_size if drop_last else 1
+    kind = choose_loader(cfg, data)
+    if kind == "memory":
+        return _memory_loaders(cfg, data, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
+                               info=info, device=device, drop_last=drop_last, steps=steps, log=log)
+    return _file_loaders(cfg, data, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
+                         info=info, device=device, drop_last=drop_last, steps=steps)
+
+
+def _file_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
+                  info: DistInfo, device: torch.device, drop_last: bool, steps: int) -> Loaders:
+    sampler = DistributedSampler(data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    val_sampler = DistributedSampler(data.val, num_replicas=info.world_size, rank=info.rank, shuffle=False)
+    pin = device.type == "cuda"
+    val = DataLoader(data.val, batch_size=eval_batch_size, sampler=val_sampler, num_workers=cfg.num_workers, pin_memory=pin)
+
+    def train(epoch: int, epoch_seed: int) -> Batches:
+        sampler.set_epoch(epoch)
+        return DataLoader(data.train, batch_size=batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                          drop_last=drop_last, pin_memory=pin, generator=torch.Generator().manual_seed(epoch_seed),
+                          persistent_workers=False)
+
+    return Loaders("files", train, val, steps)
+
+
+def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
+                    info: DistInfo, device: torch.device, drop_last: bool, steps: int,
+                    log: Callable[[str], None]) -> Loaders:
+    decode: dict[str, Any] = {"size": cfg.image_size, "root": cfg.root, "options": cfg.options,
+                              "cache_dir": cfg.cache_dir, "log": log}
+    full = decode_to_memory(data.full_train, **decode)
+    soft = data.train.target_mode == "soft"
+    targets = data.full_train.soft_targets if soft else data.full_train.targets
+    augment = {"flip": cfg.flip, "erasing": cfg.erasing, "gaussian_noise": cfg.gaussian_noise}
+    shard = {"rank": info.rank, "world_size": info.world_size, "device": device, "image_size": cfg.image_size}
+    train_loader = MemoryLoader(full, targets, data.train_indices, batch_size=batch_size, train=True, shuffle=True,
+                                drop_last=drop_last, seed=seed, **shard, **augment)
+    if data.val_indices is not None:  # carved from train: the same decoded rows
+        val = MemoryLoader(full, data.full_train.targets, data.val_indices, batch_size=eval_batch_size, train=False,
+                           shuffle=False, **shard)
+    else:
+        val = MemoryLoader(decode_to_memory(data.val, **decode), data.val.targets, batch_size=eval_batch_size,
+                           train=False, shuffle=False, **shard)
+
+    def train(epoch: int, epoch_seed: int) -> Batches:
+        del epoch_seed  # the augmentation draws from the global generators, seeded per epoch by fit
+        train_loader.set_epoch(epoch)
+        return train_loader
+
+    return Loaders("memory", train, val, steps)

@@ -1,0 +1,207 @@
+"""One optimisation step: the loss, optimizer, scheduler and precision of a run, and the two views.
+
+The two views of NLA (an image and its horizontal flip) go through the model as ONE batch of
+``2B`` images by default (``two_view_forward="batched"``): one forward and one backward
+instead of two, so the convolutions run on larger batches. BatchNorm then normalises each
+layer with statistics over both views together; ``"separate"`` keeps the reference code's
+two forward calls (and its per-view BatchNorm statistics) for exact reproduction. Which a
+loss needs is its class's ``uses_flip_view``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fer_nla.config import Config, OptimConfig
+from fer_nla.distributed import all_reduce_tensor
+from fer_nla.errors import InputError
+from fer_nla.losses import build_loss, hard_labels
+from fer_nla.losses.nla import gt_and_nearest_negative
+from fer_nla.runtime import autocast_dtype
+
+
+class NonFiniteStep(FloatingPointError):
+    """A step's logits or loss held a nan/inf: ``kind`` (``"logits"`` or ``"loss"``) and the
+    ``step`` number the epoch loop gave it."""
+
+    def __init__(self, kind: str, step: int) -> None:
+        super().__init__(f"non-finite {kind} (nan or inf)")
+        self.kind, self.step = kind, step
+
+
+class NonFiniteLossError(InputError):
+    """Training diverged (nan or inf loss); the message says where and what to change."""
+
+
+def build_optimizer(params: Iterable[Tensor], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam (the recipe), AdamW or SGD with momentum."""
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, *, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Stepped once per epoch: ExponentialLR(gamma) as the recipe, cosine to zero, or none."""
+    if cfg.scheduler == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
+def needs_flip_view(loss_fn: nn.Module) -> bool:
+    """Whether the loss uses the logits of the flipped view (NLA's consistency term does; the
+    baselines ignore it), as the loss class declares with ``uses_flip_view``
+    (:class:`fer_nla.losses.base.PairLoss`); a module without the attribute gets one view."""
+    return bool(getattr(loss_fn, "uses_flip_view", False))
+
+
+@dataclass
+class StepSignals:
+    """Per-sample quantities of one batch, recorded at no extra forward (all detached)."""
+
+    index: Tensor
+    p_gt: Tensor
+    p_nn: Tensor
+    prediction: Tensor
+    weights: Tensor | None = None
+    correct: Tensor | None = None
+
+
+@dataclass
+class TrainStep:
+    """The pieces one step needs; ``scaler`` only for fp16."""
+
+    model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    two_view_forward: str = "batched"
+    grad_clip: float | None = None
+    scaler: torch.amp.GradScaler | None = None
+    first_nonfinite: Tensor | None = None  # set by note_nonfinite
+
+    def autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, images: Tensor) -> Tensor:
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def forward_views(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Logits of the images and of their horizontal flips (``None`` when the loss does
+        not use the flipped view: the baselines then cost one view, not two)."""
+        if not needs_flip_view(self.loss_fn):
+            return self.model(images), None
+        flipped = images.flip(3)
+        if self.two_view_forward == "batched":
+            return self.model(torch.cat([images, flipped])).chunk(2)
+        return self.model(images), self.model(flipped)
+
+    def __call__(self, images: Tensor, targets: Tensor, index: Tensor, *, step_number: int = 0,
+                 ) -> tuple[Tensor, Tensor, StepSignals]:
+        """One optimisation step; returns the (detached) loss, the logits and the signals.
+
+        Nothing here waits for the device: a nan/inf in the logits or the loss is noted on the
+        device (:meth:`note_nonfinite`, with ``step_number``) and raised by :meth:`check_finite`,
+        which the epoch loop calls every few steps and at the epoch's end."""
+        images, targets = self.to_device(images), targets.to(self.device, non_blocking=True)
+        with self.autocast():
+            logits, logits_flip = self.forward_views(images)
+        loss = self.loss_fn(logits.float(), None if logits_flip is None else logits_flip.float(), targets)
+        self.note_nonfinite(step_number, logits=(logits, logits_flip), loss=loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return loss.detach(), logits.detach(), self.signals(logits.detach().float(), targets, index)
+
+    def note_nonfinite(self, step_number: int, *, logits: tuple[Tensor | None, ...], loss: Tensor) -> None:
+        """Record on the device the first step whose logits, or else loss, hold a nan/inf
+        (``first_nonfinite``: ``[2]`` int64, logits then loss, ``-1`` while all is finite)."""
+        if self.first_nonfinite is None or self.first_nonfinite.device != self.device:
+            self.first_nonfinite = torch.full((2,), -1, dtype=torch.int64, device=self.device)
+        bad_logits = torch.zeros((), dtype=torch.bool, device=self.device)
+        for tensor in logits:
+            if tensor is not None:
+                bad_logits = bad_logits | ~torch.isfinite(tensor.detach()).all()
+        bad = torch.stack([bad_logits, ~torch.isfinite(loss.detach())])
+        unset = self.first_nonfinite < 0
+        self.first_nonfinite = torch.where(bad & unset, torch.full_like(self.first_nonfinite, step_number),
+                                           self.first_nonfinite)
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteStep` naming the first step (the ``step_number`` given) with a
+        nan/inf, on every rank when any rank has one (a rank stopping alone would leave the
+        others waiting forever). One host synchronisation (and one all-reduce under DDP)."""
+        if self.first_nonfinite is None:
+            return
+        marks = torch.where(self.first_nonfinite < 0, torch.full_like(self.first_nonfinite, -(2**62)),
+                            -self.first_nonfinite)  # max over ranks of -step = the earliest step
+        all_reduce_tensor(marks, op="max")
+        logits_step, loss_step = (int(v) for v in marks.cpu())
+        if logits_step == -(2**62) and loss_step == -(2**62):
+            return
+        kind, step = ("logits", -logits_step) if logits_step >= loss_step else ("loss", -loss_step)
+        raise NonFiniteStep(kind, step)
+
+    def signals(self, logits: Tensor, targets: Tensor, index: Tensor) -> StepSignals:
+        """NAW's own record (``loss.last``) for NLA; p_gt/p_nn from the logits otherwise. With soft
+        targets ``[B, C]`` the given label is each distribution's argmax."""
+        last = getattr(self.loss_fn, "last", None)
+        prediction = logits.argmax(dim=1)
+        if last is not None:
+            return StepSignals(index, last.p_gt, last.p_nn, prediction, last.weights, last.correct)
+        p_gt, p_nn, correct = gt_and_nearest_negative(logits, hard_labels(targets))
+        return StepSignals(index, p_gt, p_nn, prediction, None, correct)
+
+
+def build_train_step(
+    config: Config,
+    model: nn.Module,
+    *,
+    class_counts: np.ndarray,
+    device: torch.device,
+    channels_last: bool,
+    net: nn.Module | None = None,
+) -> tuple[TrainStep, torch.optim.lr_scheduler.LRScheduler | None]:
+    """The loss (``config.loss``, built once), optimizer, scheduler, precision and scaler of a
+    run, assembled into a :class:`TrainStep` on ``net`` (the DDP wrapper; default ``model``).
+
+    The loss's own input check is switched off: the step already checks the logits on every
+    rank and datasets check their targets, so it would only add a device sync per step."""
+    tc = config.train
+    try:
+        options = {"check": False, **config.loss.options}
+        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=class_counts, **options).to(device)
+    except ValueError as err:
+        raise InputError(f"loss: {err}") from None
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, epochs=tc.epochs)
+    amp_dtype = autocast_dtype(tc.precision, device)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
+    step = TrainStep(net if net is not None else model, loss_fn, optimizer, device, amp_dtype, channels_last,
+                     tc.two_view_forward, tc.grad_clip, scaler)
+    return step, scheduler
