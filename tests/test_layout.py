@@ -70,3 +70,11 @@ def test_no_import_cycle_between_fer_nla_modules():
     cycle = find_cycle(import_graph())
     if cycle is not None:
         pytest.fail("import cycle: " + " -> ".join(cycle))
+
+
+def test_library_code_leaves_matplotlibs_global_state_alone():
+    """No ``matplotlib.use()`` (it switches the backend of the user's whole process) and no pyplot
+    (its global figure registry) in library code: figures are ``matplotlib.figure.Figure`` objects."""
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                 if "matplotlib.use(" in p.read_text(encoding="utf-8") or "pyplot" in p.read_text(encoding="utf-8")]
+    assert not offenders, offenders

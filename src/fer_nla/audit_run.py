@@ -300,10 +300,7 @@ def contact_sheet(audit: Audit, dataset: Any, path: str | Path, *, top: int = 36
     Raises:
         InputError: the audit holds no trained sample, or ``top`` / ``columns`` below 1.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a plain Figure: no global backend or figure registry touched
 
     if top < 1 or columns < 1:
         raise InputError(f"contact sheet: top={top} and columns={columns} must both be 1 or more")
@@ -312,7 +309,8 @@ def contact_sheet(audit: Audit, dataset: Any, path: str | Path, *, top: int = 36
         raise InputError("nothing to draw: the audit holds no trained sample")
     n_rows = math.ceil(len(rows) / columns)
     height = n_rows * 2.2 + TITLE_INCHES
-    fig, axes = plt.subplots(n_rows, columns, figsize=(columns * 1.9, height), squeeze=False)
+    fig = Figure(figsize=(columns * 1.9, height))
+    axes = fig.subplots(n_rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, row in zip(axes.ravel(), rows):
@@ -325,5 +323,4 @@ def contact_sheet(audit: Audit, dataset: Any, path: str | Path, *, top: int = 36
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -84,15 +84,13 @@ def training_sets_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def plot_noise(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Overall and mean accuracy against the symmetric noise rate, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a plain Figure: no global backend or figure registry touched
 
     chosen = [r for r in rows if r["setting"] in NOISE_SETTINGS]
     if not chosen:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("overall_acc", "mean_acc")):
         stats = summarise(chosen, metric)
         for method in _order(chosen, "method"):
@@ -109,22 +107,19 @@ def plot_noise(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     axes[1].legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_per_class(rows: Sequence[dict[str, Any]], class_names: Sequence[str], path: Path, *, setting: str = "single_vote") -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a plain Figure: no global backend or figure registry touched
 
     chosen = [r for r in rows if r["setting"] == setting]
     if not chosen:
         return None
     methods = _order(chosen, "method")
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(12, 4.2))
+    fig = Figure(figsize=(12, 4.2))
+    ax = fig.subplots()
     for i, method in enumerate(methods):
         ax.bar(np.arange(len(class_names)) + i * width, 100 * np.nan_to_num(_per_class_mean(chosen, method, class_names)),
                width, label=method, **({"color": "black"} if method == "nla" else {}))
@@ -134,7 +129,6 @@ def plot_per_class(rows: Sequence[dict[str, Any]], class_names: Sequence[str], p
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
