@@ -249,7 +249,7 @@ def test_eval_reads_the_runs_own_data_with_its_skip_bad_images(tmp_path, capsys)
 
 
 def test_eval_names_the_split_canonically(tmp_path, capsys):
-    from fer_nla.commands.eval import evaluate_checkpoint
+    from fer_nla.evaluate import evaluate_checkpoint
 
     root = _split_folders_with_a_bad_image(tmp_path / "data")
     checkpoint = _folder_checkpoint(tmp_path / "best.pt", root, skip_bad_images=True)
@@ -264,7 +264,7 @@ def test_every_count_a_reader_drops_by_has_a_readable_reason():
     import re
     from pathlib import Path
 
-    from fer_nla.commands.eval import READER_DROPS, reader_drops
+    from fer_nla.evaluate import READER_DROPS, reader_drops
 
     data = Path(fer_nla.__file__).parent / "data"
     written = {key for path in data.rglob("*.py")

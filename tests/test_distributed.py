@@ -11,7 +11,7 @@ import pytest
 import torch.distributed as dist
 
 from fer_nla.checkpoint import load_checkpoint
-from fer_nla.commands.eval import evaluate_checkpoint
+from fer_nla.evaluate import evaluate_checkpoint
 from fer_nla.distributed import DistInfo, env_dist_info
 
 TINY = [

@@ -10,7 +10,7 @@ import torch
 
 from fer_nla.checkpoint import load_checkpoint
 from fer_nla.cli import main
-from fer_nla.commands.eval import EVAL_KEYS, evaluate_checkpoint
+from fer_nla.evaluate import EVAL_KEYS, evaluate_checkpoint
 from fer_nla.config import load_config
 from fer_nla.errors import InputError
 from fer_nla.train.fit import fit

@@ -107,7 +107,7 @@ def test_export_command_writes_and_verifies_the_model(exported: tuple[Path, int,
 # --- issue 12: eval scores ONNX models; export validates --opset and fails in one line ----------
 def test_eval_scores_an_onnx_model_as_the_checkpoint_it_came_from(checkpoint: Path, onnx_model: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from fer_nla.commands.eval import evaluate_checkpoint
+    from fer_nla.evaluate import evaluate_checkpoint
 
     data = {"dataset": "synthetic", "options": {"num_samples": 32, "image_size": IMAGE_SIZE}, "device_name": "cpu"}
     torch_result = evaluate_checkpoint(str(checkpoint), **data)

@@ -1,0 +1,189 @@
+"""Scoring a checkpoint (or an exported ONNX model) on a dataset split: the probabilities and
+every metric of ``fer-nla eval``, for the command, the benchmarks and Python users.
+
+>>> result = evaluate_checkpoint("runs/raf/best.pt", dataset="rafdb", root="/data/RAF-DB", split="test")
+>>> result["overall_acc"], result["mean_acc"], result["num_samples"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fer_nla.data.dataset import FERDataset
+
+# The keys of ``--json`` (and of the saved file), in order. ``num_samples``: samples scored;
+# ``dropped``: reason -> count of the split's samples that were not scored.
+EVAL_KEYS: tuple[str, ...] = (
+    "overall_acc", "mean_acc", "top2_acc", "per_class_acc", "macro_f1", "mAP", "confusion_matrix", "class_names",
+    "num_samples", "dropped",
+)
+
+# What a reader's ``info["dropped_*"]`` count means, for the ``dropped`` reasons: every count key a
+# reader writes (a test checks the readers' sources against this table).
+READER_DROPS: dict[str, str] = {
+    "dropped_no_label": "no {labels} label",
+    "dropped_not_in_classes": "label outside the dataset's classes",
+    "bad_images_dropped": "undecodable image",
+    "dropped_duplicates": "duplicate row",
+    "dropped_conflicting_labels": "conflicting labels for one image",
+    "dropped_box_outside_image": "face box outside the image",
+    "dropped_no_image_name": "label row without an image name",
+}
+
+
+def reader_drops(info: dict[str, Any], *, labels: str) -> dict[str, int]:
+    """The samples a dataset reader left out, as ``reason (info key) -> count`` (non-zero only);
+    a key missing from :data:`READER_DROPS` reads as its words (``dropped_blurry`` -> ``blurry``)."""
+    out = {}
+    for key, count in info.items():
+        if (key.startswith("dropped") or key == "bad_images_dropped") and isinstance(count, int) and count > 0:
+            reason = READER_DROPS.get(key) or key.removeprefix("dropped_").replace("_", " ")
+            out[f"{reason.format(labels=labels)} ({key})"] = count
+    return out
+
+
+def restrict_to_classes(dataset: FERDataset, class_names: Sequence[str]) -> tuple[FERDataset, dict[str, int]]:
+    """``dataset`` without the samples whose label is not in ``class_names`` (a subset of its
+    classes), relabelled in ``class_names`` order; and ``"<class>: not a class of the model"
+    -> count`` for each class left out that had samples. Soft targets keep the model's columns,
+    renormalised; clean labels outside ``class_names`` become -1 (unknown)."""
+    index = {name: i for i, name in enumerate(class_names)}
+    mapping = np.array([index.get(name, -1) for name in dataset.class_names], dtype=np.int64)
+    counts = dataset.class_counts()
+    dropped = {f"{name}: not a class of the model": int(counts[k])
+               for k, name in enumerate(dataset.class_names) if name not in index and counts[k] > 0}
+    view = dataset.subset(np.flatnonzero(mapping[dataset.targets] >= 0))
+    view.targets = mapping[view.targets]
+    view.class_names = tuple(class_names)
+    if view.clean_targets is not None:
+        view.clean_targets = np.where(view.clean_targets >= 0, mapping[np.maximum(view.clean_targets, 0)], -1)
+    if view.soft_targets is not None:
+        columns = [dataset.class_names.index(name) for name in class_names]
+        soft = view.soft_targets[:, columns]
+        view.soft_targets = soft / np.maximum(soft.sum(axis=1, keepdims=True), 1e-12)
+    return view, dropped
+
+
+def _eval_dataset(info: dict[str, Any], **arguments: Any) -> tuple[FERDataset, dict[str, int]]:
+    """The split in the model's classes, and what was left out: the dataset is read with its own
+    classes; samples of classes the model lacks (FERPlus contempt for a 7-class model) are
+    dropped and counted. Where the model has classes the dataset lacks by default, the reader
+    is asked for the model's class count (and says when it cannot give it)."""
+    from fer_nla.data import build_dataset
+
+    model_classes = list(info["class_names"])
+    dataset = build_dataset(num_classes=None, **arguments)
+    if not set(model_classes) <= set(dataset.class_names):
+        dataset = build_dataset(num_classes=len(model_classes), **arguments)
+    dropped = reader_drops(dataset.info, labels=arguments["labels"])
+    if list(dataset.class_names) != model_classes and set(model_classes) <= set(dataset.class_names):
+        dataset, left_out = restrict_to_classes(dataset, model_classes)
+        dropped = {**left_out, **dropped}
+    return dataset, dropped
+
+
+def evaluate_checkpoint(
+    checkpoint: str, *, dataset: str | None = None, root: str | None = None, split: str = "test",
+    labels: str | None = None, batch_size: int = 256, num_workers: int = 0, device_name: str = "auto",
+    skip_bad_images: bool | None = None,
+    options: dict[str, Any] | None = None,
+    with_probabilities: bool = False,
+) -> dict[str, Any]:
+    """The metrics of ``checkpoint`` (a fer-nla ``.pt``, or an ONNX model from ``fer-nla
+    export``, scored with onnxruntime through the same preprocessing its metadata states) on one
+    split: keys :data:`EVAL_KEYS` (``num_samples``: the samples scored; ``dropped``: reason ->
+    count of those left out, e.g. ``{"contempt: not a class of the model": 16}``), plus
+    ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``). ``skip_bad_images=None`` takes
+    the checkpoint's ``data.skip_bad_images`` when ``dataset`` is the one it was trained on, else
+    False. The device is checked first (:func:`fer_nla.runtime.resolve_device`,
+    :func:`fer_nla.runtime.onnx_providers`); raises :class:`InputError` for a device this machine
+    lacks, a file that is neither (one message per kind, see
+    :func:`fer_nla.file_kinds.describe_foreign_file`), an ONNX model without ``dataset``, or
+    data that does not fit the model. ``with_probabilities`` adds ``probs`` (float32 ``[N, C]``,
+    softmax, in the dataset's sample order) and ``targets`` (int64 ``[N]``)."""
+    from torch.utils.data import DataLoader
+
+    from fer_nla.checkpoint import check_compatible
+    from fer_nla.data.sources.common import canonical_split
+    from fer_nla.data.transforms import eval_transform
+    from fer_nla.metrics import classification_report
+
+    split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
+    info, score, pin_memory = _load_scorer(checkpoint, device_name=device_name, dataset=dataset)
+    data_cfg = info.get("config", {}).get("data", {})
+    name = dataset or data_cfg.get("dataset", "synthetic")
+    same = name == data_cfg.get("dataset")
+    if skip_bad_images is None:  # the run's own data: read it as training did
+        skip_bad_images = bool(data_cfg.get("skip_bad_images", False)) if same else False
+    ds, dropped = _eval_dataset(
+        info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
+        labels=labels or "majority", seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
+        skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
+    )
+    check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
+    size = int(info["preprocess"]["image_size"])
+    ds = ds.with_transform(eval_transform(image_size=size, mean=tuple(info["preprocess"]["mean"]),
+                                          std=tuple(info["preprocess"]["std"])))
+    ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+    out = score(loader, len(ds.class_names))
+    report = classification_report(out["targets"], out["probs"], class_names=list(ds.class_names))
+    report = {**report, "num_samples": int(len(out["targets"])), "dropped": dropped}
+    result = {key: report[key] for key in EVAL_KEYS} | {"dataset": name, "split": split}
+    if with_probabilities:
+        result |= {"probs": out["probs"], "targets": out["targets"]}
+    return result
+
+
+def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[dict[str, Any], Any, bool]:
+    """``(info, score, pin_memory)`` for a checkpoint or an ONNX model: ``info`` holds
+    ``class_names``, ``preprocess``, ``model`` (and ``config`` for a checkpoint); ``score(loader,
+    num_classes)`` returns :func:`fer_nla.train.loop.predict_probabilities`'s ``probs``/``targets``."""
+    from pathlib import Path
+
+    from fer_nla.checkpoint import load_model
+    from fer_nla.train.loop import predict_probabilities
+    from fer_nla.errors import InputError
+    from fer_nla.file_kinds import sniff_file
+    from fer_nla.runtime import onnx_providers, resolve_device
+
+    if Path(checkpoint).is_file() and sniff_file(checkpoint).kind == "onnx":
+        from fer_nla.predict.onnx_backend import OnnxBackend
+
+        providers = onnx_providers(device_name)
+        if dataset is None:
+            raise InputError(f"{checkpoint} is an ONNX model, which does not record the data it was trained on: "
+                             "name the data with dataset=... and root=...")
+        backend = OnnxBackend(checkpoint, providers=providers)
+        info = {"class_names": backend.class_names, "model": backend.model_spec, "config": {},
+                "preprocess": {"image_size": backend.preprocess.image_size, "mean": list(backend.preprocess.mean),
+                               "std": list(backend.preprocess.std)}}
+        return info, lambda loader, num_classes: _onnx_probabilities(backend, loader, num_classes), False
+    device = resolve_device(device_name)
+    model, info = load_model(checkpoint, map_location=device)
+
+    def score(loader: Any, num_classes: int) -> dict[str, np.ndarray]:
+        return predict_probabilities(model, loader, device=device, num_classes=num_classes,
+                                     channels_last=device.type != "mps")
+
+    return info, score, device.type == "cuda"
+
+
+def _onnx_probabilities(backend: Any, loader: Any, num_classes: int) -> dict[str, np.ndarray]:
+    """:func:`fer_nla.train.loop.predict_probabilities` for an onnxruntime backend: the loader's
+    preprocessed batches through ``backend.logits``, softmax in float32 as PyTorch's."""
+    import torch
+
+    from fer_nla.train.loop import predict_probabilities
+
+    class OnnxModule(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(backend.logits(images.numpy()))
+
+    return predict_probabilities(OnnxModule(), loader, device=torch.device("cpu"), num_classes=num_classes)
+
+
