@@ -48,7 +48,11 @@ def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus):
     assert "| ce |" in md and "| nla |" in md
     assert f"`fer-nla bench robustness --config {BENCH} --out {quick_grid} --quick data.root={ferplus}`" in md
     assert (quick_grid / "robustness_noise.png").stat().st_size > 10_000
-    assert not (quick_grid / "robustness.partial.jsonl").exists() and not (quick_grid / ".cache" / "robustness_images.pt").exists()
+    assert not (quick_grid / "robustness.partial.jsonl").exists()
+    # every cell is a fer-nla train run folder whose config.yaml repeats it
+    for r in rows:
+        run = Path(r["run"])
+        assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file() and not (run / "best.pt").exists()
 
 
 def test_a_stopped_grid_resumes_with_the_finished_cells_kept(quick_grid, ferplus, tmp_path, capsys):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,10 @@ def sidecar_path(manifest: str | Path) -> Path:
     return manifest.with_name(manifest.stem + SIDECAR_SUFFIX)
 
 
-def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, Any] | None = None) -> Path:
-    """Write ``dataset``'s samples and labels atomically as a standard CSV; ``source`` (the
+def write_manifest(path: str | Path, dataset: FERDataset | Sequence[FERDataset], *,
+                   source: dict[str, Any] | None = None) -> Path:
+    """Write ``dataset``'s samples and labels atomically as a standard CSV (a sequence of
+    datasets: their rows one after another, each with its own ``split``); ``source`` (the
     ``build_dataset`` arguments that made ``dataset``'s index) goes to :func:`sidecar_path`
     when given, and each row then names its dataset in a ``source`` column, so a copy of the
     CSV without its sidecar is an error, never images read another way (a stale sidecar of an
@@ -80,10 +82,15 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
             a UTF-8 CSV cannot list, naming the file and the fix (rename it).
     """
     path = Path(path)
-    _require_utf8_names(dataset.samples)
+    parts = [dataset] if isinstance(dataset, FERDataset) else list(dataset)
+    for part in parts:
+        _require_utf8_names(part.samples)
     sidecar = sidecar_path(path)
     with atomic_write(path, text=True, newline="") as handle:
-        _write_rows(csv.writer(handle), dataset, source)
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS if source is None else (*COLUMNS, SOURCE_COLUMN))
+        for part in parts:
+            _write_rows(writer, part, source)
         handle.flush()
         if source is not None:  # the sidecar lands first: a failed CSV write leaves the old pair
             write_text_atomic(sidecar, json.dumps(source, sort_keys=True, indent=1) + "\n")
@@ -93,10 +100,9 @@ def write_manifest(path: str | Path, dataset: FERDataset, *, source: dict[str, A
 
 
 def _write_rows(writer: Any, dataset: FERDataset, source: dict[str, Any] | None) -> None:
-    """The header and one row per sample: path, label, clean label, is-noisy, split[, source]."""
+    """One row per sample: path, label, clean label, is-noisy, split[, source]."""
     names = dataset.class_names
     clean = dataset.clean_targets
-    writer.writerow(COLUMNS if source is None else (*COLUMNS, SOURCE_COLUMN))
     tail = () if source is None else (str(source.get("dataset", "")),)
     for i, sample in enumerate(dataset.samples):
         label = names[dataset.targets[i]]
