@@ -284,17 +284,18 @@ class DetectionQuality:
 
 
 def roc_auc(is_noisy: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for ``is_noisy`` (Mann-Whitney U, ties halved)."""
+    """Area under the ROC curve of ``scores`` (float ``[N]``, higher = more suspicious) for
+    ``is_noisy`` (bool ``[N]``): scikit-learn's ``roc_auc_score`` (ties count one half).
+
+    Raises:
+        ValueError: ``is_noisy`` holds only noisy or only clean samples.
+    """
+    from sklearn.metrics import roc_auc_score
+
     is_noisy = np.asarray(is_noisy, dtype=bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int(is_noisy.sum()), int((~is_noisy).sum())
-    if n_pos == 0 or n_neg == 0:
+    if is_noisy.all() or not is_noisy.any():
         raise ValueError("ROC AUC needs both noisy and clean samples")
-    # 1-based ranks, averaged over ties: a group of c equal values after s smaller ones has rank s + (c + 1) / 2
-    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    smaller = np.cumsum(counts) - counts
-    ranks = (smaller + 0.5 * (counts + 1))[group]
-    return float((ranks[is_noisy].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(is_noisy, np.asarray(scores, dtype=np.float64)))
 
 
 def detection_quality(is_noisy: np.ndarray, scores: np.ndarray, *, k: int | None = None) -> DetectionQuality:
