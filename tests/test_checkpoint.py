@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from fer_nla.checkpoint import check_compatible, load_checkpoint, load_model, load_state_into, save_checkpoint
+from checkpoint_files import save_payload
+from fer_nla.checkpoint import CheckpointMeta, check_compatible, load_checkpoint, load_model, load_state_into, save_checkpoint
 from fer_nla.errors import InputError
 from fer_nla.labels import class_names
 from fer_nla.models import build_model
@@ -29,7 +30,7 @@ def _payload(model, *, arch="resnet18", num_classes=7, stem="small"):
 
 def test_round_trip_with_weights_only(tmp_path):
     model = build_model("resnet18", num_classes=7, stem="small").eval()
-    path = save_checkpoint(tmp_path / "run" / "best.pt", _payload(model))
+    path = save_payload(tmp_path / "run" / "best.pt", _payload(model))
     raw = torch.load(path, weights_only=True)  # the file itself must be weights_only-safe
     assert raw["format"] == "fer-nla" and raw["format_version"] == 1
     loaded, info = load_model(path)
@@ -37,14 +38,14 @@ def test_round_trip_with_weights_only(tmp_path):
     x = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    assert info["class_names"] == list(class_names(7)) and info["epoch"] == 3
-    assert "state_dict" not in info and "resume" not in info
-    assert info["preprocess"]["image_size"] == 48
+    assert info.class_names == tuple(class_names(7)) and info.epoch == 3
+    assert not hasattr(info, "state_dict") and not hasattr(info, "resume")  # weights and resume states stay out
+    assert info.image_size == 48 and info.preprocess["image_size"] == 48
 
 
 def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     model = build_model("resnet18", num_classes=7, stem="small")
-    path = save_checkpoint(tmp_path / "last.pt", _payload(model))
+    path = save_payload(tmp_path / "last.pt", _payload(model))
     before = path.read_bytes()
 
     def broken_save(obj, f, *args, **kwargs):
@@ -53,14 +54,17 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, _payload(model))
+        save_payload(path, _payload(model))
     assert path.read_bytes() == before  # the old checkpoint survives whole
     assert sorted(os.listdir(tmp_path)) == ["last.pt"]  # no temporary file left behind
 
 
-def test_payload_must_hold_the_model_spec(tmp_path):
-    with pytest.raises(ValueError, match="class_names"):
-        save_checkpoint(tmp_path / "x.pt", {"model": {}, "preprocess": {}, "state_dict": {}})
+def test_metadata_is_written_and_read_as_one_record(tmp_path):
+    model = build_model("resnet18", num_classes=7, stem="small")
+    meta = CheckpointMeta.from_payload(_payload(model))
+    path = save_checkpoint(tmp_path / "best.pt", meta.with_epoch(5, {"val": {"overall_acc": 0.6}}), state_dict=model.state_dict())
+    read = CheckpointMeta.from_payload(load_checkpoint(path))
+    assert read == meta.with_epoch(5, {"val": {"overall_acc": 0.6}}) and "resume" not in load_checkpoint(path)
 
 
 def test_non_checkpoint_files_are_clear_errors(tmp_path):
@@ -78,21 +82,23 @@ def test_non_checkpoint_files_are_clear_errors(tmp_path):
 
 def test_newer_format_version_is_refused(tmp_path):
     model = build_model("resnet18", num_classes=7, stem="small")
-    path = save_checkpoint(tmp_path / "best.pt", {**_payload(model), "format_version": 99})
+    path = save_payload(tmp_path / "best.pt", _payload(model))
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, "format_version": 99}, path)
     with pytest.raises(InputError, match="upgrade fer-nla"):
         load_checkpoint(path)
 
 
 def test_another_arch_or_class_count_is_a_clear_error(tmp_path):
     model = build_model("resnet18", num_classes=7, stem="small")
-    path = save_checkpoint(tmp_path / "best.pt", _payload(model))
+    path = save_payload(tmp_path / "best.pt", _payload(model))
     with pytest.raises(InputError, match=r"model.num_classes is 7 in the checkpoint but 8"):
         load_model(path, num_classes=8)
     with pytest.raises(InputError, match=r"model.arch is 'resnet18' in the checkpoint but 'resnet50'"):
         load_model(path, arch="resnet50")
     payload = load_checkpoint(path)
     with pytest.raises(InputError, match="class names"):
-        check_compatible(payload, path=path, class_names=list(class_names(8)))
+        check_compatible(CheckpointMeta.from_payload(payload), path=path, class_names=list(class_names(8)))
     with pytest.raises(InputError, match="other shape: fc.weight"):
         load_state_into(build_model("resnet18", num_classes=8, stem="small"), payload, path=path)
     with pytest.raises(InputError, match="missing"):
@@ -101,6 +107,6 @@ def test_another_arch_or_class_count_is_a_clear_error(tmp_path):
 
 def test_checkpoint_whose_spec_lies_about_its_weights(tmp_path):
     model = build_model("resnet18", num_classes=7, stem="small")
-    path = save_checkpoint(tmp_path / "best.pt", _payload(model, num_classes=8))
+    path = save_payload(tmp_path / "best.pt", _payload(model, num_classes=8))
     with pytest.raises(InputError, match="do not fit the model"):
         load_model(path)

@@ -94,13 +94,13 @@ def _tiny_ferplus_test_split(root):
 
 
 def _seven_class_checkpoint(path):
-    from fer_nla.checkpoint import save_checkpoint
+    from checkpoint_files import save_payload
     from fer_nla.config import load_config
     from fer_nla.labels import EMOTIONS
     from fer_nla.models import build_model
 
     torch.manual_seed(0)
-    save_checkpoint(path, {
+    save_payload(path, {
         "model": {"arch": "cnn_small", "num_classes": 7, "stem": "imagenet"}, "class_names": list(EMOTIONS[:7]),
         "preprocess": {"image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3},
         "state_dict": build_model("cnn_small", num_classes=7).state_dict(),
@@ -204,7 +204,7 @@ def test_an_error_in_a_data_loader_worker_is_one_message(tmp_path, capsys):
 # --- issue 11: eval reads the run's own data as training did; stats and train spell what they do --
 def _folder_checkpoint(path, root, *, skip_bad_images):
     """A 7-class cnn_small checkpoint whose saved config trained on the image folder ``root``."""
-    from fer_nla.checkpoint import save_checkpoint
+    from checkpoint_files import save_payload
     from fer_nla.config import load_config
     from fer_nla.labels import EMOTIONS
     from fer_nla.models import build_model
@@ -212,7 +212,7 @@ def _folder_checkpoint(path, root, *, skip_bad_images):
     torch.manual_seed(0)
     config = load_config(None, ["model.arch=cnn_small", "data.image_size=32", "data.dataset=folder",
                                 f"data.root={root}", f"data.skip_bad_images={str(skip_bad_images).lower()}"])
-    save_checkpoint(path, {
+    save_payload(path, {
         "model": {"arch": "cnn_small", "num_classes": 7, "stem": "imagenet"}, "class_names": list(EMOTIONS[:7]),
         "preprocess": {"image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3},
         "state_dict": build_model("cnn_small", num_classes=7).state_dict(),

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_nla.checkpoint import save_checkpoint
+from checkpoint_files import save_payload
 from fer_nla.cli import main
 from fer_nla.config import load_config
 from fer_nla.errors import InputError
@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = load_config(None, ["data.options.num_samples=8", "data.image_size=32", "model.arch=cnn_small"])
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, {
+    save_payload(path, {
         "model": {"arch": "cnn_small", "num_classes": 7, "stem": "imagenet"}, "class_names": list(EMOTIONS[:7]),
         "preprocess": {"image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3},
         "state_dict": build_model("cnn_small", num_classes=7).state_dict(), "config": config.to_dict(),

@@ -93,11 +93,11 @@ class Audit:
 
 
 def run_class_names(run: RunFolder) -> tuple[str, ...]:
-    from fer_nla.checkpoint import load_checkpoint
+    from fer_nla.checkpoint import read_meta
 
     for path in (run.last, run.best):
         if path.is_file():
-            return tuple(load_checkpoint(path)["class_names"])
+            return read_meta(path).class_names
     raise InputError(f"{run.root} has neither last.pt nor best.pt; is it a fer-nla run folder?")
 
 

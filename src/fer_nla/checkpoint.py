@@ -8,19 +8,23 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
      "preprocess": {"image_size", "mean", "std"}, "state_dict": {...},
      "config": {...}, "epoch": int, "metrics": {...},
      "resume": {optimizer, scheduler, scaler and RNG states}}   # last.pt; training only
+
+Everything but the weights and the resume states is one typed record, :class:`CheckpointMeta`,
+written by :func:`save_checkpoint` and read by :func:`read_meta` / :func:`load_model` only here:
+eval, predict, export and the audit use its fields, never the payload's string keys.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from fer_nla.atomic import atomic_write
 from fer_nla.errors import InputError
 from fer_nla.file_kinds import read_torch_file
 from fer_nla.models import build_model
@@ -29,29 +33,78 @@ FORMAT = "fer-nla"
 FORMAT_VERSION = 1
 MODEL_KEYS = ("arch", "num_classes", "stem")
 REQUIRED_KEYS = ("model", "class_names", "preprocess", "state_dict")
-TRAINING_ONLY_KEYS = ("state_dict", "resume")  # left out of what load_model returns
 
 
-def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, flushed
-    to disk, then ``os.replace``; a crash leaves either the old file or the new one."""
-    path = Path(path)
-    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    missing = [k for k in REQUIRED_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a fer-nla checkpoint says about its model, besides the weights.
+
+    ``arch``/``num_classes``/``stem``: the network (:func:`fer_nla.models.build_model`);
+    ``class_names``: the output order; ``image_size`` (px), ``mean``/``std`` (per RGB channel,
+    on 0..1 values): the preprocessing inference repeats; ``config``: the run's resolved config
+    (``Config.to_dict()``, empty for files made elsewhere); ``epoch``: epochs trained (1-based);
+    ``metrics``: the epoch's train and validation figures; ``data_fingerprint``: what identifies
+    the training data (:func:`fer_nla.train.run_folder.data_fingerprint`), checked on resume.
+    """
+
+    arch: str
+    num_classes: int
+    stem: str
+    class_names: tuple[str, ...]
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: dict[str, Any] | None = None
+
+    @property
+    def model_spec(self) -> dict[str, Any]:
+        return {"arch": self.arch, "num_classes": self.num_classes, "stem": self.stem}
+
+    @property
+    def preprocess(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CheckpointMeta:
+        """The record of a validated payload (see :func:`load_checkpoint`)."""
+        spec, pre = payload["model"], payload["preprocess"]
+        epoch = payload.get("epoch")
+        return cls(arch=str(spec["arch"]), num_classes=int(spec["num_classes"]), stem=str(spec["stem"]),
+                   class_names=tuple(payload["class_names"]), image_size=int(pre["image_size"]),
+                   mean=tuple(float(v) for v in pre["mean"]), std=tuple(float(v) for v in pre["std"]),
+                   config=dict(payload.get("config") or {}), epoch=None if epoch is None else int(epoch),
+                   metrics=dict(payload.get("metrics") or {}), data_fingerprint=payload.get("data_fingerprint"))
+
+    def to_payload(self) -> dict[str, Any]:
+        """The checkpoint entries of this record (plain types: ``weights_only``-safe)."""
+        return {"model": self.model_spec, "class_names": list(self.class_names), "preprocess": self.preprocess,
+                "config": self.config, "epoch": self.epoch, "metrics": self.metrics,
+                "data_fingerprint": self.data_fingerprint}
+
+    def with_epoch(self, epoch: int, metrics: Mapping[str, Any]) -> CheckpointMeta:
+        """This record for another epoch and its metrics."""
+        return replace(self, epoch=int(epoch), metrics=dict(metrics))
+
+
+def save_checkpoint(path: str | Path, meta: CheckpointMeta, *, state_dict: Mapping[str, Any],
+                    resume: Mapping[str, Any] | None = None) -> Path:
+    """Write ``meta``, the model's ``state_dict`` and (last.pt) the ``resume`` states to
+    ``path`` atomically (:func:`fer_nla.atomic.atomic_write`): a crash leaves either the old
+    file or the new one."""
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta.to_payload(), "state_dict": dict(state_dict)}
+    if resume is not None:
+        data["resume"] = dict(resume)
+    with atomic_write(path) as handle:
+        torch.save(data, handle)
+    return Path(path)
+
+
+def read_meta(path: str | Path, *, onnx_hint: str | None = None) -> CheckpointMeta:
+    """The :class:`CheckpointMeta` of the checkpoint at ``path`` (errors as :func:`load_checkpoint`)."""
+    return CheckpointMeta.from_payload(load_checkpoint(path, onnx_hint=onnx_hint))
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu",
@@ -87,22 +140,22 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
 
 def check_compatible(
-    payload: Mapping[str, Any],
+    meta: CheckpointMeta,
     *,
     path: str | Path,
     arch: str | None = None,
     num_classes: int | None = None,
     stem: str | None = None,
-    class_names: list[str] | tuple[str, ...] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> None:
     """Raise :class:`InputError` naming every way the checkpoint differs from what is expected."""
-    spec = payload["model"]
+    spec = meta.model_spec
     problems = []
     for key, want in (("arch", arch), ("num_classes", num_classes), ("stem", stem)):
         if want is not None and spec[key] != want:
             problems.append(f"model.{key} is {spec[key]!r} in the checkpoint but {want!r} is expected")
-    if class_names is not None and list(payload["class_names"]) != list(class_names):
-        problems.append(f"class names {list(payload['class_names'])} differ from the data's {list(class_names)}")
+    if class_names is not None and list(meta.class_names) != list(class_names):
+        problems.append(f"class names {list(meta.class_names)} differ from the data's {list(class_names)}")
     if problems:
         raise InputError(
             f"{path} does not fit: " + "; ".join(problems)
@@ -111,7 +164,8 @@ def check_compatible(
 
 
 def load_state_into(model: nn.Module, payload: Mapping[str, Any], *, path: str | Path) -> None:
-    """Load the checkpoint's weights into ``model`` strictly; a mismatch is an :class:`InputError`."""
+    """Load the weights of a checkpoint's payload (:func:`load_checkpoint`) into ``model``
+    strictly; a mismatch is an :class:`InputError`."""
     state = payload["state_dict"]
     target = model.state_dict()
     wrong = [k for k, v in state.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
@@ -123,7 +177,7 @@ def load_state_into(model: nn.Module, payload: Mapping[str, Any], *, path: str |
             for label, keys in (("other shape", wrong), ("missing", missing), ("unexpected", unexpected))
             if keys
         )
-        raise InputError(f"the weights in {path} do not fit the model {dict(payload['model'])} ({detail})")
+        raise InputError(f"the weights in {path} do not fit the model {CheckpointMeta.from_payload(payload).model_spec} ({detail})")
     model.load_state_dict(state)
 
 
@@ -134,18 +188,16 @@ def load_model(
     arch: str | None = None,
     num_classes: int | None = None,
     onnx_hint: str | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The checkpoint's model in eval mode, and the payload without its weights and resume
-    states (``model``, ``class_names``, ``preprocess``, ``config``, ``epoch``, ``metrics``).
+) -> tuple[nn.Module, CheckpointMeta]:
+    """The checkpoint's model in eval mode on ``map_location``, and its :class:`CheckpointMeta`.
 
     ``arch``/``num_classes``, when given, must match the checkpoint (else :class:`InputError`);
     ``onnx_hint`` is the advice when ``path`` is an ONNX model (see :func:`load_checkpoint`).
     """
     payload = load_checkpoint(path, map_location=map_location, onnx_hint=onnx_hint)
-    check_compatible(payload, path=path, arch=arch, num_classes=num_classes)
-    spec = payload["model"]
-    model = build_model(spec["arch"], num_classes=int(spec["num_classes"]), stem=spec["stem"])
+    meta = CheckpointMeta.from_payload(payload)
+    check_compatible(meta, path=path, arch=arch, num_classes=num_classes)
+    model = build_model(meta.arch, num_classes=meta.num_classes, stem=meta.stem)
     load_state_into(model, payload, path=path)
     model.to(map_location).eval()
-    info = {k: v for k, v in payload.items() if k not in TRAINING_ONLY_KEYS}
-    return model, info
+    return model, meta

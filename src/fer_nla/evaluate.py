@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from fer_nla.checkpoint import CheckpointMeta
     from fer_nla.data.dataset import FERDataset
 
 # The keys of ``--json`` (and of the saved file), in order. ``num_samples``: samples scored;
@@ -68,14 +69,14 @@ def restrict_to_classes(dataset: FERDataset, class_names: Sequence[str]) -> tupl
     return view, dropped
 
 
-def _eval_dataset(info: dict[str, Any], **arguments: Any) -> tuple[FERDataset, dict[str, int]]:
+def _eval_dataset(info: CheckpointMeta, **arguments: Any) -> tuple[FERDataset, dict[str, int]]:
     """The split in the model's classes, and what was left out: the dataset is read with its own
     classes; samples of classes the model lacks (FERPlus contempt for a 7-class model) are
     dropped and counted. Where the model has classes the dataset lacks by default, the reader
     is asked for the model's class count (and says when it cannot give it)."""
     from fer_nla.data import build_dataset
 
-    model_classes = list(info["class_names"])
+    model_classes = list(info.class_names)
     dataset = build_dataset(num_classes=None, **arguments)
     if not set(model_classes) <= set(dataset.class_names):
         dataset = build_dataset(num_classes=len(model_classes), **arguments)
@@ -114,20 +115,18 @@ def evaluate_checkpoint(
 
     split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
     info, score, pin_memory = _load_scorer(checkpoint, device_name=device_name, dataset=dataset)
-    data_cfg = info.get("config", {}).get("data", {})
+    data_cfg = info.config.get("data", {})
     name = dataset or data_cfg.get("dataset", "synthetic")
     same = name == data_cfg.get("dataset")
     if skip_bad_images is None:  # the run's own data: read it as training did
         skip_bad_images = bool(data_cfg.get("skip_bad_images", False)) if same else False
     ds, dropped = _eval_dataset(
         info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
-        labels=labels or "majority", seed=int(info.get("config", {}).get("train", {}).get("seed", 0)),
+        labels=labels or "majority", seed=int(info.config.get("train", {}).get("seed", 0)),
         skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
     )
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
-    size = int(info["preprocess"]["image_size"])
-    ds = ds.with_transform(eval_transform(image_size=size, mean=tuple(info["preprocess"]["mean"]),
-                                          std=tuple(info["preprocess"]["std"])))
+    ds = ds.with_transform(eval_transform(image_size=info.image_size, mean=info.mean, std=info.std))
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
     out = score(loader, len(ds.class_names))
@@ -139,13 +138,13 @@ def evaluate_checkpoint(
     return result
 
 
-def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[dict[str, Any], Any, bool]:
-    """``(info, score, pin_memory)`` for a checkpoint or an ONNX model: ``info`` holds
-    ``class_names``, ``preprocess``, ``model`` (and ``config`` for a checkpoint); ``score(loader,
+def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[CheckpointMeta, Any, bool]:
+    """``(meta, score, pin_memory)`` for a checkpoint or an ONNX model (its metadata as a
+    :class:`~fer_nla.checkpoint.CheckpointMeta` with an empty ``config``); ``score(loader,
     num_classes)`` returns :func:`fer_nla.train.loop.predict_probabilities`'s ``probs``/``targets``."""
     from pathlib import Path
 
-    from fer_nla.checkpoint import load_model
+    from fer_nla.checkpoint import CheckpointMeta, load_model
     from fer_nla.train.loop import predict_probabilities
     from fer_nla.errors import InputError
     from fer_nla.file_kinds import sniff_file
@@ -159,9 +158,10 @@ def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> t
             raise InputError(f"{checkpoint} is an ONNX model, which does not record the data it was trained on: "
                              "name the data with dataset=... and root=...")
         backend = OnnxBackend(checkpoint, providers=providers)
-        info = {"class_names": backend.class_names, "model": backend.model_spec, "config": {},
-                "preprocess": {"image_size": backend.preprocess.image_size, "mean": list(backend.preprocess.mean),
-                               "std": list(backend.preprocess.std)}}
+        spec, pre = backend.model_spec, backend.preprocess
+        info = CheckpointMeta(arch=str(spec.get("arch", "")), num_classes=int(spec.get("num_classes", len(backend.class_names))),
+                              stem=str(spec.get("stem", "")), class_names=tuple(backend.class_names),
+                              image_size=pre.image_size, mean=tuple(pre.mean), std=tuple(pre.std))
         return info, lambda loader, num_classes: _onnx_probabilities(backend, loader, num_classes), False
     device = resolve_device(device_name)
     model, info = load_model(checkpoint, map_location=device)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_nla.checkpoint import save_checkpoint
+from fer_nla.checkpoint import CheckpointMeta, save_checkpoint
 from fer_nla.labels import EMOTIONS
 from fer_nla.models import build_model
 
@@ -82,12 +82,9 @@ def tiny_model() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: torch.nn.Module) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, {
-        "model": {"arch": "resnet18", "num_classes": 8, "stem": "small"},
-        "class_names": list(EMOTIONS),
-        "preprocess": {"image_size": IMAGE_SIZE, "mean": MEAN, "std": STD},
-        "state_dict": tiny_model.state_dict(), "config": {}, "epoch": 0, "metrics": {},
-    })
+    meta = CheckpointMeta(arch="resnet18", num_classes=8, stem="small", class_names=tuple(EMOTIONS),
+                          image_size=IMAGE_SIZE, mean=tuple(MEAN), std=tuple(STD), epoch=0)
+    save_checkpoint(path, meta, state_dict=tiny_model.state_dict())
     return path
 
 

@@ -102,5 +102,5 @@ def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: i
     check_opset(opset)
     model, info = load_model(checkpoint, map_location="cpu",
                              onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
-    return export_onnx(model, onnx_path, class_names=list(info["class_names"]),
-                       preprocess=Preprocess.from_dict(info["preprocess"]), model_spec=dict(info["model"]), opset=opset)
+    return export_onnx(model, onnx_path, class_names=list(info.class_names),
+                       preprocess=Preprocess.from_dict(info.preprocess), model_spec=info.model_spec, opset=opset)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from fer_nla.checkpoint import check_compatible, load_checkpoint, load_state_into, save_checkpoint
+from fer_nla.checkpoint import CheckpointMeta, check_compatible, load_checkpoint, load_state_into, save_checkpoint
 from fer_nla.config import Config, save_config
 from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distributed, shutdown_distributed
 from fer_nla.errors import InputError
@@ -104,8 +104,9 @@ def fit(
     payload = None
     if resume:
         payload = load_checkpoint(run.last)
-        check_resume_config(payload.get("config"), config.to_dict(), run=run)
-        check_compatible(payload, path=run.last, arch=config.model.arch, stem=config.model.stem)
+        saved = CheckpointMeta.from_payload(payload)
+        check_resume_config(saved.config, config.to_dict(), run=run)
+        check_compatible(saved, path=run.last, arch=config.model.arch, stem=config.model.stem)
     device = select_device(config.train.device, local_rank=dist_env.local_rank)
     info: DistInfo = init_distributed(device)
     main_log: Callable[[str], None] = log if info.is_main else (lambda _msg: None)
@@ -138,7 +139,7 @@ class _Session:
     loaders: Loaders
     recorder: SignalRecorder | None
     writer: Any
-    base: dict[str, Any]
+    base: CheckpointMeta
     start_epoch: int = 0
     best_value: float = -1.0
     best_epoch: int = 0
@@ -159,7 +160,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     data = build_run_data(config.data, seed=tc.seed, log=log)
     fingerprint = data_fingerprint(data.full_train, data.val)
     if payload is not None:
-        check_same_data(payload.get("data_fingerprint"), fingerprint, run=run)
+        check_same_data(CheckpointMeta.from_payload(payload).data_fingerprint, fingerprint, run=run)
     if data.train.target_mode == "soft":  # label distributions: refuse a loss without a meaning for them now
         require_soft_target_support(config.loss.name, label_mode=config.data.labels)
     class_names = list(data.class_names)
@@ -176,9 +177,10 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
         targets=data.full_train.targets, sample_ids=data.full_train.samples,
         with_weights=config.loss.name == "nla", device=device,
     ) if tc.record_signals else None
-    base = {"model": {"arch": config.model.arch, "num_classes": len(class_names), "stem": config.model.stem},
-            "class_names": class_names, "preprocess": preprocess_spec(config.data), "config": config.to_dict(),
-            "data_fingerprint": fingerprint}
+    pre = preprocess_spec(config.data)
+    base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,
+                          class_names=tuple(class_names), image_size=int(pre["image_size"]), mean=tuple(pre["mean"]),
+                          std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint)
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
     if payload is not None:
         _restore(session, payload)
@@ -197,7 +199,8 @@ def _model(config: Config, class_names: list[str], *, run: RunFolder, info: Dist
     weights it was not given), on the device, and its DDP wrapper."""
     model = build_model(config.model.arch, num_classes=len(class_names), stem=config.model.stem)
     if payload is not None:
-        check_compatible(payload, path=run.last, num_classes=len(class_names), class_names=class_names)
+        check_compatible(CheckpointMeta.from_payload(payload), path=run.last, num_classes=len(class_names),
+                         class_names=class_names)
         load_state_into(model, payload, path=run.last)
     elif config.model.backbone_weights:
         log(load_backbone_weights(model, config.model.backbone_weights).summary())
@@ -284,17 +287,17 @@ def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any
             "seconds": session.epoch_seconds[-1], "val": {k: val[k] for k in HEADLINE_METRICS},
             "val_per_class_acc": val["per_class_acc"], "val_confusion_matrix": val["confusion_matrix"], "best": improved}
     metrics = {"train": {"loss": result.loss, "acc": result.accuracy}, "val": val}
-    state = {**session.base, "state_dict": session.model.state_dict(), "epoch": epoch + 1, "metrics": metrics}
+    meta, weights = session.base.with_epoch(epoch + 1, metrics), session.model.state_dict()
     if session.recorder is not None:
         session.recorder.save(run.signals)
     if improved:
-        save_checkpoint(run.best, state)
+        save_checkpoint(run.best, meta, state_dict=weights)
     resume_state = {"optimizer": step.optimizer.state_dict(),
                     "scheduler": session.scheduler.state_dict() if session.scheduler is not None else None,
                     "scaler": step.scaler.state_dict() if step.scaler is not None else None, "rng": _rng_states(),
                     "best_value": session.best_value, "best_epoch": session.best_epoch,
                     "best_metrics": session.best_metrics}
-    save_checkpoint(run.last, {**state, "resume": resume_state})
+    save_checkpoint(run.last, meta, state_dict=weights, resume=resume_state)
     run.append_metrics(line)
     if session.writer is not None:
         _log_tensorboard(session.writer, line, epoch + 1)
