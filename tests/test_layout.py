@@ -78,3 +78,10 @@ def test_library_code_leaves_matplotlibs_global_state_alone():
     offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
                  if "matplotlib.use(" in p.read_text(encoding="utf-8") or "pyplot" in p.read_text(encoding="utf-8")]
     assert not offenders, offenders
+
+
+def test_one_atomic_write_helper():
+    """Temporary-file-and-rename writes live in fer_nla.atomic only (one helper, the umask's modes)."""
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if p.name != "atomic.py"
+                 and ("mkstemp" in p.read_text(encoding="utf-8") or "os.replace(" in p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders

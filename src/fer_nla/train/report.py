@@ -19,7 +19,8 @@ from matplotlib.ticker import MaxNLocator
 
 from fer_nla import __version__
 from fer_nla.metrics import HEADLINE_METRICS
-from fer_nla.train.run_folder import RunFolder, write_text_atomic
+from fer_nla.atomic import write_text_atomic
+from fer_nla.train.run_folder import RunFolder
 from fer_nla.train.signals import load_signals
 
 MAX_SCATTER_POINTS = 6000

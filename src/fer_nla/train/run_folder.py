@@ -6,7 +6,6 @@ import hashlib
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_nla.atomic import write_text_atomic
 from fer_nla.errors import InputError
 
 
@@ -183,14 +183,3 @@ def check_same_data(saved: Mapping[str, Any] | None, now: Mapping[str, Any], *, 
         f"{run.root}: the data changed since this run was saved ({count}); resuming would train one "
         f"run on two datasets. Restore the data it was trained on, or start a new run with another out=..."
     )
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,8 +13,6 @@ probability); ``prediction``: int8 ``[epochs, N]`` (-1 unseen); ``targets`` ``[N
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from fer_nla.atomic import atomic_write
 from fer_nla.distributed import all_reduce_tensor
 from fer_nla.train.step import StepSignals
 
@@ -102,17 +101,10 @@ class SignalRecorder:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write ``signals.npz`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **self.arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        """Write ``signals.npz`` atomically (:func:`fer_nla.atomic.atomic_write`)."""
+        with atomic_write(path) as handle:
+            np.savez_compressed(handle, **self.arrays())
+        return Path(path)
 
     def restore(self, path: str | Path, *, epochs_done: int) -> None:
         """Reload the rows of the first ``epochs_done`` epochs (resume)."""
