@@ -29,24 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, spelling={"opset": "--opset {}"})
 
 
-def verify_export(checkpoint: str, onnx_path: str, *, batch: int = 3, seed: int = 0) -> float:
-    """Largest probability difference between the checkpoint (PyTorch) and the ONNX model
-    (onnxruntime) on a seeded random batch of face-sized images, through the shared preprocessing."""
-    import numpy as np
-
-    from fer_nla.predict.predictor import Predictor
-
-    reference = Predictor.from_checkpoint(checkpoint, device="cpu")
-    exported = Predictor.from_onnx(onnx_path)
-    size = reference.backend.preprocess.image_size
-    rng = np.random.default_rng(seed)
-    crops = [rng.integers(0, 256, size=(size + 7 * i, size + 5 * i, 3), dtype=np.uint8) for i in range(batch)]
-    return float(np.abs(reference.probabilities(crops) - exported.probabilities(crops)).max())
-
-
 def run(args: argparse.Namespace) -> int:
     from fer_nla.errors import InputError
-    from fer_nla.predict.onnx_export import export_checkpoint
+    from fer_nla.predict.onnx_export import export_checkpoint, verify_export
 
     path = export_checkpoint(args.checkpoint, args.onnx, opset=args.opset)
     print(f"wrote {path}")

@@ -104,3 +104,18 @@ def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: i
                              onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
     return export_onnx(model, onnx_path, class_names=list(info.class_names),
                        preprocess=Preprocess.from_dict(info.preprocess), model_spec=info.model_spec, opset=opset)
+
+
+def verify_export(checkpoint: str | Path, onnx_path: str | Path, *, batch: int = 3, seed: int = 0) -> float:
+    """Largest probability difference between the checkpoint (PyTorch) and the ONNX model
+    (onnxruntime) on a seeded random batch of face-sized images, through the shared preprocessing."""
+    import numpy as np
+
+    from fer_nla.predict.predictor import Predictor
+
+    reference = Predictor.from_checkpoint(checkpoint, device="cpu")
+    exported = Predictor.from_onnx(onnx_path)
+    size = reference.backend.preprocess.image_size
+    rng = np.random.default_rng(seed)
+    crops = [rng.integers(0, 256, size=(size + 7 * i, size + 5 * i, 3), dtype=np.uint8) for i in range(batch)]
+    return float(np.abs(reference.probabilities(crops) - exported.probabilities(crops)).max())
