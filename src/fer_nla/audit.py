@@ -31,9 +31,10 @@ says why. Tolerance, tested on planted symmetric noise of 5%, 20% and 40%
 within 5 percentage points of the planted share, or 30% of it where that is more.
 ``noisy_threshold`` keeps the fixed-score rule.
 
-**Other verdicts.** ``ambiguous`` when the score lies within ``ambiguous_band`` of zero (the
-given label and its nearest rival trade places), ``clean`` otherwise; ``likely noisy`` takes
-precedence where both hold.
+**Other verdicts.** ``clean`` when the score is at most ``-ambiguous_band`` (the given label
+beat its nearest rival by that margin across training); ``ambiguous`` otherwise (the two trade
+places, or a rival led but the label was not flagged: a doubtful label is never called clean);
+``likely noisy`` takes precedence.
 
 All functions work on plain numpy arrays with keyword-only options.
 """
@@ -86,8 +87,9 @@ def verdicts(
 
     ``flagged`` (bool, shaped like ``scores``; from :func:`flag_highest`) marks the ``likely
     noisy`` labels of the calibrated rule; without it the fixed rule applies: ``likely noisy``
-    where ``score >= noisy_threshold``. ``ambiguous`` where ``|score| < ambiguous_band`` and
-    not flagged, ``clean`` otherwise.
+    where ``score >= noisy_threshold``. ``clean`` where ``score <= -ambiguous_band`` (the given
+    label beat every rival by that margin) and not flagged; ``ambiguous`` for the rest (rivals
+    close, or ahead but not flagged: a doubtful label is never called clean).
 
     Raises:
         ValueError: ``ambiguous_band`` outside ``[0, 1]``; with the fixed rule,
@@ -106,8 +108,8 @@ def verdicts(
     flagged = np.asarray(flagged, dtype=bool)
     if flagged.shape != scores.shape:
         raise ValueError(f"flagged has shape {flagged.shape}, scores {scores.shape}")
-    out = np.full(scores.shape, "clean", dtype=object)
-    out[np.abs(scores) < ambiguous_band] = "ambiguous"
+    out = np.full(scores.shape, "ambiguous", dtype=object)
+    out[scores <= -ambiguous_band] = "clean"  # the given label beat every rival by the band's margin
     out[flagged] = "likely noisy"
     return out
 

@@ -321,6 +321,10 @@ def contact_sheet(audit: Audit, dataset: Any, path: str | Path, *, top: int = 36
              fontsize=9, ha="center", va="top")
     fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - TITLE_INCHES / height))
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--sheet {path} is a folder: name the PNG file to draw, e.g. {path / 'sheet.png'}")
+    if not path.suffix:
+        path = path.with_suffix(".png")  # what savefig would write; the path printed is the file's
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path

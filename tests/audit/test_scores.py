@@ -141,7 +141,7 @@ def test_flag_highest_takes_the_count_highest_finite_scores_ties_by_position():
 def test_verdicts_with_a_calibrated_flag_and_range_checks():
     scores = np.array([0.05, 0.4, -0.1, -0.6])
     out = verdicts(scores, flagged=np.array([True, False, False, False]), ambiguous_band=0.3)
-    assert list(out) == ["likely noisy", "clean", "ambiguous", "clean"]
+    assert list(out) == ["likely noisy", "ambiguous", "ambiguous", "clean"]  # a rival ahead but unflagged is never "clean"
     for bad in ({"noisy_threshold": 1.5}, {"ambiguous_band": -0.1}, {"ambiguous_band": 1.2, "flagged": np.zeros(4, bool)}):
         with pytest.raises(ValueError):
             verdicts(scores, **bad)

@@ -167,3 +167,16 @@ def test_a_video_frame_boxed_twice_gives_one_face_per_frame_with_its_score(tmp_p
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     header = list(rows[0])
     assert header[header.index("h") + 1] == "score" and [r["score"] for r in rows] == ["3"] * 3
+
+
+def test_usage_errors_stop_before_any_file_is_read(tmp_path, checkpoint, capsys):
+    from fer_nla.cli import main
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(image)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(image), "--detector", "nosuch"]) == 2
+    assert "unknown face detector 'nosuch'" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    assert main(["predict", "--checkpoint", str(checkpoint), str(image), "--csv", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder: name the CSV file" in err and "a.png:" not in err

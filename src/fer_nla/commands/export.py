@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from fer_nla.errors import InputError
     from fer_nla.predict.onnx_export import export_checkpoint, verify_export
 
+    from pathlib import Path
+
+    if Path(args.onnx).is_dir():
+        raise InputError(f"--onnx {args.onnx} is a folder: name the model file to write, e.g. {Path(args.onnx) / 'model.onnx'}")
     path = export_checkpoint(args.checkpoint, args.onnx, opset=args.opset)
     print(f"wrote {path}")
     if not args.no_verify:

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_onnx(args.checkpoint, providers=onnx_providers(args.device), **options)
     else:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, **options)
+    _check_before_work(args, predictor)
 
     def show(record: FileRecord) -> None:
         if args.json:
@@ -113,3 +114,21 @@ def run(args: argparse.Namespace) -> int:
         summary += f"; annotated copies in {args.annotate}"
     print(summary, file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0
+
+
+def _check_before_work(args: argparse.Namespace, predictor: object) -> None:
+    """Usage errors that would otherwise surface per file or after the whole run: an unknown
+    detector (built now, once) and a ``--csv`` path that is a folder or lies under a file."""
+    from pathlib import Path
+
+    from fer_nla.errors import InputError
+
+    if not args.faces_cropped:
+        predictor.detector  # noqa: B018 - builds it: an unknown name or a broken cascade stops here, exit 2
+    if args.csv:
+        target = Path(args.csv)
+        if target.is_dir():
+            raise InputError(f"--csv {target} is a folder: name the CSV file to write, e.g. {target / 'predictions.csv'}")
+        blocked = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise InputError(f"--csv {target}: {blocked} is a file, not a folder; choose another path")
