@@ -117,6 +117,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     report: bool = True  # report.md and its plots at the end (benchmarks switch it off)
+    threads: int | None = None  # PyTorch intra-op CPU threads (None: PyTorch's default); float sums differ by count
 
 
 @dataclass

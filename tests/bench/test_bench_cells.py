@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 
 from fer_nla.bench.cells import EvalSplit, cell_config, run_cell, write_setting_manifest
 from fer_nla.bench.settings import SettingSplit
@@ -54,3 +55,4 @@ def test_the_cell_trains_on_the_settings_labels_and_selects_on_its_valid_rows(tm
     assert 0 < float(np.mean(train.targets != train.clean_targets)) < 0.5  # the planted noise travels in the labels
     assert (config.loss.name, config.train.seed, config.data.val_split) == ("nla", 5, "auto")
     assert not config.train.report and not config.train.tensorboard and config.train.record_signals
+    assert config.train.threads == torch.get_num_threads()  # recorded: a re-run sums floats alike

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from fer_nla.bench.settings import SettingSplit
 from fer_nla.config import Config
@@ -61,10 +62,11 @@ def _part(pool: FERDataset, index: np.ndarray, labels: np.ndarray, name: str) ->
 
 
 def cell_config(recipe: Config, *, manifest: Path, method: str, seed: int,
-                loss_options: dict[str, Any] | None = None) -> Config:
+                loss_options: dict[str, Any] | None = None, threads: int | None = None) -> Config:
     """The ``fer-nla train`` config of one cell: the recipe on ``manifest`` (its ``valid`` rows
     select the best epoch), ``method`` with ``loss_options``, ``seed``; report and TensorBoard
-    off, per-sample signals on."""
+    off, per-sample signals on; ``threads`` (the worker's PyTorch threads, default this
+    process's) recorded as ``train.threads``, so a re-run sums floats in the same order."""
     config = copy.deepcopy(recipe)
     data = config.data
     data.dataset, data.root, data.labels, data.options = "manifest", str(Path(manifest).resolve()), "majority", {}
@@ -73,6 +75,7 @@ def cell_config(recipe: Config, *, manifest: Path, method: str, seed: int,
     config.train.seed = seed
     config.train.report, config.train.tensorboard, config.train.progress = False, False, False
     config.train.record_signals = True
+    config.train.threads = int(threads) if threads is not None else torch.get_num_threads()
     return config
 
 

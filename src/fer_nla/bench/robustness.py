@@ -103,7 +103,7 @@ def train_one(recipe: Config, cfg: BenchConfig, cell: Cell, facts: dict[str, Any
     """Train and score one cell; its row."""
     method, setting, seed = cell
     config = cell_config(recipe, manifest=facts["manifest"], method=method, seed=seed,
-                         loss_options=cfg.grid.loss_options.get(method))
+                         loss_options=cfg.grid.loss_options.get(method), threads=torch.get_num_threads())
     run_dir = out / "cells" / method / f"{setting}-seed{seed}"
     result = run_cell(config, run_dir, test)
     (run_dir / "signals.npz").unlink(missing_ok=True)  # the grid's tables do not use them

@@ -155,6 +155,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
            log: Callable[[str], None]) -> _Session:
     """Data, model, step, loaders and recorder of a run; a resumed run's states restored."""
     tc = config.train
+    if tc.threads is not None:  # a benchmark cell records its thread count: reductions then sum alike
+        torch.set_num_threads(tc.threads)
     set_determinism(deterministic=tc.deterministic, device=device)
     seed_everything(tc.seed)
     data = build_run_data(config.data, seed=tc.seed, log=log)
