@@ -29,7 +29,7 @@ from fer_nla.config import load_config
 from fer_nla.distributed import DistInfo
 from fer_nla.losses import build_loss
 from fer_nla.models import build_model
-from fer_nla.runtime import select_device, use_channels_last
+from fer_nla.runtime import resolve_device, use_channels_last
 from fer_nla.train.loaders import build_loaders
 from fer_nla.train.loop import train_one_epoch
 from fer_nla.train.run_data import build_run_data
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the files and reference epochs")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     print(f"FERPlus train, {args.images} images, {args.image_size} px, batch 32, NLA; device {device} "
           f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}")
     print()

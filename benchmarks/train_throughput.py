@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from fer_nla.runtime import autocast_dtype, select_device, use_channels_last
+from fer_nla.runtime import autocast_dtype, resolve_device, use_channels_last
 from fer_nla.train.step import TrainStep, build_optimizer
 from fer_nla.config import OptimConfig
 from fer_nla.losses import build_loss
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     args = parser.parse_args()
-    device = select_device(args.device)
+    device = resolve_device(args.device)
     amp = autocast_dtype(args.precision, device)
     print(f"{args.arch} ({args.stem} stem), {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"device {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fer_nla.config import OptimConfig
-from fer_nla.runtime import autocast_dtype, select_device, use_channels_last
+from fer_nla.runtime import autocast_dtype, resolve_device, use_channels_last
 from fer_nla.train.loop import train_one_epoch
 from fer_nla.train.step import (
     NonFiniteLossError,
@@ -179,13 +179,13 @@ def test_a_loss_without_a_soft_form_refuses_soft_targets_in_the_step():
 
 
 def test_device_and_precision_choices():
-    assert select_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
-        assert select_device("auto").type in ("cpu", "mps")
+        assert resolve_device("auto").type in ("cpu", "mps")
         with pytest.raises(InputError, match="no CUDA GPU"):
-            select_device("cuda")
+            resolve_device("cuda")
     with pytest.raises(InputError, match="not a device"):
-        select_device("tpu9")
+        resolve_device("tpu9")
     cpu = torch.device("cpu")
     assert autocast_dtype("auto", cpu) is None and autocast_dtype("bf16", cpu) is torch.bfloat16
     with pytest.raises(InputError, match="fp16 is not supported on CPU"):

@@ -152,9 +152,16 @@ def high_depth_to_uint8(values: np.ndarray, *, mode: str) -> np.ndarray:
     raise ValueError(f"mode {mode!r} is not a 16-bit, 32-bit integer or float mode")
 
 
+def levels_to_uint8(values: np.ndarray, *, bits: int) -> np.ndarray:
+    """Integer levels ``0..2**bits - 1`` as 8-bit, ``round(v * 255 / (2**bits - 1))`` (halves up),
+    in exact integer arithmetic; the caller checks the range."""
+    top = (1 << bits) - 1
+    return ((values.astype(np.uint64) * 510 + top) // (2 * top)).astype(np.uint8)
+
+
 def sixteen_to_uint8(values: np.ndarray) -> np.ndarray:
     """16-bit levels 0..65535 as 8-bit, ``round(v / 257)``: 65535 -> 255, 32896 -> 128, 0 -> 0."""
-    return ((values.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+    return levels_to_uint8(values, bits=16)
 
 
 def float_to_uint8(values: np.ndarray) -> np.ndarray:

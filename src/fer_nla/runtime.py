@@ -128,12 +128,6 @@ def check_onnx_providers(requested: list[Any], used: list[str]) -> None:
 
 
 # -- precision, kernels and seeds (PyTorch is imported inside: this module stays torch-free) ---
-def select_device(name: str = "auto", *, local_rank: int = 0) -> Any:
-    """The ``torch.device`` for ``name`` (alias of :func:`resolve_device`, the one device check
-    of every command: an :class:`InputError` naming ``device=...``, what this machine has and the fix)."""
-    return resolve_device(name, local_rank=local_rank)
-
-
 def autocast_dtype(precision: str, device: Any) -> Any:
     """The autocast ``torch.dtype`` for ``precision`` (auto | fp32 | bf16 | fp16) on the
     ``torch.device`` ``device`` (``None``: full float32).

@@ -57,12 +57,18 @@ class Pool:
                              train_size=d.train_subset)
 
 
+def _root(cfg: BenchConfig) -> str | None:
+    """The FERPlus root of the bench config, absolute (manifests and cells are read from elsewhere)."""
+    root = cfg.recipe.data.root
+    return os.path.abspath(os.path.expanduser(str(root))) if root else None
+
+
 def read_pool(cfg: BenchConfig, seeds: list[int]) -> Pool:
     """The pool for ``seeds`` (FERPlus only: its settings need the ten votes)."""
     d = cfg.recipe.data
     if d.dataset != "ferplus":
         raise InputError(f"the robustness bench reads FERPlus (its settings need the ten votes); got data.dataset={d.dataset!r}")
-    root = os.path.abspath(os.path.expanduser(str(d.root))) if d.root else None
+    root = _root(cfg)
     by_seed = {seed: build_dataset("ferplus", root=root, split=d.train_split, labels="single-vote", num_classes=d.num_classes,
                                    seed=seed, skip_bad_images=d.skip_bad_images, **d.options) for seed in seeds}
     first = by_seed[seeds[0]]
@@ -72,9 +78,8 @@ def read_pool(cfg: BenchConfig, seeds: list[int]) -> Pool:
 
 
 def test_set(cfg: BenchConfig) -> EvalSplit:
-    d, g = cfg.recipe.data, cfg.grid
-    root = os.path.abspath(os.path.expanduser(str(d.root))) if d.root else ""
-    return EvalSplit("ferplus", root, g.test_split, g.test_labels, dict(d.options))
+    g = cfg.grid
+    return EvalSplit("ferplus", _root(cfg) or "", g.test_split, g.test_labels, dict(cfg.recipe.data.options))
 
 
 def prepare_settings(cfg: BenchConfig, pool: Pool, pairs: set[tuple[str, int]], out: Path) -> dict[tuple[str, int], dict[str, Any]]:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.errors import InputError
-from fer_nla.image_files import PixelRangeError, to_rgb8
+from fer_nla.image_files import PixelRangeError, levels_to_uint8, to_rgb8
 from fer_nla.predict.detectors import Box
 
 DEFAULT_MARGIN = 0.1  # added on each side, as a fraction of the box side
@@ -121,7 +121,7 @@ def _uint16_to_uint8(array: np.ndarray, *, bit_depth: int | None) -> np.ndarray:
             f"uint16 pixels reach {high}, above {top}, the largest {bit_depth}-bit level (bit_depth={bit_depth}); "
             "pass the bit depth the data was recorded with (bit_depth=16 for the full 0..65535 range)"
         )
-    return ((array.astype(np.uint64) * 510 + top) // (2 * top)).astype(np.uint8)
+    return levels_to_uint8(array, bits=bit_depth)
 
 
 def _float_to_uint8(array: np.ndarray) -> np.ndarray:

@@ -28,9 +28,9 @@ class TorchBackend:
         machine lacks and for a file that is not a fer-nla checkpoint (an ONNX model: "use
         backend='onnx'"; see :func:`fer_nla.checkpoint.load_checkpoint` for the other kinds)."""
         from fer_nla.checkpoint import load_model
-        from fer_nla.runtime import select_device
+        from fer_nla.runtime import resolve_device
 
-        target = select_device(device)
+        target = resolve_device(device)
         model, info = load_model(path, map_location=target, onnx_hint="use backend='onnx' (onnxruntime) to run it")
         return cls(model, class_names=list(info.class_names), preprocess=Preprocess.from_dict(info.preprocess),
                    device=target)

@@ -28,7 +28,7 @@ from fer_nla.errors import InputError
 from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
-from fer_nla.runtime import epoch_seed, seed_everything, select_device, set_determinism, use_channels_last
+from fer_nla.runtime import epoch_seed, resolve_device, seed_everything, set_determinism, use_channels_last
 from fer_nla.train.loaders import Loaders, build_loaders
 from fer_nla.train.loop import EpochResult, learning_rate, predict_probabilities, train_one_epoch
 from fer_nla.train.run_data import RunData, build_run_data, preprocess_spec
@@ -101,18 +101,18 @@ def fit(
     if dist_env.is_main:
         run.prepare(resume=resume)
     barrier()
-    payload = None
+    payload, saved = None, None
     if resume:
         payload = load_checkpoint(run.last)
         saved = CheckpointMeta.from_payload(payload)
         check_resume_config(saved.config, config.to_dict(), run=run)
         check_compatible(saved, path=run.last, arch=config.model.arch, stem=config.model.stem)
-    device = select_device(config.train.device, local_rank=dist_env.local_rank)
+    device = resolve_device(config.train.device, local_rank=dist_env.local_rank)
     info: DistInfo = init_distributed(device)
     main_log: Callable[[str], None] = log if info.is_main else (lambda _msg: None)
     session = None
     try:
-        session = _setup(config, run, info, device, payload, main_log)
+        session = _setup(config, run, info, device, payload, saved, main_log)
         for epoch in range(session.start_epoch, config.train.epochs):
             _epoch(session, epoch, on_step)
         return _finish(session)
@@ -152,8 +152,9 @@ class _Session:
 
 
 def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device, payload: dict[str, Any] | None,
-           log: Callable[[str], None]) -> _Session:
-    """Data, model, step, loaders and recorder of a run; a resumed run's states restored."""
+           saved: CheckpointMeta | None, log: Callable[[str], None]) -> _Session:
+    """Data, model, step, loaders and recorder of a run; a resumed run's states restored
+    (``payload``: last.pt as loaded, ``saved``: its metadata)."""
     tc = config.train
     if tc.threads is not None:  # a benchmark cell records its thread count: reductions then sum alike
         torch.set_num_threads(tc.threads)
@@ -161,12 +162,13 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     seed_everything(tc.seed)
     data = build_run_data(config.data, seed=tc.seed, log=log)
     fingerprint = data_fingerprint(data.full_train, data.val)
-    if payload is not None:
-        check_same_data(CheckpointMeta.from_payload(payload).data_fingerprint, fingerprint, run=run)
+    if saved is not None:
+        check_same_data(saved.data_fingerprint, fingerprint, run=run)
     if data.train.target_mode == "soft":  # label distributions: refuse a loss without a meaning for them now
         require_soft_target_support(config.loss.name, label_mode=config.data.labels)
     class_names = list(data.class_names)
-    model, net, channels_last = _model(config, class_names, run=run, info=info, device=device, payload=payload, log=log)
+    model, net, channels_last = _model(config, class_names, run=run, info=info, device=device, payload=payload,
+                                       saved=saved, log=log)
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
     step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net)
     loaders = build_loaders(config.data, data, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size, seed=tc.seed,
@@ -196,13 +198,13 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
 
 
 def _model(config: Config, class_names: list[str], *, run: RunFolder, info: DistInfo, device: torch.device,
-           payload: dict[str, Any] | None, log: Callable[[str], None]) -> tuple[torch.nn.Module, torch.nn.Module, bool]:
+           payload: dict[str, Any] | None, saved: CheckpointMeta | None,
+           log: Callable[[str], None]) -> tuple[torch.nn.Module, torch.nn.Module, bool]:
     """The model (resumed, from backbone weights, or fresh; warned when a recipe expects
     weights it was not given), on the device, and its DDP wrapper."""
     model = build_model(config.model.arch, num_classes=len(class_names), stem=config.model.stem)
-    if payload is not None:
-        check_compatible(CheckpointMeta.from_payload(payload), path=run.last, num_classes=len(class_names),
-                         class_names=class_names)
+    if saved is not None:  # resuming: payload is last.pt, saved its metadata
+        check_compatible(saved, path=run.last, num_classes=len(class_names), class_names=class_names)
         load_state_into(model, payload, path=run.last)
     elif config.model.backbone_weights:
         log(load_backbone_weights(model, config.model.backbone_weights).summary())
