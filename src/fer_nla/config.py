@@ -49,6 +49,8 @@ class DataConfig:
     flip: bool = True
     erasing: bool = True
     gaussian_noise: bool = True
+    affine: bool = False  # random rotation/shift/scale (not in the NLA recipe; the built-in model's recipe uses it)
+    grayscale: bool = False  # every image made gray (PIL convert('L')) in 3 equal channels; saved in checkpoints
     skip_bad_images: bool = False
     num_workers: int = 0
     loader: Literal["auto", "memory", "files"] = "auto"
@@ -62,10 +64,13 @@ class ModelConfig:
     (3x3 stride-1, for 48-64 px faces at ~10x the compute); ``backbone_weights`` a local file
     (the MS-Celeb-1M ResNet-18 of the paper, or torchvision ImageNet weights);
     ``expect_backbone_weights`` marks recipes that assume such a file (the paper configs): a run
-    without one then starts with a warning that the backbone is random."""
+    without one then starts with a warning that the backbone is random. ``init``: fine-tune a whole
+    network, ``builtin:NAME`` (``fer-nla models``) or a fer-nla checkpoint (best.pt/last.pt); its
+    arch, stem and gray input are taken, its head mapped by class name (:mod:`fer_nla.model_init`)."""
 
     arch: str = "resnet18"
     stem: str = "imagenet"
+    init: str | None = None
     backbone_weights: str | None = None
     expect_backbone_weights: bool = False
 
@@ -387,6 +392,11 @@ def validate(config: Config) -> None:
         (0.0 < config.optim.gamma <= 1.0, "optim.gamma must lie in (0, 1]"),
         (config.data.train_subset is None or config.data.train_subset >= 2, "data.train_subset must be at least 2"),
         (config.train.max_steps_per_epoch is None or config.train.max_steps_per_epoch >= 1, "train.max_steps_per_epoch must be at least 1"),
+        (config.model.init is None or bool(config.model.init.strip()),
+         "model.init is empty: set it to builtin:NAME or a checkpoint file, or to null to train from scratch"),
+        (not (config.model.init and config.model.backbone_weights),
+         f"model.init={config.model.init} starts the whole network from that checkpoint, so model.backbone_weights="
+         f"{config.model.backbone_weights} would be ignored: set only one of them (model.backbone_weights=null)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -31,6 +31,8 @@ TORCHVISION_ARCHS: tuple[str, ...] = ("resnet18", "resnet50")
 STEMS: tuple[str, ...] = ("imagenet", "small")
 # Channel widths of the four conv blocks of the small CNNs (about 0.1M and 0.4M parameters).
 SMALL_CNN_WIDTHS: dict[str, tuple[int, ...]] = {"cnn_small": (16, 32, 64, 128), "cnn_medium": (32, 64, 128, 256)}
+# Small residual networks for 48-px faces: (stem width, stage widths, basic blocks per stage).
+SMALL_RESNETS: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {"resnet10s": (16, (32, 64, 128, 256), (1, 1, 1, 1))}
 TIMM_PREFIX = "timm:"
 # Names the classifier carries in the files we read; never part of the backbone.
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "head.", "classifier.", "last_linear.")
@@ -50,7 +52,7 @@ KEY_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "backbone.")
 
 def available_models() -> list[str]:
     """Architecture names :func:`build_model` accepts (``timm:<name>`` when timm is installed)."""
-    names = list(TORCHVISION_ARCHS) + list(SMALL_CNN_WIDTHS)
+    names = list(TORCHVISION_ARCHS) + list(SMALL_CNN_WIDTHS) + list(SMALL_RESNETS)
     if importlib.util.find_spec("timm") is not None:
         names.append(f"{TIMM_PREFIX}<name>")
     return names
@@ -82,6 +84,12 @@ def build_model(
             raise InputError(f"stem {stem!r} is only available for {', '.join(TORCHVISION_ARCHS)}; "
                              f"{arch} has one stem: use model.stem=imagenet")
         model = SmallCNN(SMALL_CNN_WIDTHS[arch], num_classes=num_classes)
+    elif arch in SMALL_RESNETS:
+        if stem != "imagenet":
+            raise InputError(f"stem {stem!r} is only available for {', '.join(TORCHVISION_ARCHS)}; "
+                             f"{arch} has one stem: use model.stem=imagenet")
+        stem_width, widths, blocks = SMALL_RESNETS[arch]
+        model = SmallResNet(stem_width, widths, blocks, num_classes=num_classes)
     elif arch.startswith(TIMM_PREFIX):
         model = _timm_model(arch[len(TIMM_PREFIX):], num_classes=num_classes, stem=stem)
     else:
@@ -115,6 +123,46 @@ class SmallCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class SmallResNet(nn.Module):
+    """A ResNet for 48-px faces (He et al. 2016, torchvision's ``BasicBlock``): a 3x3 stride-1
+    convolution to ``stem_width`` channels, a 3x3 stride-2 one to ``widths[0]`` (48 -> 24 px),
+    then stages of ``blocks[i]`` basic blocks of ``widths[i]`` channels, each stage after the
+    first halving the resolution (24, 12, 6, 3 px), global average pooling and a linear head ``fc``.
+
+    ``resnet10s`` (16; 32, 64, 128, 256; one block per stage): 1.2M parameters (4.9 MB in
+    float32), about 39M multiply-adds per 48x48 face; measured on one thread of a 2-vCPU Xeon
+    (AVX-512) through onnxruntime at batch 32: 1,978 faces/s (``benchmarks/results/inference_cpu.md``).
+    Input ``float32 [B, 3, H, W]``, output logits ``[B, num_classes]``."""
+
+    def __init__(self, stem_width: int, widths: tuple[int, ...], blocks: tuple[int, ...], *, num_classes: int) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True),
+            nn.Conv2d(stem_width, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        channels = widths[0]
+        for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
+            for block in range(count):
+                stride = 2 if stage and not block else 1
+                downsample = None
+                if stride != 1 or channels != width:
+                    downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+                layers.append(BasicBlock(channels, width, stride=stride, downsample=downsample))
+                channels = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)

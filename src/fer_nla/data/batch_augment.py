@@ -4,12 +4,18 @@ Same steps, order and parameters as :func:`fer_nla.data.transforms.train_transfo
 recipe, ``/work/shared/docs/NLA-METHOD.md``), each image drawing its own randomness:
 
 1. Gaussian pixel noise, N(0, 30) on the 0..255 values, rounded and clipped, on half the images,
-   BEFORE the resize (a few lines of torch: it needs the round and clip on 0..255);
+   BEFORE the resize (a few lines of torch: it needs the round and clip on 0..255); with
+   ``grayscale`` (gray images, ``data.grayscale``) one draw per pixel for all three channels;
 2. resize to ``image_size`` x ``image_size`` (bilinear, antialiased:
    ``torchvision.transforms.v2.functional.resize`` on uint8, skipped at that size already);
 3. ``/ 255`` and normalise with the recipe's mean and std;
-4. horizontal flip on half the images (``kornia.augmentation.RandomHorizontalFlip``);
-5. random erasing, p 0.5, area 2-30 %, aspect 0.3-3.3, value 0 in normalised units
+4. with ``affine`` (off in the NLA recipe; on in the built-in model's recipe): a random
+   rotation of up to ``AFFINE_DEGREES``, shift of up to ``AFFINE_TRANSLATE`` of the side and
+   scale in ``AFFINE_SCALE`` per image, zeros (the mean) filling the corners
+   (``kornia.augmentation.RandomAffine``; ``torchvision.transforms.RandomAffine`` with the same
+   ranges in the PIL path);
+5. horizontal flip on half the images (``kornia.augmentation.RandomHorizontalFlip``);
+6. random erasing, p 0.5, area 2-30 %, aspect 0.3-3.3, value 0 in normalised units
    (``kornia.augmentation.RandomErasing``).
 
 Why kornia and not ``torchvision.transforms.v2``: v2's random transforms treat a ``[B, 3, H, W]``
@@ -44,7 +50,16 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from fer_nla.data.transforms import ERASING_SCALE, NOISE_PROBABILITY, NOISE_VARIANCE, RECIPE_MEAN, RECIPE_STD
+from fer_nla.data.transforms import (
+    AFFINE_DEGREES,
+    AFFINE_SCALE,
+    AFFINE_TRANSLATE,
+    ERASING_SCALE,
+    NOISE_PROBABILITY,
+    NOISE_VARIANCE,
+    RECIPE_MEAN,
+    RECIPE_STD,
+)
 
 ERASING_RATIO = (0.3, 3.3)  # torchvision's RandomErasing default, which the recipe keeps
 ERASING_PROBABILITY = 0.5
@@ -60,14 +75,16 @@ def _check_batch(images: Tensor) -> None:
 
 def add_pixel_noise(
     images: Tensor, *, variance: float = NOISE_VARIANCE, p: float = NOISE_PROBABILITY,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, gray: bool = False,
 ) -> Tensor:
     """``uint8 [B, 3, H, W]`` -> ``uint8 [B, 3, H, W]``: each image, with probability ``p``, gets
     N(0, ``variance``) noise on its 0..255 values, rounded and clipped to 0..255 (per pixel and
-    channel, as :class:`fer_nla.data.transforms.RandomGaussianNoise`)."""
+    channel, as :class:`fer_nla.data.transforms.RandomGaussianNoise`; ``gray``: one draw per pixel
+    added to every channel, so gray images stay gray)."""
     b = images.shape[0]
     chosen = torch.rand(b, device=images.device, generator=generator) < p
-    noise = torch.randn(images.shape, device=images.device, generator=generator) * math.sqrt(variance)
+    shape = (b, 1, *images.shape[2:]) if gray else tuple(images.shape)
+    noise = torch.randn(shape, device=images.device, generator=generator) * math.sqrt(variance)
     noisy = (images.float() + noise).round_().clamp_(0, 255).to(torch.uint8)
     return torch.where(chosen.view(b, 1, 1, 1), noisy, images)
 
@@ -99,8 +116,9 @@ def eval_batch(
 
 class BatchAugment:
     """The recipe's training augmentation of ``uint8 [B, 3, H, W]`` -> ``float32 [B, 3, S, S]``
-    on the batch's device (see the module doc); ``flip``, ``erasing`` and ``gaussian_noise`` switch
-    the steps as :class:`fer_nla.config.DataConfig` does. Build once, call per batch."""
+    on the batch's device (see the module doc); ``flip``, ``erasing``, ``gaussian_noise`` and ``affine`` switch
+    the steps as :class:`fer_nla.config.DataConfig` does; ``grayscale`` (the images are gray, as
+    ``data.grayscale`` decodes them) draws the noise once per pixel. Build once, call per batch."""
 
     def __init__(
         self,
@@ -111,10 +129,15 @@ class BatchAugment:
         flip: bool = True,
         erasing: bool = True,
         gaussian_noise: bool = True,
+        affine: bool = False,
+        grayscale: bool = False,
     ) -> None:
         self.image_size = int(image_size)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.gaussian_noise = gaussian_noise
+        self.gaussian_noise, self.grayscale = gaussian_noise, bool(grayscale)
+        self.affine = KA.RandomAffine(
+            degrees=AFFINE_DEGREES, translate=(AFFINE_TRANSLATE, AFFINE_TRANSLATE), scale=AFFINE_SCALE, p=1.0
+        ) if affine else None
         self.flip = KA.RandomHorizontalFlip(p=FLIP_PROBABILITY) if flip else None
         self.erasing = KA.RandomErasing(
             scale=ERASING_SCALE, ratio=ERASING_RATIO, value=0.0, p=ERASING_PROBABILITY
@@ -127,11 +150,13 @@ class BatchAugment:
         if generator is not None and generator.device.type != images.device.type:
             raise ValueError(f"the generator is on {generator.device}, the images on {images.device}; use one device")
         if self.gaussian_noise:
-            images = add_pixel_noise(images, generator=generator)
+            images = add_pixel_noise(images, generator=generator, gray=self.grayscale)
         x = normalise_batch(resize_batch(images, image_size=self.image_size), mean=self.mean, std=self.std)
-        if self.flip is None and self.erasing is None:
+        if self.affine is None and self.flip is None and self.erasing is None:
             return x
         with self._kornia_rng(generator):
+            if self.affine is not None:
+                x = self.affine(x)
             if self.flip is not None:
                 x = self.flip(x)
             if self.erasing is not None:
@@ -148,8 +173,8 @@ class BatchAugment:
         return _cpu_rng_seeded(seed)
 
     def __repr__(self) -> str:
-        steps = [f"noise(var={NOISE_VARIANCE:g}, p={NOISE_PROBABILITY})" if self.gaussian_noise else "",
-                 f"resize({self.image_size})", "normalise", "flip" if self.flip is not None else "",
+        steps = [f"noise(var={NOISE_VARIANCE:g}, p={NOISE_PROBABILITY}{', gray' if self.grayscale else ''})" if self.gaussian_noise else "",
+                 f"resize({self.image_size})", "normalise", "affine" if self.affine is not None else "", "flip" if self.flip is not None else "",
                  "erasing" if self.erasing is not None else ""]
         return f"BatchAugment({', '.join(s for s in steps if s)})"
 
@@ -169,8 +194,11 @@ def augment_batch(
     flip: bool = True,
     erasing: bool = True,
     gaussian_noise: bool = True,
+    affine: bool = False,
+    grayscale: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """One-off :class:`BatchAugment` call: ``uint8 [B, 3, H, W]`` -> ``float32 [B, 3, S, S]``."""
-    augment = BatchAugment(image_size=image_size, flip=flip, erasing=erasing, gaussian_noise=gaussian_noise)
+    augment = BatchAugment(image_size=image_size, flip=flip, erasing=erasing, gaussian_noise=gaussian_noise, affine=affine,
+                           grayscale=grayscale)
     return augment(images, generator=generator)

@@ -14,7 +14,9 @@ before the transform"). Otherwise (mixed sizes, or larger images) they are resiz
 time to the training size with ``T.Resize`` (bilinear, antialiased, as the files path does), and
 for such sources the noise then comes AFTER the resize. Gray sources (every image R = G = B,
 e.g. FERPlus) are held as one channel expanded to three (``stride(1) == 0``): a third of the
-memory and cache size, the same values.
+memory and cache size, the same values. With ``grayscale`` (``data.grayscale``) every image is
+made gray as it is decoded (:func:`fer_nla.data.transforms.to_gray`, PIL's ``convert("L")``),
+so a colour source is then held as one channel too.
 
 The cache folder is ``cache_dir``, else ``$FER_NLA_CACHE``, else ``$XDG_CACHE_HOME/fer-nla``,
 else ``~/.cache/fer-nla``; a cache file's name carries a hash of everything that decides its
@@ -41,6 +43,7 @@ from torchvision import transforms as T
 
 from fer_nla.atomic import atomic_write
 from fer_nla.data.dataset import FERDataset
+from fer_nla.data.transforms import to_gray
 from fer_nla.errors import InputError
 
 FORMAT_VERSION = 1  # bump when the stored layout or the decoding changes
@@ -122,11 +125,13 @@ def cache_key(
     root: str | Path | None = None,
     options: Mapping[str, Any] | None = None,
     native_cap: int = NATIVE_SIZE_CAP,
+    grayscale: bool = False,
 ) -> str:
     """Hex SHA-256 of what decides the decoded images: format version, dataset name, ``root``
     (absolute), split, label mode, number of classes, reader ``options`` and ``info``, the image
-    source's state, the size rule (``size``, ``native_cap``), the ordered sample ids and each
-    image file's size and modification time (so an edited or replaced file changes the key)."""
+    source's state, the size rule (``size``, ``native_cap``), ``grayscale`` (only when on, so the
+    keys of colour caches stay as they were), the ordered sample ids and each image file's size
+    and modification time (so an edited or replaced file changes the key)."""
     head = {
         "format": FORMAT_VERSION, "name": dataset.name, "split": dataset.split,
         "root": os.path.abspath(os.path.expanduser(str(root))) if root not in (None, "") else "",
@@ -134,6 +139,8 @@ def cache_key(
         "options": dict(options or {}), "info": dataset.info, "size": size, "native_cap": native_cap,
         "source": _source_digest(dataset.source),
     }
+    if grayscale:
+        head["grayscale"] = True
     digest = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
     digest.update("\n".join(dataset.samples).encode("utf-8", "surrogatepass"))
     digest.update(json.dumps(_file_stamps(dataset.samples)).encode("utf-8", "surrogatepass"))
@@ -147,8 +154,11 @@ def _cache_path(folder: Path, dataset: FERDataset, key: str) -> Path:
 
 
 # -- decoding ----------------------------------------------------------------------------------
-def _rgb_array(image: Image.Image) -> np.ndarray:
-    """``uint8 [H, W, 3]`` of a PIL image in any mode."""
+def _rgb_array(image: Image.Image, *, grayscale: bool = False) -> np.ndarray:
+    """``uint8 [H, W, 3]`` of a PIL image in any mode (``grayscale``: its :func:`to_gray` luma
+    in all three channels)."""
+    if grayscale:
+        return np.repeat(np.asarray(to_gray(image), dtype=np.uint8)[:, :, None], 3, axis=2)
     return np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)  # writable copy
 
 
@@ -163,16 +173,17 @@ def _first_shape(dataset: FERDataset) -> tuple[int, int]:
     return height, width
 
 
-def _decode(dataset: FERDataset, *, size: int | None, native_cap: int, log: Callable[[str], None]) -> tuple[Tensor, bool]:
+def _decode(dataset: FERDataset, *, size: int | None, native_cap: int, log: Callable[[str], None],
+            grayscale: bool = False) -> tuple[Tensor, bool]:
     """Every image as ``uint8 [N, 3, H, W]`` and whether it kept its own size (see module doc)."""
     n = len(dataset)
-    first = _rgb_array(dataset.load_image(0))
+    first = _rgb_array(dataset.load_image(0), grayscale=grayscale)
     h, w = first.shape[:2]
     native = size is None or max(h, w) <= native_cap
     out = torch.empty((n, 3, h, w) if native else (n, 3, size, size), dtype=torch.uint8)
     out[0] = torch.from_numpy(first).permute(2, 0, 1) if native else _resized(first, size)  # type: ignore[arg-type]
     for i in range(1, n):
-        pixels = _rgb_array(dataset.load_image(i))
+        pixels = _rgb_array(dataset.load_image(i), grayscale=grayscale)
         if native and pixels.shape[:2] != (h, w):
             if size is None:
                 raise InputError(
@@ -236,6 +247,7 @@ def decode_to_memory(
     native_cap: int = NATIVE_SIZE_CAP,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
+    grayscale: bool = False,
     log: Callable[[str], None] = print,
 ) -> MemoryImages:
     """Every image of ``dataset`` decoded once as ``uint8 [N, 3, H, W]`` RGB (see the module doc
@@ -243,7 +255,8 @@ def decode_to_memory(
 
     ``size``: the training image size in px (``None``: keep the images' own size, which must
     agree); ``root``/``options``: the reader's root and options (part of the cache key);
-    ``cache_dir``: see :func:`cache_folder`; ``use_cache=False`` neither reads nor writes one.
+    ``cache_dir``: see :func:`cache_folder`; ``use_cache=False`` neither reads nor writes one;
+    ``grayscale``: every image made gray as decoded (module doc; part of the cache key).
     A corrupt or truncated cache file is decoded again with a one-line ``log``; one that
     cannot be written is skipped with a line.
 
@@ -255,12 +268,12 @@ def decode_to_memory(
         raise InputError(f"{dataset.name or 'dataset'} split {dataset.split!r} has no samples to decode")
     if (size is not None and int(size) < 1) or int(native_cap) < 1:
         raise InputError(f"size={size!r} and native_cap={native_cap!r} must be positive pixel counts")
-    key = cache_key(dataset, size=size, root=root, options=options, native_cap=native_cap)
+    key = cache_key(dataset, size=size, root=root, options=options, native_cap=native_cap, grayscale=grayscale)
     path = _cache_path(cache_folder(cache_dir), dataset, key) if use_cache else None
     cached = _load_cache(path, key=key, count=len(dataset), log=log) if path is not None else None
     if cached is not None:
         return MemoryImages(cached[0], tuple(dataset.samples), size, cached[1], key, path, True)
-    images, native = _decode(dataset, size=size, native_cap=native_cap, log=log)
+    images, native = _decode(dataset, size=size, native_cap=native_cap, log=log, grayscale=grayscale)
     images = _share_gray(images)
     if path is not None and not _save_cache(path, key=key, images=images, native=native, log=log):
         path = None

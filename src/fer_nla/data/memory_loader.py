@@ -66,7 +66,8 @@ class MemoryLoader:
     ``seed``/``set_epoch``: the sample order, as ``DistributedSampler`` (:func:`sampler_order`);
     ``generator``: a ``torch.Generator`` on ``device`` for the augmentation (None: the global
     generators, which the trainer seeds per epoch). ``resident``: keep the whole uint8 tensor on
-    ``device`` (no copy per step; for a GPU with room). Raises ``ValueError`` for inconsistent sizes.
+    ``device`` (no copy per step; for a GPU with room). ``grayscale``: the images were decoded gray
+    (``data.grayscale``): the training noise is drawn gray too. Raises ``ValueError`` for inconsistent sizes.
     """
 
     def __init__(
@@ -86,7 +87,9 @@ class MemoryLoader:
         world_size: int = 1,
         flip: bool = True,
         erasing: bool = True,
+        affine: bool = False,
         gaussian_noise: bool = True,
+        grayscale: bool = False,
         mean: Sequence[float] = RECIPE_MEAN,
         std: Sequence[float] = RECIPE_STD,
         generator: torch.Generator | None = None,
@@ -104,7 +107,7 @@ class MemoryLoader:
         self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
         self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
         self.augment = BatchAugment(image_size=image_size, mean=mean, std=std, flip=flip, erasing=erasing,
-                                    gaussian_noise=gaussian_noise) if train else None
+                                    gaussian_noise=gaussian_noise, affine=affine, grayscale=grayscale) if train else None
         self.pin = self.device.type == "cuda" and not resident
 
     def set_epoch(self, epoch: int) -> None:

@@ -3,7 +3,9 @@
 Train: Gaussian pixel noise (variance 30 on 0..255 values) on half of the images before
 anything else, resize, to tensor, normalise, random horizontal flip, random erasing with
 scale (0.02, 0.3). Eval: resize, to tensor, normalise. Every image is made 3-channel RGB
-first. Randomness comes from torch's generator, so DataLoader workers are seeded properly.
+first; with ``grayscale`` (``data.grayscale``) it is made gray first (PIL's luma, ITU-R 601-2:
+``Image.convert("L")``) and the noise is drawn once per pixel, so all three channels stay equal.
+Randomness comes from torch's generator, so DataLoader workers are seeded properly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ RECIPE_STD: tuple[float, float, float] = (0.2628, 0.2395, 0.2383)
 NOISE_VARIANCE = 30.0  # on 0..255 pixel values
 NOISE_PROBABILITY = 0.5
 ERASING_SCALE = (0.02, 0.3)
+AFFINE_DEGREES = 10.0  # built-in model recipe (data.affine): rotation of up to +-10 degrees,
+AFFINE_TRANSLATE = 0.1  # a shift of up to 10% of the side,
+AFFINE_SCALE = (0.9, 1.1)  # and a scale of 0.9-1.1, common in FER training on 48-px faces
 
 
 class ToRGB:
@@ -33,6 +38,24 @@ class ToRGB:
 
     def __repr__(self) -> str:
         return "ToRGB()"
+
+
+def to_gray(image: Image.Image) -> Image.Image:
+    """Any PIL image as one gray channel (mode ``L``): made RGB as :class:`ToRGB` does, then
+    ``Image.convert("L")`` (ITU-R 601-2 luma, L = 0.299 R + 0.587 G + 0.114 B, rounded); a gray
+    image is returned as is (for R = G = B the luma is that value exactly)."""
+    return image if image.mode == "L" else ToRGB()(image).convert("L")
+
+
+class ToGray:
+    """Any PIL image as gray (:func:`to_gray`, mode ``L``); :class:`ToRGB` after it replicates
+    the channel to three."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return to_gray(image)
+
+    def __repr__(self) -> str:
+        return "ToGray()"
 
 
 class RandomGaussianNoise:
@@ -62,12 +85,21 @@ def train_transform(
     flip: bool = True,
     erasing: bool = True,
     gaussian_noise: bool = True,
+    affine: bool = False,
+    grayscale: bool = False,
 ) -> T.Compose:
-    """PIL image -> float tensor ``3 x image_size x image_size`` with the recipe's augmentation."""
-    steps: list[Any] = [ToRGB()]
+    """PIL image -> float tensor ``3 x image_size x image_size`` with the recipe's augmentation;
+    ``affine`` adds a random rotation/shift/scale (``AFFINE_*``) after normalising, 0 filling;
+    ``grayscale`` makes the image gray (:func:`to_gray`) before the noise, which is then gray too."""
+    steps: list[Any] = [ToGray()] if grayscale else [ToRGB()]
     if gaussian_noise:
         steps.append(RandomGaussianNoise())
+    if grayscale:
+        steps.append(ToRGB())
     steps += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(list(mean), list(std))]
+    if affine:
+        steps.append(T.RandomAffine(AFFINE_DEGREES, translate=(AFFINE_TRANSLATE, AFFINE_TRANSLATE), scale=AFFINE_SCALE,
+                                    interpolation=T.InterpolationMode.BILINEAR))
     if flip:
         steps.append(T.RandomHorizontalFlip())
     if erasing:
@@ -76,10 +108,13 @@ def train_transform(
 
 
 def eval_transform(
-    *, image_size: int, mean: Sequence[float] = RECIPE_MEAN, std: Sequence[float] = RECIPE_STD
+    *, image_size: int, mean: Sequence[float] = RECIPE_MEAN, std: Sequence[float] = RECIPE_STD,
+    grayscale: bool = False,
 ) -> T.Compose:
-    """PIL image -> float tensor ``3 x image_size x image_size``: resize and normalise only."""
-    return T.Compose([ToRGB(), T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(list(mean), list(std))])
+    """PIL image -> float tensor ``3 x image_size x image_size``: resize and normalise only
+    (``grayscale``: made gray first, :func:`to_gray`, its channel replicated to three)."""
+    first: list[Any] = [ToGray(), ToRGB()] if grayscale else [ToRGB()]
+    return T.Compose([*first, T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(list(mean), list(std))])
 
 
 class TwoViewDataset(Dataset):

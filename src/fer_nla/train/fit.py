@@ -27,6 +27,7 @@ from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distribut
 from fer_nla.errors import InputError
 from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
+from fer_nla.model_init import init_model, resolve_init
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
 from fer_nla.runtime import epoch_seed, resolve_device, seed_everything, set_determinism, use_channels_last
 from fer_nla.train.loaders import Loaders, build_loaders
@@ -88,6 +89,8 @@ def fit(
 ) -> FitResult:
     """Train as ``config`` says into the folder ``out`` (``resume``: continue from its last.pt).
 
+    With ``model.init`` the config is first made to follow that checkpoint
+    (:func:`fer_nla.model_init.resolve_init`: arch, stem, gray input), changing ``config``.
     ``on_step(epoch, step)`` is called before every step (tests use it to interrupt a run).
     Raises :class:`InputError` for a config, data or run folder that cannot be used (before
     any epoch), and :class:`~fer_nla.train.step.NonFiniteLossError` when training diverges.
@@ -98,6 +101,9 @@ def fit(
     if config.data.root:  # saved absolute: a resume from another folder reads the same data
         config.data.root = os.path.abspath(os.path.expanduser(config.data.root))
     dist_env = env_dist_info()
+    env_log: Callable[[str], None] = log if dist_env.is_main else (lambda _msg: None)
+    if not resume:  # before the run folder is made: a model.init that cannot be used leaves none behind
+        resolve_init(config, log=env_log)
     if dist_env.is_main:
         run.prepare(resume=resume)
     barrier()
@@ -105,6 +111,7 @@ def fit(
     if resume:
         payload = load_checkpoint(run.last)
         saved = CheckpointMeta.from_payload(payload)
+        resolve_init(config, log=env_log, resumed=saved)
         check_resume_config(saved.config, config.to_dict(), run=run)
         check_compatible(saved, path=run.last, arch=config.model.arch, stem=config.model.stem)
     device = resolve_device(config.train.device, local_rank=dist_env.local_rank)
@@ -184,7 +191,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     pre = preprocess_spec(config.data)
     base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,
                           class_names=tuple(class_names), image_size=int(pre["image_size"]), mean=tuple(pre["mean"]),
-                          std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint)
+                          std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint,
+                          grayscale=bool(pre["grayscale"]))
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
     if payload is not None:
         _restore(session, payload)
@@ -200,12 +208,14 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
 def _model(config: Config, class_names: list[str], *, run: RunFolder, info: DistInfo, device: torch.device,
            payload: dict[str, Any] | None, saved: CheckpointMeta | None,
            log: Callable[[str], None]) -> tuple[torch.nn.Module, torch.nn.Module, bool]:
-    """The model (resumed, from backbone weights, or fresh; warned when a recipe expects
-    weights it was not given), on the device, and its DDP wrapper."""
+    """The model (resumed, from a ``model.init`` checkpoint, from backbone weights, or fresh;
+    warned when a recipe expects weights it was not given), on the device, and its DDP wrapper."""
     model = build_model(config.model.arch, num_classes=len(class_names), stem=config.model.stem)
     if saved is not None:  # resuming: payload is last.pt, saved its metadata
         check_compatible(saved, path=run.last, num_classes=len(class_names), class_names=class_names)
         load_state_into(model, payload, path=run.last)
+    elif config.model.init:
+        log(init_model(model, config.model.init, class_names=class_names))
     elif config.model.backbone_weights:
         log(load_backbone_weights(model, config.model.backbone_weights).summary())
     elif config.model.expect_backbone_weights:

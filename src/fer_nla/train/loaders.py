@@ -94,11 +94,12 @@ def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_bat
                     info: DistInfo, device: torch.device, drop_last: bool, steps: int,
                     log: Callable[[str], None]) -> Loaders:
     decode: dict[str, Any] = {"size": cfg.image_size, "root": cfg.root, "options": cfg.options,
-                              "cache_dir": cfg.cache_dir, "log": log}
+                              "cache_dir": cfg.cache_dir, "grayscale": cfg.grayscale, "log": log}
     full = decode_to_memory(data.full_train, **decode)
     soft = data.train.target_mode == "soft"
     targets = data.full_train.soft_targets if soft else data.full_train.targets
-    augment = {"flip": cfg.flip, "erasing": cfg.erasing, "gaussian_noise": cfg.gaussian_noise}
+    augment = {"flip": cfg.flip, "erasing": cfg.erasing, "gaussian_noise": cfg.gaussian_noise, "affine": cfg.affine,
+               "grayscale": cfg.grayscale}
     shard = {"rank": info.rank, "world_size": info.world_size, "device": device, "image_size": cfg.image_size}
     train_loader = MemoryLoader(full, targets, data.train_indices, batch_size=batch_size, train=True, shuffle=True,
                                 drop_last=drop_last, seed=seed, **shard, **augment)

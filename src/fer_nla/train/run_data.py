@@ -46,8 +46,11 @@ class RunData:
 
 
 def preprocess_spec(cfg: DataConfig) -> dict[str, object]:
-    """What inference needs to prepare an image as training did (saved in checkpoints)."""
-    return {"image_size": cfg.image_size, "mean": list(RECIPE_MEAN), "std": list(RECIPE_STD)}
+    """What inference needs to prepare an image as training did (saved in checkpoints):
+    ``image_size`` (px), ``mean``/``std`` (per RGB channel, on 0..1 values) and ``grayscale``
+    (bool: images made gray, :func:`fer_nla.data.transforms.to_gray`, before anything else)."""
+    return {"image_size": cfg.image_size, "mean": list(RECIPE_MEAN), "std": list(RECIPE_STD),
+            "grayscale": bool(cfg.grayscale)}
 
 
 def _load(cfg: DataConfig, split: str, *, seed: int) -> FERDataset:
@@ -117,9 +120,10 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     if len(indices) < 2 or len(val) < 1:
         raise InputError(f"too few samples: {len(indices)} to train on and {len(val)} to validate on")
     train = full.subset(indices).with_transform(
-        train_transform(image_size=cfg.image_size, flip=cfg.flip, erasing=cfg.erasing, gaussian_noise=cfg.gaussian_noise)
+        train_transform(image_size=cfg.image_size, flip=cfg.flip, erasing=cfg.erasing, gaussian_noise=cfg.gaussian_noise,
+                        affine=cfg.affine, grayscale=cfg.grayscale)
     )
-    val = val.with_transform(eval_transform(image_size=cfg.image_size))
+    val = val.with_transform(eval_transform(image_size=cfg.image_size, grayscale=cfg.grayscale))
     val.target_mode = "hard"  # metrics score hard labels (``targets``), also when training on distributions
     if train.target_mode == "soft":
         check_soft_targets(full)
