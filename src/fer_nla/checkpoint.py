@@ -5,7 +5,7 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
 
     {"format": "fer-nla", "format_version": 1,
      "model": {"arch", "num_classes", "stem"}, "class_names": [...],
-     "preprocess": {"image_size", "mean", "std"}, "state_dict": {...},
+     "preprocess": {"image_size", "mean", "std", "grayscale"}, "state_dict": {...},
      "config": {...}, "epoch": int, "metrics": {...},
      "resume": {optimizer, scheduler, scaler and RNG states}}   # last.pt; training only
 
@@ -41,7 +41,8 @@ class CheckpointMeta:
 
     ``arch``/``num_classes``/``stem``: the network (:func:`fer_nla.models.build_model`);
     ``class_names``: the output order; ``image_size`` (px), ``mean``/``std`` (per RGB channel,
-    on 0..1 values): the preprocessing inference repeats; ``config``: the run's resolved config
+    on 0..1 values), ``grayscale`` (trained on gray faces: inference turns crops to luma first;
+    ``False`` where a file lacks it): the preprocessing inference repeats; ``config``: the run's resolved config
     (``Config.to_dict()``, empty for files made elsewhere); ``epoch``: epochs trained (1-based);
     ``metrics``: the epoch's train and validation figures; ``data_fingerprint``: what identifies
     the training data (:func:`fer_nla.train.run_folder.data_fingerprint`), checked on resume.
@@ -58,6 +59,7 @@ class CheckpointMeta:
     epoch: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: dict[str, Any] | None = None
+    grayscale: bool = False
 
     @property
     def model_spec(self) -> dict[str, Any]:
@@ -65,7 +67,8 @@ class CheckpointMeta:
 
     @property
     def preprocess(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
+                "grayscale": self.grayscale}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CheckpointMeta:
@@ -76,7 +79,8 @@ class CheckpointMeta:
                    class_names=tuple(payload["class_names"]), image_size=int(pre["image_size"]),
                    mean=tuple(float(v) for v in pre["mean"]), std=tuple(float(v) for v in pre["std"]),
                    config=dict(payload.get("config") or {}), epoch=None if epoch is None else int(epoch),
-                   metrics=dict(payload.get("metrics") or {}), data_fingerprint=payload.get("data_fingerprint"))
+                   metrics=dict(payload.get("metrics") or {}), data_fingerprint=payload.get("data_fingerprint"),
+                   grayscale=bool(pre.get("grayscale", False)))
 
     def to_payload(self) -> dict[str, Any]:
         """The checkpoint entries of this record (plain types: ``weights_only``-safe)."""
@@ -115,7 +119,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     Raises :class:`InputError` for a missing file or a folder (naming its best.pt when it is a
     run folder), a foreign file (one message per kind: ONNX, with ``onnx_hint`` as the advice;
     Keras/HDF5, TorchScript, a pickled model, safetensors, empty, random bytes...), and a
-    PyTorch file that is not a fer-nla checkpoint (for example a bare backbone weight file).
+    PyTorch file that is not a fer-nla checkpoint (for example a bare backbone weight file),
+    and for a ``preprocess.grayscale`` entry that is not a boolean.
     """
     path = Path(path)
     fix = "pass the best.pt or last.pt that `fer-nla train` wrote"
@@ -136,6 +141,10 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     missing += [f"model.{k}" for k in MODEL_KEYS if k not in payload.get("model", {})]
     if missing:
         raise InputError(f"{path} is an incomplete fer-nla checkpoint: it lacks {', '.join(missing)}")
+    grayscale = payload["preprocess"].get("grayscale", False) if isinstance(payload["preprocess"], dict) else False
+    if not isinstance(grayscale, bool):  # absent in checkpoints written before it existed: False
+        raise InputError(f"{path}: preprocess 'grayscale' is {grayscale!r} ({type(grayscale).__name__}), not True or "
+                         "False (the file is damaged or not written by fer-nla); save the checkpoint again with fer-nla")
     return payload
 
 

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.eval",
     "fer_nla.commands.data",
     "fer_nla.commands.predict",
+    "fer_nla.commands.models",
     "fer_nla.commands.export",
     "fer_nla.commands.audit",
     "fer_nla.commands.bench",

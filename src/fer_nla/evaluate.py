@@ -110,7 +110,6 @@ def evaluate_checkpoint(
 
     from fer_nla.checkpoint import check_compatible
     from fer_nla.data.sources.common import canonical_split
-    from fer_nla.data.transforms import eval_transform
     from fer_nla.metrics import classification_report
 
     split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
@@ -126,7 +125,7 @@ def evaluate_checkpoint(
         skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
     )
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
-    ds = ds.with_transform(eval_transform(image_size=info.image_size, mean=info.mean, std=info.std))
+    ds = ds.with_transform(model_transform(info))
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
     out = score(loader, len(ds.class_names))
@@ -136,6 +135,16 @@ def evaluate_checkpoint(
     if with_probabilities:
         result |= {"probs": out["probs"], "targets": out["targets"]}
     return result
+
+
+def model_transform(info: CheckpointMeta) -> Any:
+    """PIL image -> ``3 x S x S`` float tensor as the model expects it:
+    :func:`fer_nla.data.transforms.eval_transform` with the checkpoint's size, mean, std and
+    ``grayscale`` (PIL's luma, ``convert("L")``, on all 3 channels, as
+    :func:`fer_nla.predict.preprocess.preprocess_faces` does at prediction time)."""
+    from fer_nla.data.transforms import eval_transform
+
+    return eval_transform(image_size=info.image_size, mean=info.mean, std=info.std, grayscale=info.grayscale)
 
 
 def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[CheckpointMeta, Any, bool]:
@@ -161,7 +170,8 @@ def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> t
         spec, pre = backend.model_spec, backend.preprocess
         info = CheckpointMeta(arch=str(spec.get("arch", "")), num_classes=int(spec.get("num_classes", len(backend.class_names))),
                               stem=str(spec.get("stem", "")), class_names=tuple(backend.class_names),
-                              image_size=pre.image_size, mean=tuple(pre.mean), std=tuple(pre.std))
+                              image_size=pre.image_size, mean=tuple(pre.mean), std=tuple(pre.std),
+                              grayscale=pre.grayscale)
         return info, lambda loader, num_classes: _onnx_probabilities(backend, loader, num_classes), False
     device = resolve_device(device_name)
     model, info = load_model(checkpoint, map_location=device)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from fer_nla.commands import DATASET_FLAGS, add_option_argument, int_in, parse_options
+from fer_nla.commands.models import add_model_arguments
 from fer_nla.evaluate import EVAL_KEYS, evaluate_checkpoint
 
 # How eval's user spells the options library errors name by keyword (see fer_nla.cli.spell_options);
@@ -26,14 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Overall, mean-class and top-2 accuracy, per-class accuracy, macro-F1, mAP and the confusion "
             "matrix (rows = true class, in class_names order) of a checkpoint on one split. The dataset, "
             "its root and options default to those the checkpoint was trained with. An ONNX model from "
-            "`fer-nla export` is scored with onnxruntime through the preprocessing its metadata states."
+            "`fer-nla export` is scored with onnxruntime through the preprocessing its metadata states. "
+            "Without --checkpoint or --model the built-in model is scored (`fer-nla models` lists them); its "
+            "metrics file goes to the current folder unless --output says where."
         ),
-        epilog="example:\n  fer-nla eval --checkpoint runs/raf/best.pt --dataset rafdb --root /data/RAF-DB --split test --json",
+        epilog=("examples:\n  fer-nla eval --checkpoint runs/raf/best.pt --dataset rafdb --root /data/RAF-DB --split test --json\n"
+                "  fer-nla eval --dataset ferplus --root /data/ferplus --split valid   # the built-in model"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True,
-                        help="best.pt or last.pt of a run folder, or an ONNX model from `fer-nla export` "
-                             "(scored with onnxruntime; it records no data, so --dataset is needed)")
+    add_model_arguments(parser, checkpoint_help="best.pt or last.pt of a run folder, or an ONNX model from "
+                        "`fer-nla export` (scored with onnxruntime; it records no data, so --dataset is needed)")
     parser.add_argument("--dataset", help="dataset name (default: the checkpoint's)")
     parser.add_argument("--root", help="dataset folder (default: the checkpoint's)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
@@ -45,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the checkpoint's data.skip_bad_images when evaluating its dataset)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, mps")
     add_option_argument(parser)
-    parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint)")
+    parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint; for a "
+                                         "built-in model, the current folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(func=run, spelling=SPELLING)
 
@@ -53,16 +57,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fer_nla.builtin import choose_model
     from fer_nla.metrics import format_report
 
+    chosen = choose_model(args.checkpoint, model=args.model)
     result = evaluate_checkpoint(
-        args.checkpoint, dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
+        str(chosen.path), dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
         skip_bad_images=args.skip_bad_images, options=parse_options(args.option, spelling=SPELLING),
     )
     dataset, split = result["dataset"], result["split"]  # split canonical: --split val -> valid
-    output = Path(args.output) if args.output else Path(args.checkpoint).with_name(
-        f"eval_{Path(args.checkpoint).stem}_{dataset}_{split}.json")
+    name = f"eval_{chosen.path.stem}_{dataset}_{split}.json"  # a built-in model's: not inside the package
+    output = Path(args.output) if args.output else Path(name) if chosen.builtin else chosen.path.with_name(name)
     payload = {key: result[key] for key in EVAL_KEYS}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(payload, indent=2) + "\n")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload))
         print(f"saved {output}", file=sys.stderr)
     else:
-        print(f"{args.checkpoint} on {dataset} {split}")
+        print(f"{chosen.label} on {dataset} {split}")
         print(format_report(result))
         print(_drop_line(result))
         print(f"saved {output}")

@@ -1,8 +1,10 @@
-"""``fer-nla export``: a checkpoint's model as an ONNX file for onnxruntime."""
+"""``fer-nla export``: a checkpoint's model (or a built-in model) as an ONNX file for onnxruntime."""
 
 from __future__ import annotations
 
 import argparse
+
+from fer_nla.commands.models import add_model_arguments
 
 VERIFY_TOLERANCE = 1e-4  # largest accepted probability difference between PyTorch and onnxruntime
 
@@ -16,12 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "preprocessing (image_size, mean, std) go into the model's metadata, so "
             "`fer-nla predict --backend onnx --checkpoint model.onnx` needs nothing else. The export is "
             "checked by running both PyTorch and onnxruntime on the same random batch. Any failure is one "
-            "line on stderr and exit status 2."
+            "line on stderr and exit status 2. Without --checkpoint or --model the built-in model is exported "
+            "(`fer-nla models` lists them)."
         ),
-        epilog="example:\n  fer-nla export --checkpoint runs/raf/best.pt --onnx raf.onnx",
+        epilog=("examples:\n  fer-nla export --checkpoint runs/raf/best.pt --onnx raf.onnx\n"
+                "  fer-nla export --model ferplus-resnet10s --onnx ferplus.onnx"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="a fer-nla checkpoint (best.pt or last.pt)")
+    add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt or last.pt)")
     parser.add_argument("--onnx", required=True, metavar="FILE", help="where to write the ONNX model")
     parser.add_argument("--opset", type=int, default=18,
                         help="ONNX opset version: 18 up to the newest the installed onnx package knows (default 18)")
@@ -30,17 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fer_nla.builtin import choose_model
     from fer_nla.errors import InputError
     from fer_nla.predict.onnx_export import export_checkpoint, verify_export
 
-    from pathlib import Path
-
     if Path(args.onnx).is_dir():
         raise InputError(f"--onnx {args.onnx} is a folder: name the model file to write, e.g. {Path(args.onnx) / 'model.onnx'}")
-    path = export_checkpoint(args.checkpoint, args.onnx, opset=args.opset)
-    print(f"wrote {path}")
+    chosen = choose_model(args.checkpoint, model=args.model)
+    path = export_checkpoint(chosen.path, args.onnx, opset=args.opset)
+    print(f"wrote {path} (model: {chosen.label})")
     if not args.no_verify:
-        diff = verify_export(args.checkpoint, str(path))
+        diff = verify_export(chosen.path, str(path))
         if diff > VERIFY_TOLERANCE:
             raise InputError(
                 f"{path}: onnxruntime's probabilities differ from PyTorch's by {diff:.2e} (> {VERIFY_TOLERANCE}); "

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from fer_nla.commands import int_in
+from fer_nla.commands.models import add_model_arguments
+
+if TYPE_CHECKING:
+    from fer_nla.predict.predictor import Predictor
 
 EXIT_SOME_FAILED = 1  # some inputs failed (each is reported in its record); 2 is a usage error
 
@@ -21,10 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the error that stopped it. Files that fail are reported and skipped; the exit status is 1 when "
             "any input failed. An image without a face is not a failure (faces=[] and a note) unless "
             "--no-face-is-error is given; a video read only in part (a note: read 3 of 10 frames) is not "
-            "one unless --strict is given. Annotated copies mirror the inputs' folders under DIR."
+            "one unless --strict is given. Annotated copies mirror the inputs' folders under DIR. Without "
+            "--checkpoint or --model the built-in model is used (`fer-nla models` lists the built-in models); "
+            "which model runs is printed on stderr first."
         ),
         epilog=(
             "examples:\n"
+            "  fer-nla predict photo.jpg\n"
             "  fer-nla predict --checkpoint runs/raf/best.pt photos/ party.jpg --annotate out/\n"
             "  fer-nla predict --checkpoint runs/raf/best.pt clip.mp4 --every 10 --csv clip.csv\n"
             "  fer-nla predict --backend onnx --checkpoint model.onnx crops/ --faces-cropped --json"
@@ -32,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
-    parser.add_argument("--checkpoint", required=True, help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
+    add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                         help="torch, or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files (default)")
     parser.add_argument("--device", default="auto",
@@ -43,14 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON list with a record per input file")
     parser.add_argument("--csv", metavar="FILE", help="write one row per face (and per file without faces) to FILE")
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the images and videos with boxes and labels to DIR")
-    parser.add_argument("--detector", default="haar", help="face detector name (default haar: OpenCV's Haar cascade)")
+    parser.add_argument("--detector", default="retinaface",  # fer_nla.predict.detectors.DEFAULT_DETECTOR (no cv2 import here)
+                        help="face detector: retinaface (default; a CNN shipped in the package: turned faces, "
+                             "sunglasses, faces down to ~16 px) or haar (OpenCV's Haar cascade: frontal faces, 48 px and up)")
     parser.add_argument("--min-face", type=int, default=48, metavar="PX",
                         help="haar detector: smallest face side it searches for, in pixels (default 48)")
     parser.add_argument("--min-face-size", type=int_in(1), default=16, metavar="PX",
                         help="smallest face classified (shorter side, px, any detector): smaller detected boxes are "
                              "dropped, smaller --faces-cropped inputs fail (default 16)")
-    parser.add_argument("--margin", type=float, default=0.1,
-                        help="widen each face box by this fraction of its side on every side before cropping (default 0.1)")
+    parser.add_argument("--margin", type=float, default=0.0,  # fer_nla.predict.preprocess.DEFAULT_MARGIN (no cv2 import here)
+                        help="widen each face box by this fraction of its side on every side before cropping "
+                             "(default 0: the detectors' boxes frame faces as FER2013 crops do)")
     parser.add_argument("--max-side", type=int, default=1600, metavar="PX",
                         help="larger images are downsized to this longest side for detection only (default 1600)")
     parser.add_argument("--batch-size", type=int_in(1), default=32, help="faces per forward pass (default 32)")
@@ -65,7 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from fer_nla.predict.files import predict_files
     from fer_nla.predict.inputs import quiet_video_decoder_logs
-    from fer_nla.predict.predictor import Predictor
     from fer_nla.predict.records import FileRecord, records_to_json, write_csv
 
     options = {
@@ -74,13 +84,9 @@ def run(args: argparse.Namespace) -> int:
         "margin": args.margin, "batch_size": args.batch_size, "max_side": args.max_side,
         "min_face_size": args.min_face_size,
     }
-    if args.backend == "onnx" or (args.backend == "auto" and args.checkpoint.lower().endswith(".onnx")):
-        from fer_nla.runtime import onnx_providers
-
-        predictor = Predictor.from_onnx(args.checkpoint, providers=onnx_providers(args.device), **options)
-    else:
-        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, **options)
+    predictor, label = _predictor(args, options)
     _check_before_work(args, predictor)
+    print(f"model: {label}", file=sys.stderr)  # once it loaded: a usage error stays the only line
 
     def show(record: FileRecord) -> None:
         if args.json:
@@ -114,6 +120,25 @@ def run(args: argparse.Namespace) -> int:
         summary += f"; annotated copies in {args.annotate}"
     print(summary, file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0
+
+
+def _predictor(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Predictor, str]:
+    """The predictor of ``--checkpoint``/``--model`` (the built-in default with neither) on
+    ``--backend``/``--device``, and how to name its model (``built-in model NAME`` or the path)."""
+    from fer_nla.builtin import choose_model
+    from fer_nla.predict.predictor import Predictor
+
+    chosen = choose_model(args.checkpoint, model=args.model)
+    if chosen.builtin is not None:
+        backend = "onnx" if args.backend == "onnx" else "torch"
+        predictor = Predictor.pretrained(chosen.builtin, backend=backend, device=args.device, **options)
+    elif args.backend == "onnx" or (args.backend == "auto" and chosen.path.suffix.lower() == ".onnx"):
+        from fer_nla.runtime import onnx_providers
+
+        predictor = Predictor.from_onnx(chosen.path, providers=onnx_providers(args.device), **options)
+    else:
+        predictor = Predictor.from_checkpoint(chosen.path, device=args.device, **options)
+    return predictor, chosen.label
 
 
 def _check_before_work(args: argparse.Namespace, predictor: object) -> None:

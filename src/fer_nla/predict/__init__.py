@@ -1,5 +1,8 @@
 """Predictions on people's own photos, folders and videos, and the ONNX backend.
 
+``Predictor()`` runs the built-in model shipped in the package (``fer-nla models`` lists the
+built-in models; ``Predictor.pretrained(NAME, backend="onnx")`` runs one with onnxruntime).
+
 Importing this package does not import torch: the onnxruntime path
 (``Predictor.from_onnx``) runs without it. ``fer_nla.predict.onnx_export`` (which needs torch)
 writes the ONNX files.

@@ -1,7 +1,9 @@
 """The onnxruntime inference backend: an exported model and the metadata stored in it.
 
 Nothing here imports torch: an ONNX file from ``fer-nla export`` runs with onnxruntime alone,
-its class names and preprocessing read from the model's ``metadata_props``.
+its class names and preprocessing read from the model's ``metadata_props``. A model exported in
+memory (``Predictor.pretrained(backend="onnx")``) runs from its bytes
+(:meth:`OnnxBackend.from_bytes`).
 """
 
 from __future__ import annotations
@@ -19,20 +21,25 @@ from fer_nla.errors import InputError
 from fer_nla.predict.preprocess import Preprocess
 
 METADATA_FORMAT = "fer-nla"
-# metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text).
+# metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text); the optional
+# ones are absent in files exported before they existed (grayscale: False).
 METADATA_KEYS = ("format", "class_names", "image_size", "mean", "std", "model")
+OPTIONAL_METADATA_KEYS = ("grayscale",)
 ORT_LOG_ERROR = 3  # onnxruntime log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 
 def read_metadata(props: dict[str, str], *, path: str | Path) -> dict[str, Any]:
-    """The decoded fer-nla entries of an ONNX model's ``metadata_props``."""
+    """The decoded fer-nla entries of an ONNX model's ``metadata_props``: every key of
+    :data:`METADATA_KEYS` but ``format``, and those of :data:`OPTIONAL_METADATA_KEYS` present.
+    Raises :class:`InputError` naming ``path`` for a model without them or with damaged ones."""
     if props.get("format") != METADATA_FORMAT:
         raise InputError(
             f"{path} is an ONNX model without fer-nla metadata (class names, preprocessing); "
             "export it with `fer-nla export --checkpoint best.pt --onnx model.onnx`"
         )
     try:
-        return {key: json.loads(props[key]) for key in METADATA_KEYS if key != "format"}
+        keys = [key for key in METADATA_KEYS if key != "format"] + [k for k in OPTIONAL_METADATA_KEYS if k in props]
+        return {key: json.loads(props[key]) for key in keys}
     except (KeyError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: the fer-nla metadata is incomplete or damaged ({err}); export the model again") from None
 
@@ -52,9 +59,10 @@ def _check_kind(path: Path) -> None:
                                                fix="pass the .onnx file that `fer-nla export` wrote"))
 
 
-def _quiet_session(path: Path, *, providers: list[Any], threads: int | None) -> Any:
-    """An onnxruntime ``InferenceSession`` with onnxruntime's log below errors silenced (its
-    provider fallback warnings), its Python warnings and printed fallback notes swallowed."""
+def _quiet_session(model: str | bytes, *, name: str, providers: list[Any], threads: int | None) -> Any:
+    """An onnxruntime ``InferenceSession`` of ``model`` (a file path or the serialized model)
+    with onnxruntime's log below errors silenced (its provider fallback warnings), its Python
+    warnings and printed fallback notes swallowed; errors name the model as ``name``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -65,9 +73,9 @@ def _quiet_session(path: Path, *, providers: list[Any], threads: int | None) -> 
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            return ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise InputError(f"{path} cannot be loaded by onnxruntime ({str(err).splitlines()[0]}); "
+        raise InputError(f"{name} cannot be loaded by onnxruntime ({str(err).splitlines()[0]}); "
                          "export the model again with this fer-nla") from None
 
 
@@ -81,19 +89,34 @@ class OnnxBackend:
     is refused (:func:`fer_nla.runtime.check_onnx_providers`). Raises :class:`InputError`."""
 
     def __init__(self, path: str | Path, *, providers: list[Any] | None = None, threads: int | None = None) -> None:
-        from fer_nla.runtime import check_onnx_providers
-
         path = Path(path)
         if not path.is_file():
             raise InputError(f"ONNX model {path} does not exist; create it with `fer-nla export --checkpoint CKPT --onnx {path}`")
         _check_kind(path)
+        self._start(str(path), name=str(path), providers=providers, threads=threads)
+        self.path: Path | None = path
+
+    @classmethod
+    def from_bytes(cls, model: bytes, *, name: str, providers: list[Any] | None = None,
+                   threads: int | None = None) -> OnnxBackend:
+        """The backend of a serialized ONNX model with fer-nla metadata (what
+        :func:`fer_nla.predict.onnx_export.export_onnx_bytes` returns), no file involved;
+        ``name`` stands for it in error messages. ``path`` is ``None``."""
+        backend = cls.__new__(cls)
+        backend._start(bytes(model), name=name, providers=providers, threads=threads)
+        backend.path = None
+        return backend
+
+    def _start(self, model: str | bytes, *, name: str, providers: list[Any] | None, threads: int | None) -> None:
+        """Open the session and read the metadata (see :class:`OnnxBackend`)."""
+        from fer_nla.runtime import check_onnx_providers
+
         providers = list(providers or ["CPUExecutionProvider"])
-        self.session = _quiet_session(path, providers=providers, threads=threads)
+        self.session = _quiet_session(model, name=name, providers=providers, threads=threads)
         check_onnx_providers(providers, list(self.session.get_providers()))
-        meta = read_metadata(dict(self.session.get_modelmeta().custom_metadata_map), path=path)
-        self.path = path
+        meta = read_metadata(dict(self.session.get_modelmeta().custom_metadata_map), path=name)
         self.class_names: list[str] = list(meta["class_names"])
-        self.preprocess = Preprocess.from_dict(meta)
+        self.preprocess = Preprocess.from_dict(meta, source=name)
         self.model_spec: dict[str, Any] = dict(meta["model"])
         self.input_name = self.session.get_inputs()[0].name
 

@@ -48,14 +48,28 @@ def export_onnx(
     model_spec: dict[str, Any] | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Write ``model`` (in eval mode, on the CPU) to ``path`` atomically: input ``input`` of
-    shape ``batch x 3 x S x S`` (batch dynamic), output ``logits``; ``metadata_props`` hold
-    ``format``, ``class_names``, ``image_size``, ``mean``, ``std`` and ``model`` as JSON text.
+    """Write ``model`` (in eval mode, on the CPU) to ``path`` atomically, as
+    :func:`export_onnx_bytes` serializes it (errors as there)."""
+    data = export_onnx_bytes(model, class_names=class_names, preprocess=preprocess, model_spec=model_spec, opset=opset)
+    return write_bytes_atomic(Path(path), data)
+
+
+def export_onnx_bytes(
+    model: nn.Module,
+    *,
+    class_names: list[str],
+    preprocess: Preprocess,
+    model_spec: dict[str, Any] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> bytes:
+    """The serialized ONNX model of ``model`` (put in eval mode, on the CPU): input ``input`` of
+    shape ``batch x 3 x S x S`` float32 (batch dynamic), output ``logits``; ``metadata_props``
+    hold ``format``, ``class_names``, ``image_size``, ``mean``, ``std``, ``grayscale`` and
+    ``model`` as JSON text.
 
     Raises :class:`InputError` for an opset outside :func:`supported_opsets` and for a model
     the exporter cannot convert (one line; the exporter's own log and warnings are kept back)."""
     opset = check_opset(opset)
-    path = Path(path)
     model = model.to("cpu").eval()
     size = preprocess.image_size
     try:
@@ -70,13 +84,14 @@ def export_onnx(
         "image_size": json.dumps(size),
         "mean": json.dumps(list(preprocess.mean)),
         "std": json.dumps(list(preprocess.std)),
+        "grayscale": json.dumps(bool(preprocess.grayscale)),
         "model": json.dumps(dict(model_spec or {})),
     }
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
-    return write_bytes_atomic(path, proto.SerializeToString())
+    return proto.SerializeToString()
 
 
 def _export_proto(model: nn.Module, *, size: int, opset: int) -> onnx.ModelProto:
@@ -97,13 +112,21 @@ def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: i
     """Export the model of a fer-nla checkpoint, with its class names and preprocessing.
     Raises :class:`InputError` for a bad opset (checked first), a file that is not a fer-nla
     checkpoint (an ONNX model: already exported) and an export that fails."""
+    check_opset(opset)
+    return write_bytes_atomic(Path(onnx_path), checkpoint_onnx_bytes(checkpoint, opset=opset))
+
+
+def checkpoint_onnx_bytes(checkpoint: str | Path, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """The serialized ONNX model of a fer-nla checkpoint (:func:`export_onnx_bytes`) with its
+    class names and preprocessing; errors as :func:`export_checkpoint`."""
     from fer_nla.checkpoint import load_model
 
     check_opset(opset)
     model, info = load_model(checkpoint, map_location="cpu",
                              onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
-    return export_onnx(model, onnx_path, class_names=list(info.class_names),
-                       preprocess=Preprocess.from_dict(info.preprocess), model_spec=info.model_spec, opset=opset)
+    return export_onnx_bytes(model, class_names=list(info.class_names),
+                             preprocess=Preprocess.from_dict(info.preprocess, source=str(checkpoint)),
+                             model_spec=info.model_spec, opset=opset)
 
 
 def verify_export(checkpoint: str | Path, onnx_path: str | Path, *, batch: int = 3, seed: int = 0) -> float:
@@ -111,11 +134,14 @@ def verify_export(checkpoint: str | Path, onnx_path: str | Path, *, batch: int =
     (onnxruntime) on a seeded random batch of face-sized images, through the shared preprocessing."""
     import numpy as np
 
-    from fer_nla.predict.predictor import Predictor
+    from fer_nla.predict.onnx_backend import OnnxBackend
+    from fer_nla.predict.preprocess import preprocess_faces, softmax
+    from fer_nla.predict.torch_backend import TorchBackend
 
-    reference = Predictor.from_checkpoint(checkpoint, device="cpu")
-    exported = Predictor.from_onnx(onnx_path)
-    size = reference.backend.preprocess.image_size
+    reference = TorchBackend.from_checkpoint(checkpoint, device="cpu")
+    exported = OnnxBackend(onnx_path)
+    size = reference.preprocess.image_size
     rng = np.random.default_rng(seed)
     crops = [rng.integers(0, 256, size=(size + 7 * i, size + 5 * i, 3), dtype=np.uint8) for i in range(batch)]
-    return float(np.abs(reference.probabilities(crops) - exported.probabilities(crops)).max())
+    probs = [softmax(b.logits(preprocess_faces(crops, preprocess=b.preprocess))) for b in (reference, exported)]
+    return float(np.abs(probs[0] - probs[1]).max())

@@ -1,8 +1,22 @@
 """``Predictor``: find faces, crop them with a margin, classify them in batches.
 
->>> predictor = Predictor.from_checkpoint("runs/raf/best.pt", device="auto")   # or .from_onnx("model.onnx")
+>>> predictor = Predictor()                                  # the built-in model (PyTorch; device auto)
 >>> faces = predictor.predict(["group.jpg", pil_image, rgb_array])[0]         # one list per image
 >>> faces[0].box, faces[0].score, faces[0].label, faces[0].probs["happiness"]
+
+The model comes from one of these constructors (each takes the :class:`Predictor` options,
+e.g. ``detector=``, ``margin=``, ``batch_size=``):
+
+- ``Predictor()``: the built-in default model, :data:`fer_nla.builtin.DEFAULT_MODEL`, shipped
+  inside the package (nothing is downloaded), with PyTorch on ``device="auto"``;
+- ``Predictor.pretrained(name, backend="torch" | "onnx", device="auto")``: a built-in model
+  by name (``fer-nla models`` lists them); ``backend="onnx"`` exports it to ONNX in memory
+  (a few seconds, no file written; the export needs PyTorch) and runs it with onnxruntime;
+- ``Predictor.from_checkpoint("runs/raf/best.pt", device="auto")``: a fer-nla checkpoint;
+- ``Predictor.from_onnx("model.onnx")``: a model from ``fer-nla export``, onnxruntime only;
+- ``Predictor.load(path_or_builtin_ref, backend="auto")``: either of the last two by file
+  kind, or a built-in model spelled ``"builtin:NAME"``;
+- ``Predictor(backend)``: any object with ``class_names``, ``preprocess`` and ``logits(batch)``.
 """
 
 from __future__ import annotations
@@ -14,8 +28,10 @@ from typing import Any, Protocol, Union
 import numpy as np
 from PIL import Image
 
+from fer_nla.builtin import DEFAULT_MODEL, is_builtin_ref
 from fer_nla.errors import InputError
 from fer_nla.predict.detectors import (
+    DEFAULT_DETECTOR,
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_FACE_SIZE,
     NMS_IOU,
@@ -41,6 +57,7 @@ from fer_nla.predict.records import FacePrediction
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 DEFAULT_BATCH_SIZE = 32
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+PRETRAINED_BACKENDS: tuple[str, ...] = ("torch", "onnx")
 
 
 class Backend(Protocol):
@@ -55,7 +72,12 @@ class Backend(Protocol):
 class Predictor:
     """Expression predictions for whole photos (faces found by ``detector``) or face crops.
 
-    ``detector`` is a registered name (``"haar"``) or any object with ``detect(image_rgb)``;
+    ``backend`` runs the classifier (:class:`Backend`); ``None`` (the default) is the built-in
+    model :data:`fer_nla.builtin.DEFAULT_MODEL` with PyTorch on ``device="auto"`` (CUDA, else
+    MPS, else CPU), loaded after the options are checked.
+
+    ``detector`` is a registered name (default ``"retinaface"``, the RetinaFace CNN shipped in the
+    package; ``"haar"``: OpenCV's Haar cascade) or any object with ``detect(image_rgb)``;
     ``detector_options`` go to the registered detector's constructor. ``margin`` widens each box
     on every side by that fraction of its side before cropping; ``max_side`` is the longest side
     images are detected at (larger ones are downsized for detection only).
@@ -72,9 +94,9 @@ class Predictor:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | None = None,
         *,
-        detector: str | FaceDetector = "haar",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         detector_options: dict[str, Any] | None = None,
         margin: float = DEFAULT_MARGIN,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -90,7 +112,7 @@ class Predictor:
             raise InputError(f"min_face_size must be a whole number of pixels, 1 or more, got {min_face_size!r}")
         if not 0 < nms_iou <= 1:
             raise InputError(f"nms_iou must lie in (0, 1] (1 keeps every overlapping box), got {nms_iou}")
-        self.backend = backend
+        self.backend = backend if backend is not None else builtin_backend()
         self.margin = margin
         self.batch_size = batch_size
         self.max_side = max_side
@@ -118,10 +140,20 @@ class Predictor:
         return cls(OnnxBackend(path, providers=providers, threads=threads), **options)
 
     @classmethod
+    def pretrained(cls, name: str = DEFAULT_MODEL, *, backend: str = "torch", device: str = "auto",
+                   **options: Any) -> Predictor:
+        """A predictor running the built-in model ``name`` (:func:`builtin_backend`: PyTorch, or
+        onnxruntime from an in-memory ONNX export); ``options`` as for :class:`Predictor`."""
+        return cls(builtin_backend(name, backend=backend, device=device), **options)
+
+    @classmethod
     def load(cls, path: str | Path, *, backend: str = "auto", device: str = "auto", **options: Any) -> Predictor:
-        """``backend="auto"`` picks onnxruntime for ``.onnx`` files and PyTorch otherwise."""
+        """``backend="auto"`` picks onnxruntime for ``.onnx`` files and PyTorch otherwise;
+        ``"builtin:NAME"`` is the built-in model ``NAME`` (:meth:`pretrained`)."""
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        if is_builtin_ref(str(path)):
+            return cls.pretrained(str(path), backend="torch" if backend == "auto" else backend, device=device, **options)
         if backend == "onnx" or (backend == "auto" and Path(path).suffix.lower() == ".onnx"):
             return cls.from_onnx(path, **options)
         return cls.from_checkpoint(path, device=device, **options)
@@ -207,6 +239,33 @@ class Predictor:
                              for i, face in enumerate(faces)])
             offset += len(faces)
         return results
+
+
+def builtin_backend(name: str = DEFAULT_MODEL, *, backend: str = "torch", device: str = "auto") -> Backend:
+    """The backend of the built-in model ``name`` (``builtin:NAME`` accepted), read from the
+    installed package (nothing is downloaded).
+
+    ``backend="torch"``: its checkpoint with PyTorch on ``device`` (``auto``: CUDA, else MPS,
+    else CPU). ``backend="onnx"``: the checkpoint exported to ONNX in memory (no file written;
+    a few seconds) and run by onnxruntime on ``device`` (``auto``, ``cpu``, ``cuda``); its
+    probabilities match PyTorch's within 1e-4. Raises :class:`InputError` for an unknown name
+    (listing the built-in models), another backend, or a device this machine lacks."""
+    from fer_nla.builtin import builtin_path, get_builtin
+
+    if backend not in PRETRAINED_BACKENDS:
+        raise InputError(f"unknown backend {backend!r} for a built-in model; choose one of: {', '.join(PRETRAINED_BACKENDS)}")
+    model = get_builtin(name)
+    path = builtin_path(model.name)
+    if backend == "torch":
+        from fer_nla.predict.torch_backend import TorchBackend
+
+        return TorchBackend.from_checkpoint(path, device=device)
+    from fer_nla.predict.onnx_backend import OnnxBackend
+    from fer_nla.predict.onnx_export import checkpoint_onnx_bytes
+    from fer_nla.runtime import onnx_providers
+
+    providers = onnx_providers(device)  # a device this machine lacks fails before the export
+    return OnnxBackend.from_bytes(checkpoint_onnx_bytes(path), name=f"built-in model {model.name}", providers=providers)
 
 
 def _is_single(images: object) -> bool:

@@ -1,9 +1,11 @@
 """Face crops with a margin, and the numpy preprocessing both inference backends share.
 
 :func:`preprocess_faces` reproduces ``fer_nla.data.transforms.eval_transform`` without torch:
-RGB, PIL bilinear resize to ``image_size x image_size`` (what ``torchvision.transforms.Resize``
-does on PIL images), ``/255``, ``(x - mean) / std``, channels first. The PyTorch and the ONNX
-backends both call it, so they see bit-identical inputs.
+RGB, for a model trained on gray faces (``grayscale``) PIL's luma ``L = R*299/1000 + G*587/1000
++ B*114/1000`` (ITU-R 601-2, ``convert("L")``) replicated to 3 channels, PIL bilinear resize to
+``image_size x image_size`` (what ``torchvision.transforms.Resize`` does on PIL images), ``/255``,
+``(x - mean) / std``, channels first. The PyTorch and the ONNX backends both call it, so they see
+bit-identical inputs.
 """
 
 from __future__ import annotations
@@ -18,29 +20,52 @@ from fer_nla.errors import InputError
 from fer_nla.image_files import PixelRangeError, levels_to_uint8, to_rgb8
 from fer_nla.predict.detectors import Box
 
-DEFAULT_MARGIN = 0.1  # added on each side, as a fraction of the box side
+# Added on each side, as a fraction of the box side. 0: RetinaFace's and Haar's boxes already frame a
+# face as FER2013/FERPlus crops do (box side 1.03 and 0.97 of the 48-px frame,
+# benchmarks/results/detectors.md); on 800 FERPlus valid faces in photos the built-in model scores
+# 88.75% with margin 0 (as the bare crops), 84.50% with 0.1, 76.88% with 0.2
+# (benchmarks/results/crop_margin.md). Raise it for a model trained on looser crops.
+DEFAULT_MARGIN = 0.0
 # Array dtypes :func:`to_rgb_array` reads (uint16 with a stated ``bit_depth``); others are refused.
 ACCEPTED_DTYPES: tuple[str, ...] = ("uint8", "float16", "float32", "float64", "uint16")
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How a face crop becomes model input: the checkpoint's ``preprocess`` entry."""
+    """How a face crop becomes model input: the checkpoint's ``preprocess`` entry (or the ONNX
+    model's metadata). ``image_size``: side in px; ``mean``/``std``: per RGB channel on 0..1
+    values; ``grayscale``: the model was trained on gray faces, so crops are turned to luma
+    first (absent in files written before it existed: ``False``)."""
 
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    grayscale: bool = False
 
     @classmethod
-    def from_dict(cls, spec: dict) -> Preprocess:
+    def from_dict(cls, spec: dict, *, source: str = "the model") -> Preprocess:
+        """The record of a ``preprocess`` dict; raises :class:`InputError` naming ``source``
+        when ``grayscale`` is there but not a boolean."""
         return cls(
             image_size=int(spec["image_size"]),
             mean=tuple(float(v) for v in spec["mean"]),  # type: ignore[arg-type]
             std=tuple(float(v) for v in spec["std"]),  # type: ignore[arg-type]
+            grayscale=read_grayscale(spec, source=source),
         )
 
     def to_dict(self) -> dict:
-        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
+                "grayscale": self.grayscale}
+
+
+def read_grayscale(spec: dict, *, source: str) -> bool:
+    """The ``grayscale`` entry of a preprocess dict: ``False`` when absent (older files); an
+    :class:`InputError` naming ``source`` and the value when it is not ``True``/``False``."""
+    value = spec.get("grayscale", False)
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{source}: preprocess 'grayscale' is {value!r} ({type(value).__name__}), not true or false; "
+                         "the file is damaged or was not written by fer-nla: write it again with fer-nla")
+    return bool(value)
 
 
 def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = None) -> np.ndarray:
@@ -169,8 +194,9 @@ def crop_face(image_rgb: np.ndarray, box: Box, *, margin: float = DEFAULT_MARGIN
 def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: Preprocess,
                      bit_depth: int | None = None) -> np.ndarray:
     """``N x 3 x S x S`` float32 model input from face crops: PIL images or arrays of the dtypes
-    :func:`to_rgb_array` accepts (``bit_depth`` for uint16 arrays); raises :class:`InputError`
-    for others, naming the crop's position."""
+    :func:`to_rgb_array` accepts (``bit_depth`` for uint16 arrays); with ``preprocess.grayscale``
+    each crop becomes PIL's luma (``convert("L")``) on all 3 channels before resizing. Raises
+    :class:`InputError` for other inputs, naming the crop's position."""
     size = preprocess.image_size
     batch = np.empty((len(faces), 3, size, size), dtype=np.float32)
     mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(3, 1, 1)
@@ -181,6 +207,8 @@ def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: P
         except InputError as err:
             raise InputError(f"face crop {i} of {len(faces)}: {err}") from None
         pil = Image.fromarray(rgb)
+        if preprocess.grayscale:
+            pil = pil.convert("L").convert("RGB")
         resized = pil.resize((size, size), Image.BILINEAR)
         chw = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
         batch[i] = (chw - mean) / std

@@ -32,7 +32,7 @@ class TorchBackend:
 
         target = resolve_device(device)
         model, info = load_model(path, map_location=target, onnx_hint="use backend='onnx' (onnxruntime) to run it")
-        return cls(model, class_names=list(info.class_names), preprocess=Preprocess.from_dict(info.preprocess),
+        return cls(model, class_names=list(info.class_names), preprocess=Preprocess.from_dict(info.preprocess, source=str(path)),
                    device=target)
 
     @torch.inference_mode()
