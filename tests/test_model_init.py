@@ -133,7 +133,8 @@ def test_a_checkpoint_file_initialises_with_its_gray_input(small_runs):
     config = tiny(f"model.init={small_runs['gray']}")
     resolve_init(config, log=lines.append)
     assert (config.model.arch, config.data.grayscale) == ("cnn_small", True)
-    assert lines == [f"model.init {small_runs['gray']}: data.grayscale=true, as the model was trained on gray images"]
+    assert lines == [f"model.init {small_runs['gray']}: model.arch=cnn_small, the checkpoint's (model.arch follows model.init)",
+                     f"model.init {small_runs['gray']}: data.grayscale=true, as the model was trained on gray images"]
 
 
 def test_gray_run_from_a_colour_trained_model_keeps_gray_and_warns(small_runs):
@@ -141,8 +142,8 @@ def test_gray_run_from_a_colour_trained_model_keeps_gray_and_warns(small_runs):
     config = tiny(f"model.init={small_runs['colour']}", "data.grayscale=true")
     resolve_init(config, log=lines.append)
     assert config.data.grayscale is True
-    assert lines == [f"warning: data.grayscale=true but model.init {small_runs['colour']} was trained on colour "
-                     "images; the run trains it on gray ones"]
+    assert lines[-1:] == [f"warning: data.grayscale=true but model.init {small_runs['colour']} was trained on colour "
+                          "images; the run trains it on gray ones"]
 
 
 def test_resume_of_an_initialised_run_does_not_initialise_again(tmp_path, monkeypatch):
@@ -172,3 +173,41 @@ def test_resume_of_an_initialised_run_does_not_initialise_again(tmp_path, monkey
     metrics = [[strip(json.loads(t)) for t in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
                for run in ("whole", "killed")]
     assert metrics[0] == metrics[1]
+
+
+def _scored(monkeypatch, scores: list[float]) -> None:
+    """fit's validation with its overall accuracy replaced, call by call, by ``scores``."""
+    real, queue = fit_module._validate, iter(scores)
+
+    def validate(session):
+        val, loss = real(session)
+        return {**val, "overall_acc": next(queue)}, loss
+
+    monkeypatch.setattr(fit_module, "_validate", validate)
+
+
+def test_the_model_init_network_is_best_until_an_epoch_scores_higher(tmp_path, monkeypatch):
+    """Scored before training (epoch 0): best.pt holds the initialised network, report says epoch 0."""
+    _scored(monkeypatch, [0.9, 0.5])
+    lines: list[str] = []
+    fit(tiny(f"model.init={BUILTIN}", "train.report=true"), tmp_path / "run", log=lines.append)
+    assert any(m.startswith("epoch 0 (model.init before training): val acc 90.00%") for m in lines)
+    assert "best epoch 0 (the model.init network before training: no epoch scored higher): val overall_acc 90.00%" in lines
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["epoch"] == 0 and best["metrics"]["val"]["overall_acc"] == 0.9
+    start = build_model("resnet10s", num_classes=7)
+    init_model(start, BUILTIN, class_names=SEVEN_CLASSES)
+    for key, value in start.state_dict().items():
+        assert torch.equal(best["state_dict"][key], value), key
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Best epoch: 0 (validation)" in report and "| overall_acc | 90.00% |" in report
+    assert f"whole network from {BUILTIN} (model.init" in report
+
+
+def test_an_epoch_scoring_higher_than_the_start_replaces_it(tmp_path, monkeypatch):
+    _scored(monkeypatch, [0.6, 0.5, 0.7])
+    fit(tiny(f"model.init={BUILTIN}", epochs=2), tmp_path / "run", log=lambda _m: None)
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["epoch"] == 2 and best["metrics"]["val"]["overall_acc"] == 0.7
+    flags = [json.loads(t)["best"] for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert flags == [False, True]

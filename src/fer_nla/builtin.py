@@ -55,7 +55,7 @@ def get_builtin(name: str) -> BuiltinModel:
     Raises :class:`~fer_nla.errors.InputError` naming the shipped models for another name."""
     key = name[len(BUILTIN_PREFIX):] if name.startswith(BUILTIN_PREFIX) else name
     if key not in BUILTIN_MODELS:
-        raise InputError(f"no built-in model {name!r}; the built-in models are: {', '.join(BUILTIN_MODELS)} "
+        raise InputError(f"no built-in model {key!r}; the built-in models are: {', '.join(BUILTIN_MODELS)} "
                          "(list them with `fer-nla models`)")
     return BUILTIN_MODELS[key]
 

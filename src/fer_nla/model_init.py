@@ -93,7 +93,7 @@ def resolve_init(config: Config, *, log: Callable[[str], None] = print, resumed:
     else:
         source = init_source(config.model.init)
         config.model.init = source.label
-    _take_architecture(config, source)
+    _take_architecture(config, source, log=log)
     meta, data = source.meta, config.data
     if meta.grayscale and not data.grayscale:
         data.grayscale = True
@@ -106,8 +106,10 @@ def resolve_init(config: Config, *, log: Callable[[str], None] = print, resumed:
             f"{meta.image_size} px; set data.image_size={meta.image_size} to fine-tune it on the input it knows")
 
 
-def _take_architecture(config: Config, source: InitSource) -> None:
-    """``model.arch``/``model.stem`` set to the checkpoint's; a third value is an InputError."""
+def _take_architecture(config: Config, source: InitSource, *, log: Callable[[str], None]) -> None:
+    """``model.arch``/``model.stem`` set to the checkpoint's (logged when that changes them); a
+    third value is an InputError. The default cannot be told from the same value set on purpose,
+    so the log line says which network the run fine-tunes."""
     defaults, model = ModelConfig(), config.model
     for key, default, theirs in (("arch", defaults.arch, source.meta.arch), ("stem", defaults.stem, source.meta.stem)):
         ours = getattr(model, key)
@@ -116,6 +118,8 @@ def _take_architecture(config: Config, source: InitSource) -> None:
                 f"model.{key}={ours} but model.init {source.label} has {key} {theirs}: the run fine-tunes that "
                 f"network, so drop model.{key} (or set model.{key}={theirs}), or train from scratch without model.init"
             )
+        if ours != theirs:
+            log(f"model.init {source.label}: model.{key}={theirs}, the checkpoint's (model.{key} follows model.init)")
         setattr(model, key, theirs)
 
 

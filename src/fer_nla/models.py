@@ -109,7 +109,22 @@ def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
     return model
 
 
-class SmallCNN(nn.Module):
+class _PooledClassifier(nn.Module):
+    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised."""
+
+    def _finish(self, layers: list[nn.Module], *, channels: int, num_classes: int) -> None:
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class SmallCNN(_PooledClassifier):
     """Conv3x3-BN-ReLU blocks with 2x2 max-pooling between them, global average pooling and a
     linear head ``fc``. At 32x32 input ``cnn_small`` costs about 15M multiply-adds per image:
     ~2,000 training images/s on 2 CPU cores, 20x a ResNet-18 at 48 px."""
@@ -123,18 +138,10 @@ class SmallCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             channels = width
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
+        self._finish(layers, channels=channels, num_classes=num_classes)
 
 
-class SmallResNet(nn.Module):
+class SmallResNet(_PooledClassifier):
     """A ResNet for 48-px faces (He et al. 2016, torchvision's ``BasicBlock``): a 3x3 stride-1
     convolution to ``stem_width`` channels, a 3x3 stride-2 one to ``widths[0]`` (48 -> 24 px),
     then stages of ``blocks[i]`` basic blocks of ``widths[i]`` channels, each stage after the
@@ -163,15 +170,7 @@ class SmallResNet(nn.Module):
                     downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
                 layers.append(BasicBlock(channels, width, stride=stride, downsample=downsample))
                 channels = width
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
+        self._finish(layers, channels=channels, num_classes=num_classes)
 
 
 def _timm_model(name: str, *, num_classes: int, stem: str) -> nn.Module:

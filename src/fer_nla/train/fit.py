@@ -196,6 +196,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
     if payload is not None:
         _restore(session, payload)
+    elif config.model.init:
+        _score_start(session)
     if info.is_main:
         save_config(config, run.config)
         if tc.tensorboard:
@@ -226,6 +228,28 @@ def _model(config: Config, class_names: list[str], *, run: RunFolder, info: Dist
         model.to(memory_format=torch.channels_last)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else model
     return model, net, channels_last
+
+
+def _score_start(session: _Session) -> None:
+    """Validate a ``model.init`` network before training (epoch 0) and write it as best.pt, so a
+    fine-tuning run never ends worse on its validation split than the model it started from:
+    an epoch replaces it only by scoring higher."""
+    tc = session.config.train
+    val, _ = _validate(session)
+    session.best_value, session.best_epoch, session.best_metrics = float(val[tc.select_metric]), 0, val
+    if session.info.is_main:
+        save_checkpoint(session.run.best, session.base.with_epoch(0, {"val": val}), state_dict=session.model.state_dict())
+    session.log(f"epoch 0 (model.init before training): val acc {100 * val['overall_acc']:.2f}%  val mean acc "
+                f"{100 * val['mean_acc']:.2f}%; best.pt holds it until an epoch scores higher ({tc.select_metric})")
+
+
+def _start_line(session: _Session) -> dict[str, Any] | None:
+    """The epoch-0 metrics line of :func:`_score_start` when it is still the best, else None."""
+    best = session.best_metrics
+    if session.best_epoch != 0 or not best:
+        return None
+    return {"epoch": 0, "val": {k: best[k] for k in HEADLINE_METRICS}, "val_per_class_acc": best["per_class_acc"],
+            "val_confusion_matrix": best["confusion_matrix"]}
 
 
 def _restore(session: _Session, payload: dict[str, Any]) -> None:
@@ -329,8 +353,10 @@ def _finish(session: _Session) -> FitResult:
 
             write_report(run, class_names=session.class_names, loss_name=session.config.loss.name,
                          data={"train_split": data.full_train.split, "train_samples": len(data.train),
-                               "val_samples": len(data.val), "val_source": data.val_source})
-        session.log(f"best epoch {session.best_epoch}: val {tc.select_metric} {100 * session.best_value:.2f}%")
+                               "val_samples": len(data.val), "val_source": data.val_source},
+                         start=_start_line(session))
+        start = " (the model.init network before training: no epoch scored higher)" if session.best_epoch == 0 else ""
+        session.log(f"best epoch {session.best_epoch}{start}: val {tc.select_metric} {100 * session.best_value:.2f}%")
         if tc.report:
             session.log(f"report: {run.report}")
     return FitResult(run=run, best_epoch=session.best_epoch, best_metrics=session.best_metrics, epochs_done=tc.epochs)

@@ -196,14 +196,15 @@ def run_summary(config: Mapping[str, Any], *, loss_name: str, data: Mapping[str,
     subset = f" (subset of {d['train_subset']})" if d.get("train_subset") else ""
     val_source = data.get("val_source") or f"val_split={d.get('val_split', 'n/a')}"
     scheduler = o.get("scheduler", "n/a") + (f" (gamma {o['gamma']})" if o.get("scheduler") == "exponential" else "")
-    weights = m.get("backbone_weights")
+    weights, init = m.get("backbone_weights"), m.get("init")
     return [
         ["dataset", f"{d.get('dataset', 'n/a')}, root {os.path.abspath(root) if root else 'none (built in)'}"],
         ["labels", f"{d.get('labels', 'n/a')}; data options: {_options(d.get('options'), none='none')}"],
         ["training split", f"{data.get('train_split', d.get('train_split', 'n/a'))}{subset}: {train_n} samples"],
         ["validation split", f"{val_source}: {val_n} samples (chooses the best epoch)"],
         ["model", f"{m.get('arch', 'n/a')}, stem {m.get('stem', 'n/a')}, input {d.get('image_size', 'n/a')} px"],
-        ["weights", f"backbone from {os.path.abspath(weights)}" if weights else "none: random initialisation"],
+        ["weights", f"whole network from {init} (model.init; head mapped by class name)" if init
+                    else f"backbone from {os.path.abspath(weights)}" if weights else "none: random initialisation"],
         ["loss", f"{loss.get('name', loss_name)}; options: {_options(loss.get('options'), none='the defaults')}"],
         ["optimiser", f"{o.get('name', 'n/a')}, lr {o.get('lr', 'n/a')}, weight decay {o.get('weight_decay', 'n/a')}, "
                       f"scheduler {scheduler}"],
@@ -258,10 +259,13 @@ def _sections(run: RunFolder, lines: Sequence[dict[str, Any]], best: dict[str, A
 
 
 def write_report(run: RunFolder, *, class_names: Sequence[str], loss_name: str,
-                 data: Mapping[str, Any] | None = None) -> Path:
+                 data: Mapping[str, Any] | None = None, start: Mapping[str, Any] | None = None) -> Path:
     """Write ``report.md`` and ``plots/*.png`` from the run folder's files (``config.yaml``,
     ``metrics.jsonl``, ``signals.npz``); ``data`` adds the split sizes the run measured
-    (``train_split``, ``train_samples``, ``val_samples``, ``val_source``). Commands in the
+    (``train_split``, ``train_samples``, ``val_samples``, ``val_source``). ``start``: the
+    validation of a ``model.init`` network before training, as a metrics line of epoch 0
+    (``val``, ``val_per_class_acc``, ``val_confusion_matrix``): the best epoch when no trained
+    epoch beat it. Commands in the
     report name the run folder by its absolute path, so they work from any folder."""
     lines = run.read_metrics()
     run.plots.mkdir(parents=True, exist_ok=True)
@@ -278,7 +282,8 @@ def write_report(run: RunFolder, *, class_names: Sequence[str], loss_name: str,
     if not lines:
         write_text_atomic(run.report, "\n".join(md + ["No epoch finished."]) + "\n")
         return run.report
-    best = max((m for m in lines if m.get("best")), key=lambda m: m["epoch"], default=lines[-1])
+    marked = [m for m in lines if m.get("best")]
+    best = max(marked, key=lambda m: m["epoch"]) if marked else dict(start) if start is not None else lines[-1]
     md += _sections(run, lines, best, class_names=class_names, loss_name=loss_name)
     md += ["", f"TensorBoard: `tensorboard --logdir {_shell_path(run.tensorboard)}`", ""]
     write_text_atomic(run.report, "\n".join(md))
