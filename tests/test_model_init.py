@@ -211,3 +211,24 @@ def test_an_epoch_scoring_higher_than_the_start_replaces_it(tmp_path, monkeypatc
     assert best["epoch"] == 2 and best["metrics"]["val"]["overall_acc"] == 0.7
     flags = [json.loads(t)["best"] for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert flags == [False, True]
+
+
+def test_resume_takes_a_relative_init_path_and_refuses_another_init(tmp_path, monkeypatch):
+    """The saved config holds the init file's absolute path: the same relative path resumes, a
+    different model.init is a changed fixed key."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(builtin_path(DEFAULT_MODEL), tmp_path / "start.pt")
+
+    def kill(epoch: int, step: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny("model.init=start.pt", epochs=2), "run", on_step=kill, log=lambda _m: None)
+    assert load_config(tmp_path / "run" / "config.yaml").model.init == str(tmp_path / "start.pt")
+    with pytest.raises(InputError, match="model.init"):
+        fit(tiny(f"model.init={BUILTIN}", epochs=2), "run", resume=True, log=lambda _m: None)
+    fit(tiny("model.init=start.pt", epochs=2), "run", resume=True, log=lambda _m: None)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2

@@ -87,8 +87,10 @@ def resolve_init(config: Config, *, log: Callable[[str], None] = print, resumed:
     """
     if not config.model.init:
         return
-    if resumed is not None:
-        label = config.model.init
+    if resumed is not None:  # the saved config holds the label as a fresh run wrote it (paths absolute)
+        label = config.model.init.strip()
+        label = label if is_builtin_ref(label) else os.path.abspath(os.path.expanduser(label))
+        config.model.init = label
         source = InitSource(label, Path(label), resumed)
     else:
         source = init_source(config.model.init)

@@ -152,6 +152,7 @@ class _Session:
     best_epoch: int = 0
     best_metrics: dict[str, Any] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
+    clean_targets: torch.Tensor | None = None  # int64 [N] over full_train (-1 unknown): train_acc_clean
 
     @property
     def class_names(self) -> list[str]:
@@ -194,6 +195,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
                           std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint,
                           grayscale=bool(pre["grayscale"]))
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
+    if data.full_train.clean_targets is not None:
+        session.clean_targets = torch.as_tensor(data.full_train.clean_targets, dtype=torch.int64, device=device)
     if payload is not None:
         _restore(session, payload)
     elif config.model.init:
@@ -287,7 +290,8 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     try:
         result = train_one_epoch(step, session.loaders.train(epoch, seed), epoch=epoch, last_good=_last_good(session.run),
                                  max_steps=tc.max_steps_per_epoch, on_step=on_step, progress=progress,
-                                 on_signals=session.recorder.add if session.recorder is not None else None)
+                                 on_signals=session.recorder.add if session.recorder is not None else None,
+                                 clean_targets=session.clean_targets)
     finally:
         if progress is not None:
             progress.close()
@@ -324,6 +328,8 @@ def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any
             "train_samples": result.samples, "images_per_second": result.images_per_second,
             "seconds": session.epoch_seconds[-1], "val": {k: val[k] for k in HEADLINE_METRICS},
             "val_per_class_acc": val["per_class_acc"], "val_confusion_matrix": val["confusion_matrix"], "best": improved}
+    if result.accuracy_clean is not None:  # the data knows clean labels: how far training drifts from them
+        line["train_acc_clean"] = result.accuracy_clean
     metrics = {"train": {"loss": result.loss, "acc": result.accuracy}, "val": val}
     meta, weights = session.base.with_epoch(epoch + 1, metrics), session.model.state_dict()
     if session.recorder is not None:
@@ -381,6 +387,8 @@ def _progress(tc: Any, info: DistInfo, epoch: int, total: int, epoch_seconds: li
 def _log_tensorboard(writer: Any, line: dict[str, Any], step: int) -> None:
     writer.add_scalar("train/loss", line["train_loss"], step)
     writer.add_scalar("train/acc", line["train_acc"], step)
+    if "train_acc_clean" in line:
+        writer.add_scalar("train/acc_clean", line["train_acc_clean"], step)
     writer.add_scalar("val/loss", line["val_loss"], step)
     writer.add_scalar("train/lr", line["lr"], step)
     writer.add_scalar("train/images_per_second", line["images_per_second"], step)

@@ -34,6 +34,7 @@ class EpochResult:
     seconds: float
     images_per_second: float
     extras: dict[str, Any] = field(default_factory=dict)
+    accuracy_clean: float | None = None  # against the clean labels, where the data knows them
 
 
 def train_one_epoch(
@@ -47,6 +48,7 @@ def train_one_epoch(
     on_step: Callable[[int, int], None] | None = None,
     progress: Any = None,
     check_every: int = FINITE_CHECK_EVERY,
+    clean_targets: Tensor | None = None,
 ) -> EpochResult:
     """Run one epoch of ``step`` over ``loader``; loss and accuracy are reduced over ranks.
 
@@ -56,11 +58,17 @@ def train_one_epoch(
     are written after the epoch, so a diverged epoch never reaches one.
 
     Targets are class indices ``[B]`` or label distributions ``[B, C]``; the accuracy counts a
-    sample correct when the prediction is the given label (a distribution's argmax)."""
+    sample correct when the prediction is the given label (a distribution's argmax).
+    ``clean_targets`` (int64 ``[N]`` on the step's device, indexed by the loader's sample index;
+    -1 where unknown) adds ``accuracy_clean``: the share of training samples with a known clean
+    label that the model predicts as that label, as they pass through training (a model that fits
+    noisy labels drifts away from it while ``accuracy`` keeps rising)."""
     step.model.train()
     step.first_nonfinite = None
     loss_sum = torch.zeros((), dtype=torch.float64, device=step.device)
     correct = torch.zeros((), dtype=torch.int64, device=step.device)
+    clean_correct = torch.zeros((), dtype=torch.int64, device=step.device)
+    clean_known = torch.zeros((), dtype=torch.int64, device=step.device)
     seen = 0
     start = time.perf_counter()
     try:
@@ -72,7 +80,12 @@ def train_one_epoch(
             loss, logits, signals = step(images, targets, index, step_number=i + 1)
             batch = int(targets.shape[0])
             loss_sum += loss.double() * batch
-            correct += (logits.argmax(dim=1) == hard_labels(targets.to(step.device))).sum()
+            predicted = logits.argmax(dim=1)
+            correct += (predicted == hard_labels(targets.to(step.device))).sum()
+            if clean_targets is not None:
+                clean = clean_targets[index.to(clean_targets.device)]
+                clean_correct += (predicted == clean).sum()  # -1 never equals a prediction
+                clean_known += (clean >= 0).sum()
             seen += batch
             if on_signals is not None:
                 on_signals(signals)
@@ -90,7 +103,10 @@ def train_one_epoch(
             "or use train.precision=fp32"
         ) from None
     seconds = time.perf_counter() - start
-    total_loss, total_correct, total_seen = all_reduce_sum([loss_sum.item(), float(correct.item()), float(seen)], device=step.device)
+    counts = torch.stack([loss_sum, correct.double(), clean_correct.double(), clean_known.double()]).tolist()  # one sync
+    total_loss, total_correct, total_clean, total_known, total_seen = all_reduce_sum(
+        [*counts, float(seen)], device=step.device
+    )
     total_seen = max(total_seen, 1.0)
     return EpochResult(
         loss=total_loss / total_seen,
@@ -98,6 +114,7 @@ def train_one_epoch(
         samples=int(total_seen),
         seconds=seconds,
         images_per_second=total_seen / max(seconds, 1e-9),
+        accuracy_clean=total_clean / total_known if clean_targets is not None and total_known > 0 else None,
     )
 
 

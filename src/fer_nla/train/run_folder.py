@@ -95,8 +95,8 @@ class RunFolder:
 # Settings a resumed run must keep: they fix the samples and their order (data, seed), the
 # classes and image size, the network, and the loss and optimizer whose state last.pt and
 # signals.npz hold. Every other key (epochs, batch size, device, workers, ...) may change.
-RESUME_FIXED: tuple[str, ...] = ("data.", "model.arch", "model.stem", "loss.name", "optim.name", "optim.scheduler",
-                                 "train.seed")
+RESUME_FIXED: tuple[str, ...] = ("data.", "model.arch", "model.stem", "model.init", "loss.name", "optim.name",
+                                 "optim.scheduler", "train.seed")
 RESUME_FREE: tuple[str, ...] = ("data.num_workers", "data.cache_dir")
 
 
