@@ -241,3 +241,24 @@ def test_invalid_construction():
         NLALoss(10, sigma_f=0.0)  # det = 4 s^2 (s/r)^2 vanishes only for s = 0
     with pytest.raises(ValueError, match="needs epochs"):
         build_loss("nla")
+
+
+def test_consistency_averaged_is_the_summed_term_over_the_batch_size():
+    """consistency_reduction="mean" (an ablation option; the reference sums): JS / B, so the
+    objective with lam_a = lam_b = 0 scales by 1/B and its gradient likewise."""
+    z, z_flip, y = _batch(12, 7, seed=61)
+    lam = dict(lam_a=0.0, lam_b=0.0, lam_c=1.0)
+    summed = NLALoss(10, **lam)(z, z_flip, y)
+    averaged = NLALoss(10, consistency_reduction="mean", **lam)(z, z_flip, y)
+    assert averaged.item() == pytest.approx(summed.item() / 12, rel=1e-6)
+    assert js_consistency(z, z_flip, reduction="mean").item() == pytest.approx(js_consistency(z, z_flip).item() / 12, rel=1e-6)
+    full = dict(lam_a=0.5, lam_b=0.5, lam_c=0.5)
+    difference = NLALoss(10, **full)(z, z_flip, y) - NLALoss(10, consistency_reduction="mean", **full)(z, z_flip, y)
+    assert difference.item() == pytest.approx(0.5 * summed.item() * (1 - 1 / 12), rel=1e-5)
+    assert build_loss("nla", epochs=10, consistency_reduction="mean").consistency_reduction == "mean"
+    with pytest.raises(ValueError, match="consistency_reduction"):
+        NLALoss(10, consistency_reduction="max")
+    z = z.detach().requires_grad_(True)
+    (g_sum,) = torch.autograd.grad(NLALoss(10, **lam)(z, z_flip, y), z)
+    (g_mean,) = torch.autograd.grad(NLALoss(10, consistency_reduction="mean", **lam)(z, z_flip, y), z)
+    assert torch.allclose(g_mean * 12, g_sum, atol=1e-6)

@@ -8,7 +8,8 @@ Exactly the objective of ``docs/NLA-METHOD.md`` and the authors' reference code:
 ``t_lambda``) where the given label holds the top probability (ties count as correct), the
 "wrong" Gaussian otherwise. The correct Gaussian's correlation follows the epoch schedule
 ``eps(e) = 1 - exp(slope * e / E)``. Gradients flow through ``w_i`` as in the reference
-unless ``detach_weights=True``.
+unless ``detach_weights=True``. ``JS`` is summed over the batch as in the reference (its weight
+then grows with the batch size) unless ``consistency_reduction="mean"`` (an ablation option).
 
 Soft targets (label distributions ``[B, C]``): the given label is the argmax of the
 distribution (the first of tied maxima), so ``p_gt`` is the probability of that class and the
@@ -151,25 +152,34 @@ def naw_weights(
 
 
 # -- consistency -------------------------------------------------------------------------------
-def js_consistency(logits: Tensor, logits_flip: Tensor) -> Tensor:
-    """``0.5 * (KL(m || softmax(z)) + KL(m || softmax(z')))`` with ``m = softmax((z + z') / 2)``,
-    summed over the batch (not averaged), as in the reference."""
+CONSISTENCY_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+
+
+def js_consistency(logits: Tensor, logits_flip: Tensor, *, reduction: str = "sum") -> Tensor:
+    """``0.5 * (KL(m || softmax(z)) + KL(m || softmax(z')))`` with ``m = softmax((z + z') / 2)``
+    (logits ``[B, C]``, a scalar out), summed over the batch as in the reference
+    (``reduction="sum"``) or averaged over it (``"mean"``: the sum divided by ``B``).
+    Raises ``ValueError`` for another reduction."""
+    if reduction not in CONSISTENCY_REDUCTIONS:
+        raise ValueError(f"consistency_reduction must be one of {', '.join(CONSISTENCY_REDUCTIONS)}, got {reduction!r}")
     log_m = F.log_softmax(0.5 * (logits + logits_flip), dim=1)
     m = log_m.exp()
     kl_z = (m * (log_m - F.log_softmax(logits, dim=1))).sum()
     kl_flip = (m * (log_m - F.log_softmax(logits_flip, dim=1))).sum()
-    return 0.5 * (kl_z + kl_flip)
+    js = 0.5 * (kl_z + kl_flip)
+    return js / logits.shape[0] if reduction == "mean" else js
 
 
 # -- the objective -----------------------------------------------------------------------------
 def combine(
     logits: Tensor, logits_flip: Tensor, targets: Tensor, signals: NAWSignals, *,
-    lam_a: float, lam_b: float, lam_c: float, detach_weights: bool,
+    lam_a: float, lam_b: float, lam_c: float, detach_weights: bool, consistency_reduction: str = "sum",
 ) -> Tensor:
     """``lam_a * mean CE + lam_b * mean(w * CE) + lam_c * JS`` from precomputed NAW signals."""
     ce = F.cross_entropy(logits, targets, reduction="none")
     w = signals.weights.detach() if detach_weights else signals.weights
-    return lam_a * ce.mean() + lam_b * (w * ce).mean() + lam_c * js_consistency(logits, logits_flip)
+    js = js_consistency(logits, logits_flip, reduction=consistency_reduction)
+    return lam_a * ce.mean() + lam_b * (w * ce).mean() + lam_c * js
 
 
 def nla_loss(
@@ -183,6 +193,7 @@ def nla_loss(
     lam_b: float = 0.5,
     lam_c: float = 0.5,
     detach_weights: bool = False,
+    consistency_reduction: str = "sum",
     **naw_options: float | bool | Pair,
 ) -> Tensor:
     """The NLA objective of one batch as a function (see :class:`NLALoss` for the options);
@@ -190,7 +201,8 @@ def nla_loss(
     check_inputs(logits, logits_flip, targets)
     logits, logits_flip, targets = at_least_float32(logits), at_least_float32(logits_flip), hard_labels(targets)
     signals = naw_weights(logits, targets, epoch=epoch, epochs=epochs, **naw_options)  # type: ignore[arg-type]
-    return combine(logits, logits_flip, targets, signals, lam_a=lam_a, lam_b=lam_b, lam_c=lam_c, detach_weights=detach_weights)
+    return combine(logits, logits_flip, targets, signals, lam_a=lam_a, lam_b=lam_b, lam_c=lam_c,
+                   detach_weights=detach_weights, consistency_reduction=consistency_reduction)
 
 
 class NLALoss(PairLoss):
@@ -224,11 +236,16 @@ class NLALoss(PairLoss):
         ratio_f: float = 6.0,
         t_lambda: float = 1.0,
         detach_weights: bool = False,
+        consistency_reduction: str = "sum",
         check: bool = True,
     ) -> None:
         super().__init__(check=check)
         if epochs <= 0:
             raise ValueError(f"epochs must be positive, got {epochs}")
+        if consistency_reduction not in CONSISTENCY_REDUCTIONS:
+            raise ValueError(f"consistency_reduction must be one of {', '.join(CONSISTENCY_REDUCTIONS)}, "
+                             f"got {consistency_reduction!r}")
+        self.consistency_reduction = consistency_reduction
         self.epochs = int(epochs)
         self.lam_a, self.lam_b, self.lam_c = float(lam_a), float(lam_b), float(lam_c)
         self.slope, self.schedule = float(slope), bool(schedule)
@@ -272,10 +289,12 @@ class NLALoss(PairLoss):
         return combine(
             logits, logits_flip, targets, signals,
             lam_a=self.lam_a, lam_b=self.lam_b, lam_c=self.lam_c, detach_weights=self.detach_weights,
+            consistency_reduction=self.consistency_reduction,
         )
 
     def extra_repr(self) -> str:
         return (
             f"epochs={self.epochs}, lam=({self.lam_a}, {self.lam_b}, {self.lam_c}), slope={self.slope}, "
-            f"schedule={self.schedule}, t_lambda={self.t_lambda}, detach_weights={self.detach_weights}"
+            f"schedule={self.schedule}, t_lambda={self.t_lambda}, detach_weights={self.detach_weights}, "
+            f"consistency_reduction={self.consistency_reduction!r}"
         )
