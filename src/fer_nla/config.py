@@ -45,6 +45,8 @@ class DataConfig:
     val_split: str = "auto"
     val_fraction: float = 0.1
     train_subset: int | None = None  # at most this many training samples, seeded and stratified
+    train_fold: str | None = None  # "K/N": only the K-th of N folds of the training split (by sample id)
+    fold_seed: int = 0  # seeds the folds' partition (kept apart from train.seed: every seed shares the folds)
     image_size: int = 48
     flip: bool = True
     erasing: bool = True
@@ -373,6 +375,16 @@ def save_config(config: Config, path: str | Path) -> Path:
 MAX_EPOCHS = 100_000  # per-sample signals hold [epochs, N]: a typo like 1e8 must not allocate gigabytes
 
 
+def _fold_ok(fold: str) -> bool:
+    from fer_nla.data.split import parse_fold
+
+    try:
+        parse_fold(fold)
+    except ValueError:
+        return False
+    return True
+
+
 def validate(config: Config) -> None:
     """Check values that types alone do not; raise :class:`InputError` naming the key."""
     from fer_nla.losses import available as available_losses
@@ -391,6 +403,8 @@ def validate(config: Config) -> None:
         (math.isfinite(config.optim.momentum) and config.optim.momentum >= 0, "optim.momentum must be 0 or more"),
         (0.0 < config.optim.gamma <= 1.0, "optim.gamma must lie in (0, 1]"),
         (config.data.train_subset is None or config.data.train_subset >= 2, "data.train_subset must be at least 2"),
+        (config.data.train_fold is None or _fold_ok(config.data.train_fold),
+         f"data.train_fold={config.data.train_fold!r}: write K/N with N >= 2 and K in 1..N (1/2: the first half)"),
         (config.train.max_steps_per_epoch is None or config.train.max_steps_per_epoch >= 1, "train.max_steps_per_epoch must be at least 1"),
         (config.model.init is None or bool(config.model.init.strip()),
          "model.init is empty: set it to builtin:NAME or a checkpoint file, or to null to train from scratch"),

@@ -37,3 +37,33 @@ def stratified_subset(targets: Sequence[int] | np.ndarray, *, size: int, seed: i
         return np.arange(labels.size)
     keep, _ = stratified_split(labels, fraction=1.0 - size / labels.size, seed=seed)
     return keep
+
+
+def parse_fold(fold: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N`` and ``N >= 2``. Raises ``ValueError`` otherwise."""
+    parts = str(fold).strip().split("/")
+    try:
+        k, n = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"a fold is written K/N (e.g. 1/2: the first of two halves), got {fold!r}") from None
+    if n < 2 or not 1 <= k <= n:
+        raise ValueError(f"fold {fold!r}: N must be 2 or more and K lie in 1..N")
+    return k, n
+
+
+def fold_indices(sample_ids: Sequence[str], fold: str, *, seed: int) -> np.ndarray:
+    """Sorted indices of the samples in fold ``"K/N"``: sample ``i`` belongs to fold
+    ``1 + int(blake2b(f"{seed}:{sample_ids[i]}")) % N``. The partition depends on the sample ids
+    and ``seed`` only, never on the labels or the sample order, so runs with other label modes,
+    label noise or subsets of the same data get the same folds (a model pretrained on fold 1/2
+    never sees a face of fold 2/2). Folds are not stratified; with thousands of samples each
+    class splits close to 1/N. Raises ``ValueError`` for a malformed ``fold``."""
+    import hashlib
+
+    k, n = parse_fold(fold)
+    prefix = f"{int(seed)}:".encode()
+    buckets = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(prefix + str(s).encode(), digest_size=8).digest(), "little") % n for s in sample_ids),
+        dtype=np.int64, count=len(sample_ids),
+    )
+    return np.flatnonzero(buckets == k - 1)

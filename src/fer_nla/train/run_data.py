@@ -9,6 +9,7 @@ split that cannot be read is an error; a source without one gets a seeded, strat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from fer_nla.config import DataConfig
 from fer_nla.data import build_dataset, dataset_splits
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources.common import canonical_split
-from fer_nla.data.split import stratified_split, stratified_subset
+from fer_nla.data.split import fold_indices, stratified_split, stratified_subset
 from fer_nla.data.stats import counted_facts
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD, eval_transform, train_transform
 from fer_nla.errors import InputError
@@ -99,17 +100,18 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     val_split = _validation_split(cfg, log=log)
     full = _load(cfg, cfg.train_split, seed=seed)
     _log_counts(full, log)
-    indices = np.arange(len(full))
+    indices = _fold(cfg, full, log=log)
     val_indices = None
     if val_split is not None:
         val = _load(cfg, val_split, seed=seed)
         _log_counts(val, log)
         source = f"the dataset's {val_split!r} split"
-    else:
-        train_idx, val_idx = stratified_split(full.targets, fraction=cfg.val_fraction, seed=seed)
-        indices, val_indices = np.sort(np.asarray(train_idx)), np.sort(np.asarray(val_idx))
+    else:  # carved from the training samples (of the fold, with data.train_fold)
+        train_idx, val_idx = stratified_split(full.targets[indices], fraction=cfg.val_fraction, seed=seed)
+        indices, val_indices = np.sort(indices[np.asarray(train_idx)]), np.sort(indices[np.asarray(val_idx)])
         val = full.subset(val_indices)
-        source = f"a seeded stratified {cfg.val_fraction:.0%} of {full.split!r}"
+        part = f"fold {cfg.train_fold} of " if cfg.train_fold else ""
+        source = f"a seeded stratified {cfg.val_fraction:.0%} of {part}{full.split!r}"
     if tuple(val.class_names) != tuple(full.class_names):
         raise InputError(
             f"validation classes {val.class_names} differ from training classes {full.class_names}; give both "
@@ -129,6 +131,19 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
         check_soft_targets(full)
     return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source,
                    val_indices=val_indices)
+
+
+def _fold(cfg: DataConfig, full: FERDataset, *, log: Callable[[str], None]) -> np.ndarray:
+    """Indices of the training samples in ``data.train_fold`` (all of them without one), by
+    sample id relative to the data root (:func:`fer_nla.data.split.fold_indices`)."""
+    if cfg.train_fold is None:
+        return np.arange(len(full))
+    root = os.path.abspath(os.path.expanduser(cfg.root)) if cfg.root else None
+    ids = [os.path.relpath(str(s), root) if root and os.path.isabs(str(s)) else str(s) for s in full.samples]
+    indices = fold_indices(ids, cfg.train_fold, seed=cfg.fold_seed)
+    log(f"data: training fold {cfg.train_fold} of {full.split!r} (by sample id, data.fold_seed={cfg.fold_seed}): "
+        f"{len(indices)} of {len(full)} samples")
+    return indices
 
 
 def _validation_split(cfg: DataConfig, *, log: Callable[[str], None]) -> str | None:
