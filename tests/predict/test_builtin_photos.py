@@ -60,3 +60,11 @@ def test_the_cli_crops_with_the_library_margin() -> None:
     assert DEFAULT_MARGIN == 0.0  # the detectors' boxes frame faces as FER2013 does (benchmarks/results/crop_margin.md)
     assert build_parser().parse_args(["predict", "x.jpg"]).margin == DEFAULT_MARGIN
     assert inspect.signature(Predictor).parameters["margin"].default == DEFAULT_MARGIN
+
+
+def test_a_file_that_is_not_an_image_is_named_once_in_its_error(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    assert main(["predict", str(bad)]) == 1
+    [line] = [m for m in capsys.readouterr().err.splitlines() if "error" in m]
+    assert line.startswith(f"{bad}: error: cannot decode") and line.count(str(bad)) == 1

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             return
         if record.error is not None:
-            print(f"{record.file}: error: {record.error}", file=sys.stderr)
+            print(f"{record.file}: error: {record.error.removeprefix(f'{record.file}: ')}", file=sys.stderr)  # named once
             return
         for face in record.faces:
             where = f" frame {face.frame}" if face.frame is not None else ""
