@@ -124,21 +124,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _predictor(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Predictor, str]:
     """The predictor of ``--checkpoint``/``--model`` (the built-in default with neither) on
-    ``--backend``/``--device``, and how to name its model (``built-in model NAME`` or the path)."""
-    from fer_nla.builtin import choose_model
+    ``--backend``/``--device`` (:meth:`Predictor.load`), and how to name its model."""
+    from fer_nla.builtin import BUILTIN_PREFIX, choose_model
     from fer_nla.predict.predictor import Predictor
 
     chosen = choose_model(args.checkpoint, model=args.model)
-    if chosen.builtin is not None:
-        backend = "onnx" if args.backend == "onnx" else "torch"
-        predictor = Predictor.pretrained(chosen.builtin, backend=backend, device=args.device, **options)
-    elif args.backend == "onnx" or (args.backend == "auto" and chosen.path.suffix.lower() == ".onnx"):
-        from fer_nla.runtime import onnx_providers
-
-        predictor = Predictor.from_onnx(chosen.path, providers=onnx_providers(args.device), **options)
-    else:
-        predictor = Predictor.from_checkpoint(chosen.path, device=args.device, **options)
-    return predictor, chosen.label
+    ref = f"{BUILTIN_PREFIX}{chosen.builtin}" if chosen.builtin is not None else chosen.path
+    return Predictor.load(ref, backend=args.backend, device=args.device, **options), chosen.label
 
 
 def _check_before_work(args: argparse.Namespace, predictor: object) -> None:

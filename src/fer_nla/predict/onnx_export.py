@@ -112,7 +112,6 @@ def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: i
     """Export the model of a fer-nla checkpoint, with its class names and preprocessing.
     Raises :class:`InputError` for a bad opset (checked first), a file that is not a fer-nla
     checkpoint (an ONNX model: already exported) and an export that fails."""
-    check_opset(opset)
     return write_bytes_atomic(Path(onnx_path), checkpoint_onnx_bytes(checkpoint, opset=opset))
 
 

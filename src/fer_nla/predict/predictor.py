@@ -149,13 +149,18 @@ class Predictor:
     @classmethod
     def load(cls, path: str | Path, *, backend: str = "auto", device: str = "auto", **options: Any) -> Predictor:
         """``backend="auto"`` picks onnxruntime for ``.onnx`` files and PyTorch otherwise;
-        ``"builtin:NAME"`` is the built-in model ``NAME`` (:meth:`pretrained`)."""
+        ``"builtin:NAME"`` is the built-in model ``NAME`` (:meth:`pretrained`; ``auto`` is PyTorch).
+        ``device`` applies to either backend (onnxruntime's providers:
+        :func:`fer_nla.runtime.onnx_providers`). Raises :class:`InputError` for an unknown backend
+        and for a device this machine lacks."""
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         if is_builtin_ref(str(path)):
             return cls.pretrained(str(path), backend="torch" if backend == "auto" else backend, device=device, **options)
         if backend == "onnx" or (backend == "auto" and Path(path).suffix.lower() == ".onnx"):
-            return cls.from_onnx(path, **options)
+            from fer_nla.runtime import onnx_providers
+
+            return cls.from_onnx(path, providers=onnx_providers(device), **options)
         return cls.from_checkpoint(path, device=device, **options)
 
     @property
