@@ -32,7 +32,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,12 +42,12 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.predict.detectors import Box, FaceDetector, ScoredBox, box_iou, build_detector, run_detector
+from machine import machine_line, median_ms  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"
 MATCH_IOU = 0.4
 PHOTO_SIZES = ((640, 480), (1920, 1080))
-BUSY_LOAD = 0.5
 GOAL_MS = 50.0  # detector + model per 640x480 photo (the model's share: benchmarks/inference.py)
 NOTES = [
     "", "Notes:", "",
@@ -139,16 +138,6 @@ def letterbox(image: np.ndarray, boxes: list[Box], width: int, height: int) -> t
                     for b in boxes]
 
 
-def median_ms(run: Callable[[], object], *, runs: int) -> float:
-    run()
-    times = []
-    for _ in range(max(1, runs)):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(statistics.median(times))
-
-
 def measure(detector: FaceDetector, photos: dict[str, tuple[np.ndarray, list[Box]]], *, runs: int,
             group: str = "group.jpg") -> tuple[dict[str, Score], list[tuple[float, Score]]]:
     """Scores per photo, and (ms, score) of the group photo at each of :data:`PHOTO_SIZES`."""
@@ -226,22 +215,11 @@ def framing_table(rows: dict[str, dict[str, float]], *, count: int) -> list[str]
     return lines
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (else the platform's processor string)."""
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
-
-
 def header(command: str, load: float) -> list[str]:
     import onnxruntime
 
-    cpu = cpu_name()
-    state = (f"**provisional (machine busy)**: load average {load:.2f} before the run on {os.cpu_count()} cores"
-             if load > BUSY_LOAD else f"idle machine (load average {load:.2f} before the run)")
     return ["# Face detectors on real photos", "", f"`{command}`", "",
-            f"- machine: {cpu}, {os.cpu_count()} cores; {state}",
+            machine_line(load),
             f"- software: Python {platform.python_version()}, OpenCV {cv2.__version__}, "
             f"onnxruntime {onnxruntime.__version__}",
             f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

@@ -50,12 +50,12 @@ from fer_nla.errors import InputError
 from fer_nla.predict.onnx_export import export_onnx
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.preprocess import Preprocess
+from machine import machine_line, median_ms  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_FACES_PER_S = 1300  # onnxruntime, batch 32, one thread (the `fer` package's quantised model: 1,324)
 GOAL_PHOTO_MS = 50.0  # detector + model per 640x480 photo
 PHOTO_SIZES = ((640, 480), (1920, 1080))
-BUSY_LOAD = 0.5  # 1-minute load average above which the figures are marked provisional
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 FERPLUS_FACES = ("fer0028645.png", "fer0028642.png", "fer0028654.png", "fer0028644.png")
 
@@ -234,17 +234,6 @@ def detector_label(predictor: Predictor, name: str | None = None) -> str:
     return f"{name} ({kind})" if name else kind
 
 
-def median_ms(run: Callable[[], object], *, runs: int) -> float:
-    """Median wall milliseconds of ``run()`` over ``runs`` calls (at least 1) after one warm-up call."""
-    run()
-    times = []
-    for _ in range(max(1, runs)):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(statistics.median(times))
-
-
 def photo_row(predictor: Predictor, photo: np.ndarray, *, content: str, backend: str, runs: int,
               detector: str | None = None) -> PhotoRow:
     """Median ms of ``predictor.predict(photo)`` (detection, crops, preprocessing, model) and of
@@ -274,26 +263,12 @@ def photo_rows(checkpoint: Path, onnx_path: Path, *, sizes: tuple[tuple[int, int
     return rows
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (else the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def header(*, title: str, command: str, model_line: str, load: float, note: str | None) -> list[str]:
     """The results file's header: command, machine, versions, date and the machine's state."""
     import onnxruntime
 
-    busy = load > BUSY_LOAD
-    state = (f"**provisional (machine busy)**: load average {load:.2f} before the run on {os.cpu_count()} cores"
-             if busy else f"idle machine (load average {load:.2f} before the run)")
     lines = [f"# {title}", "", f"`{command}`", "",
-             f"- machine: {cpu_model()}, {os.cpu_count()} cores; {state}",
+             machine_line(load),
              f"- software: Python {platform.python_version()}, torch {torch.__version__}, "
              f"onnxruntime {onnxruntime.__version__}, {platform.system()} {platform.machine()}",
              f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",

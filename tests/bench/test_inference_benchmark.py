@@ -31,10 +31,12 @@ def bench():
     spec = importlib.util.spec_from_file_location("bench_inference", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
+    sys.path.insert(0, str(SCRIPT.parent))  # its shared helpers (benchmarks/machine.py), as when run as a script
     try:
         spec.loader.exec_module(module)
     finally:
         del sys.modules[spec.name]
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 
