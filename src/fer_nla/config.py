@@ -68,13 +68,16 @@ class ModelConfig:
     ``expect_backbone_weights`` marks recipes that assume such a file (the paper configs): a run
     without one then starts with a warning that the backbone is random. ``init``: fine-tune a whole
     network, ``builtin:NAME`` (``fer-nla models``) or a fer-nla checkpoint (best.pt/last.pt); its
-    arch, stem and gray input are taken, its head mapped by class name (:mod:`fer_nla.model_init`)."""
+    arch, stem and gray input are taken, its head mapped by class name (:mod:`fer_nla.model_init`).
+    ``frozen_stages``: -1 trains every layer; 0 freezes the stem, K the stem and stages 1..K (no
+    gradient, BatchNorm in eval mode; networks with declared stages: resnet10s; :mod:`fer_nla.freeze`)."""
 
     arch: str = "resnet18"
     stem: str = "imagenet"
     init: str | None = None
     backbone_weights: str | None = None
     expect_backbone_weights: bool = False
+    frozen_stages: int = -1  # mmdetection's convention: -1 none, 0 the stem, K the stem and stages 1..K (fer_nla.freeze)
 
 
 @dataclass
@@ -124,6 +127,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     report: bool = True  # report.md and its plots at the end (benchmarks switch it off)
+    select_init: bool = True  # with model.init: the network before training (epoch 0) competes for best.pt
+    cache_frozen: bool = False  # frozen stages' outputs (image and flip) computed once; needs no random augmentation
     threads: int | None = None  # PyTorch intra-op CPU threads (None: PyTorch's default); float sums differ by count
 
 
@@ -411,10 +416,17 @@ def validate(config: Config) -> None:
         (not (config.model.init and config.model.backbone_weights),
          f"model.init={config.model.init} starts the whole network from that checkpoint, so model.backbone_weights="
          f"{config.model.backbone_weights} would be ignored: set only one of them (model.backbone_weights=null)"),
+        (config.model.frozen_stages >= -1, "model.frozen_stages must be -1 (none), 0 (the stem) or a stage number"),
     ]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
+    if config.train.cache_frozen:
+        from fer_nla.freeze import check_cacheable
+
+        d = config.data
+        check_cacheable(frozen_stages=config.model.frozen_stages, flip=d.flip, erasing=d.erasing,
+                        gaussian_noise=d.gaussian_noise, affine=d.affine)
     if config.loss.name not in available_losses():
         close = difflib.get_close_matches(config.loss.name, available_losses(), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""

@@ -110,7 +110,21 @@ def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
 
 
 class _PooledClassifier(nn.Module):
-    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised."""
+    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised.
+
+    ``stage_ends``: for each stage (the stem first), the index in ``features`` where it ends
+    (:mod:`fer_nla.freeze` freezes whole stages by it); ``frozen_end``: the first ``frozen_end``
+    modules of ``features`` are frozen, and :meth:`train` keeps them in eval mode (BatchNorm uses
+    its running statistics, as the pretrained network did)."""
+
+    stage_ends: tuple[int, ...] = ()
+    frozen_end: int = 0
+
+    def train(self, mode: bool = True) -> _PooledClassifier:
+        super().train(mode)
+        for module in list(self.features)[:self.frozen_end]:
+            module.eval()
+        return self
 
     def _finish(self, layers: list[nn.Module], *, channels: int, num_classes: int) -> None:
         self.features = nn.Sequential(*layers)
@@ -161,7 +175,7 @@ class SmallResNet(_PooledClassifier):
             nn.Conv2d(stem_width, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         ]
-        channels = widths[0]
+        channels, ends = widths[0], [len(layers)]
         for stage, (width, count) in enumerate(zip(widths, blocks, strict=True)):
             for block in range(count):
                 stride = 2 if stage and not block else 1
@@ -170,6 +184,8 @@ class SmallResNet(_PooledClassifier):
                     downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
                 layers.append(BasicBlock(channels, width, stride=stride, downsample=downsample))
                 channels = width
+            ends.append(len(layers))
+        self.stage_ends = tuple(ends)
         self._finish(layers, channels=channels, num_classes=num_classes)
 
 

@@ -25,6 +25,7 @@ from fer_nla.checkpoint import CheckpointMeta, check_compatible, load_checkpoint
 from fer_nla.config import Config, save_config
 from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distributed, shutdown_distributed
 from fer_nla.errors import InputError
+from fer_nla.freeze import TrailingPart, freeze_stages, swap_views
 from fer_nla.losses import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
 from fer_nla.model_init import init_model, resolve_init
@@ -179,8 +180,10 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
                                        saved=saved, log=log)
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
     step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net)
+    if tc.cache_frozen:
+        step.flip = swap_views
     loaders = build_loaders(config.data, data, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size, seed=tc.seed,
-                            info=info, device=device, log=log)
+                            info=info, device=device, log=log, frozen=model if tc.cache_frozen else None)
     log(f"data: {config.data.dataset} {data.full_train.split} {len(data.train)} samples, validation {len(data.val)} "
         f"({data.val_source}); {len(class_names)} classes; {loaders.kind} loader; device {device}, "
         f"{info.world_size} process(es)")
@@ -199,7 +202,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
         session.clean_targets = torch.as_tensor(data.full_train.clean_targets, dtype=torch.int64, device=device)
     if payload is not None:
         _restore(session, payload)
-    elif config.model.init:
+    elif config.model.init and tc.select_init:
         _score_start(session)
     if info.is_main:
         save_config(config, run.config)
@@ -225,11 +228,17 @@ def _model(config: Config, class_names: list[str], *, run: RunFolder, info: Dist
         log(load_backbone_weights(model, config.model.backbone_weights).summary())
     elif config.model.expect_backbone_weights:
         log(RANDOM_BACKBONE_WARNING)
-    channels_last = use_channels_last(config.train.channels_last, device)
+    frozen = freeze_stages(model, config.model.frozen_stages, arch=config.model.arch)
+    if frozen:
+        log(f"model.frozen_stages={config.model.frozen_stages}: the first {frozen} modules of the network are frozen "
+            f"(no gradient, BatchNorm in eval mode){'; their outputs are cached' if config.train.cache_frozen else ''}")
+    cached = config.train.cache_frozen
+    channels_last = use_channels_last(config.train.channels_last, device) and not cached  # cached views are 5-D
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else model
+    trained: torch.nn.Module = TrailingPart(model) if cached else model
+    net = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else trained
     return model, net, channels_last
 
 

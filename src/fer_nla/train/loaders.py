@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -60,12 +61,18 @@ def choose_loader(cfg: DataConfig, data: RunData) -> str:
 
 
 def build_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
-                  info: DistInfo, device: torch.device, log: Callable[[str], None] = print) -> Loaders:
+                  info: DistInfo, device: torch.device, log: Callable[[str], None] = print,
+                  frozen: torch.nn.Module | None = None) -> Loaders:
     """The run's :class:`Loaders` for ``cfg.loader``. The last partial training batch of a rank
-    is dropped, unless a rank holds a single batch or less (a tiny set still trains)."""
+    is dropped, unless a rank holds a single batch or less (a tiny set still trains).
+    ``frozen``: the model whose frozen stages' outputs are cached (``train.cache_frozen``,
+    :mod:`fer_nla.freeze`): the batches are then those outputs (kind ``cached``)."""
     per_rank = -(-len(data.train_indices) // info.world_size)
     drop_last = per_rank > batch_size
     steps = per_rank // batch_size if drop_last else 1
+    if frozen is not None:
+        return _cached_loaders(cfg, data, frozen, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
+                               info=info, device=device, drop_last=drop_last, steps=steps, log=log)
     kind = choose_loader(cfg, data)
     if kind == "memory":
         return _memory_loaders(cfg, data, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
@@ -116,3 +123,48 @@ def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_bat
         return train_loader
 
     return Loaders("memory", train, val, steps)
+
+
+def _cached_loaders(cfg: DataConfig, data: RunData, model: torch.nn.Module, *, batch_size: int, eval_batch_size: int,
+                    seed: int, info: DistInfo, device: torch.device, drop_last: bool, steps: int,
+                    log: Callable[[str], None]) -> Loaders:
+    """Loaders over the frozen stages' cached outputs of the training and validation images
+    (:func:`fer_nla.freeze.frozen_outputs`, on disk beside the decoded images)."""
+    from fer_nla.data.memory import cache_folder
+    from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
+    from fer_nla.freeze import CachedLoader, frozen_outputs
+
+    decode: dict[str, Any] = {"size": cfg.image_size, "root": cfg.root, "options": cfg.options,
+                              "cache_dir": cfg.cache_dir, "grayscale": cfg.grayscale, "log": log}
+    common = {"image_size": cfg.image_size, "mean": tuple(RECIPE_MEAN), "std": tuple(RECIPE_STD), "device": device,
+              "cache_dir": cache_folder(cfg.cache_dir), "log": log}
+    shard = {"rank": info.rank, "world_size": info.world_size, "device": device}
+
+    def outputs_of(images: torch.Tensor, needed: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.full((len(images),), -1, dtype=torch.int64)
+        rows[torch.as_tensor(needed)] = torch.arange(len(needed))
+        return frozen_outputs(model, images[torch.as_tensor(needed)], **common), rows
+
+    full = decode_to_memory(data.full_train, **decode).images
+    needed = np.union1d(data.train_indices, data.val_indices if data.val_indices is not None else [])
+    outputs, rows = outputs_of(full, needed.astype(np.int64))
+    soft = data.train.target_mode == "soft"
+    targets = torch.as_tensor(data.full_train.soft_targets if soft else data.full_train.targets)
+    train_loader = CachedLoader(outputs, rows, targets, torch.as_tensor(data.train_indices), batch_size=batch_size,
+                                shuffle=True, drop_last=drop_last, seed=seed, **shard)
+    hard = torch.as_tensor(data.full_train.targets)
+    if data.val_indices is not None:
+        val = CachedLoader(outputs, rows, hard, torch.as_tensor(data.val_indices), batch_size=eval_batch_size,
+                           shuffle=False, **shard)
+    else:
+        val_images = decode_to_memory(data.val, **decode).images
+        val_outputs, val_rows = outputs_of(val_images, np.arange(len(val_images), dtype=np.int64))
+        val = CachedLoader(val_outputs, val_rows, torch.as_tensor(data.val.targets), torch.arange(len(val_images)),
+                           batch_size=eval_batch_size, shuffle=False, **shard)
+
+    def train(epoch: int, epoch_seed: int) -> Batches:
+        del epoch_seed  # no random augmentation: the order is the sampler's
+        train_loader.set_epoch(epoch)
+        return train_loader
+
+    return Loaders("cached", train, val, steps)

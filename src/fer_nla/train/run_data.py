@@ -100,7 +100,7 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     val_split = _validation_split(cfg, log=log)
     full = _load(cfg, cfg.train_split, seed=seed)
     _log_counts(full, log)
-    indices = _fold(cfg, full, log=log)
+    indices = fold_of(cfg, full, log=log)
     val_indices = None
     if val_split is not None:
         val = _load(cfg, val_split, seed=seed)
@@ -133,7 +133,7 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
                    val_indices=val_indices)
 
 
-def _fold(cfg: DataConfig, full: FERDataset, *, log: Callable[[str], None]) -> np.ndarray:
+def fold_of(cfg: DataConfig, full: FERDataset, *, log: Callable[[str], None]) -> np.ndarray:
     """Indices of the training samples in ``data.train_fold`` (all of them without one), by
     sample id relative to the data root (:func:`fer_nla.data.split.fold_indices`)."""
     if cfg.train_fold is None:

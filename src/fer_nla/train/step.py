@@ -10,7 +10,7 @@ loss needs is its class's ``uses_flip_view``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +58,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, *, epoch
     return None
 
 
+def horizontal_flip(images: Tensor) -> Tensor:
+    """``[B, C, H, W]`` images mirrored left to right (the flipped view of NLA's consistency term)."""
+    return images.flip(3)
+
+
 def needs_flip_view(loss_fn: nn.Module) -> bool:
     """Whether the loss uses the logits of the flipped view (NLA's consistency term does; the
     baselines ignore it), as the loss class declares with ``uses_flip_view``
@@ -91,6 +96,7 @@ class TrainStep:
     grad_clip: float | None = None
     scaler: torch.amp.GradScaler | None = None
     first_nonfinite: Tensor | None = None  # set by note_nonfinite
+    flip: Callable[[Tensor], Tensor] = horizontal_flip  # the flipped view of a batch (cached views: swap_views)
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -106,7 +112,7 @@ class TrainStep:
         not use the flipped view: the baselines then cost one view, not two)."""
         if not needs_flip_view(self.loss_fn):
             return self.model(images), None
-        flipped = images.flip(3)
+        flipped = self.flip(images)
         if self.two_view_forward == "batched":
             return self.model(torch.cat([images, flipped])).chunk(2)
         return self.model(images), self.model(flipped)
@@ -198,7 +204,7 @@ def build_train_step(
         loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=class_counts, **options).to(device)
     except ValueError as err:
         raise InputError(f"loss: {err}") from None
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], config.optim)
     scheduler = build_scheduler(optimizer, config.optim, epochs=tc.epochs)
     amp_dtype = autocast_dtype(tc.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
