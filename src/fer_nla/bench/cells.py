@@ -81,7 +81,9 @@ def cell_config(recipe: Config, *, manifest: Path, method: str, seed: int,
 
 def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints: bool = False,
              with_probabilities: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` with :func:`fit` and score its best epoch on ``test``.
+    """Train ``config`` into ``run_dir`` with :func:`fit` and score its best epoch on ``test``
+    (:func:`score_cached` when the run cached its frozen stages, else
+    :func:`fer_nla.evaluate.evaluate_checkpoint`).
 
     Returns ``val`` (the best epoch's validation report), ``test`` (its report on ``test``, with
     ``probs``/``targets`` when ``with_probabilities``), ``best_epoch``, ``epochs`` (per-epoch
@@ -97,10 +99,15 @@ def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints
         shutil.rmtree(run_dir)  # an interrupted cell starts again: cells are short
     result = fit(config, run_dir, log=log or (lambda _line: None))
     folder = RunFolder(run_dir)
-    scored = evaluate_checkpoint(str(folder.best), dataset=test.dataset, root=test.root, split=test.split,
-                                 labels=test.labels, options=test.options, device_name=config.train.device,
-                                 batch_size=config.train.eval_batch_size, with_probabilities=with_probabilities)
+    if config.train.cache_frozen and not with_probabilities:
+        scored = score_cached(folder.best, test, frozen_stages=config.model.frozen_stages, cache_dir=config.data.cache_dir,
+                              batch_size=config.train.eval_batch_size)
+    else:
+        scored = evaluate_checkpoint(str(folder.best), dataset=test.dataset, root=test.root, split=test.split,
+                                     labels=test.labels, options=test.options, device_name=config.train.device,
+                                     batch_size=config.train.eval_batch_size, with_probabilities=with_probabilities)
     history = [{"epoch": m["epoch"], "train_loss": m["train_loss"], "train_acc": m["train_acc"],
+                **({"train_acc_clean": m["train_acc_clean"]} if "train_acc_clean" in m else {}),
                 "val_loss": m["val_loss"], "val_overall_acc": m["val"]["overall_acc"],
                 "val_mean_acc": m["val"]["mean_acc"], "images_per_second": m["images_per_second"]}
                for m in folder.read_metrics()]
@@ -109,3 +116,33 @@ def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints
         folder.last.unlink(missing_ok=True)
     return {"val": result.best_metrics, "test": scored, "best_epoch": result.best_epoch, "epochs": history,
             "seconds": time.perf_counter() - started}
+
+
+@torch.inference_mode()
+def score_cached(checkpoint: Path, test: EvalSplit, *, frozen_stages: int, cache_dir: str | None,
+                 batch_size: int = 512) -> dict[str, Any]:
+    """The classification report of ``checkpoint`` on ``test`` computed as training computed its
+    validation: the frozen stages' outputs of the test images (:func:`fer_nla.freeze.frozen_outputs`,
+    computed once per frozen weights and cached under ``cache_dir``), then the trained part.
+    It equals :func:`fer_nla.evaluate.evaluate_checkpoint` on the images up to float rounding
+    (``tests/bench/test_regime.py`` checks both on one cell) at a fraction of the cost, since
+    every cell of a grid shares the frozen weights. Keys: those of
+    :func:`fer_nla.metrics.classification_report` plus ``num_samples``."""
+    from fer_nla.checkpoint import load_model
+    from fer_nla.data import build_dataset
+    from fer_nla.data.memory import cache_folder, decode_to_memory
+    from fer_nla.freeze import TrailingPart, freeze_stages, frozen_outputs
+    from fer_nla.metrics import classification_report
+
+    model, meta = load_model(checkpoint)
+    freeze_stages(model, frozen_stages, arch=meta.arch)
+    data = build_dataset(test.dataset, root=test.root, split=test.split, labels=test.labels,
+                         num_classes=meta.num_classes, **test.options)
+    images = decode_to_memory(data, size=meta.image_size, root=test.root, options=test.options, cache_dir=cache_dir,
+                              grayscale=meta.grayscale, log=lambda _line: None).images
+    outputs = frozen_outputs(model, images, image_size=meta.image_size, mean=tuple(meta.mean), std=tuple(meta.std),
+                             device=torch.device("cpu"), cache_dir=cache_folder(cache_dir), log=lambda _line: None)
+    part = TrailingPart(model).eval()
+    probs = torch.cat([torch.softmax(part(outputs[i:i + batch_size]), dim=1) for i in range(0, len(outputs), batch_size)])
+    report = classification_report(np.asarray(data.targets), probs.numpy(), class_names=list(data.class_names))
+    return {**report, "num_samples": int(len(data.targets))}

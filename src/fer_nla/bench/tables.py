@@ -25,7 +25,7 @@ def summarise(rows: Sequence[dict[str, Any]], metric: str) -> dict[tuple[str, st
     return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)) for k, v in groups.items()}
 
 
-def _order(rows: Sequence[dict[str, Any]], key: str, known: Sequence[str] = ()) -> list[str]:
+def ordered(rows: Sequence[dict[str, Any]], key: str, known: Sequence[str] = ()) -> list[str]:
     seen = list(dict.fromkeys(r[key] for r in rows))
     return [k for k in known if k in seen] + [k for k in seen if k not in known]
 
@@ -34,8 +34,8 @@ def metric_table(rows: Sequence[dict[str, Any]], metric: str) -> str:
     """Methods x settings, ``mean ± std`` in %, the best mean of each setting in bold; the clean
     reference as its own column."""
     stats = summarise(rows, metric)
-    methods = _order(rows, "method")
-    settings = _order([r for r in rows if r["setting"] != CLEAN_SETTING], "setting", NOISY_SETTINGS)
+    methods = ordered(rows, "method")
+    settings = ordered([r for r in rows if r["setting"] != CLEAN_SETTING], "setting", NOISY_SETTINGS)
     has_clean = any(r["setting"] == CLEAN_SETTING for r in rows)
     best = {s: max((stats[(m, s)][0] for m in methods if (m, s) in stats), default=None) for s in settings}
     head = ["method", *settings] + ([f"{CLEAN_SETTING} (reference)"] if has_clean else [])
@@ -56,7 +56,7 @@ def metric_table(rows: Sequence[dict[str, Any]], metric: str) -> str:
 def per_class_table(rows: Sequence[dict[str, Any]], setting: str, class_names: Sequence[str]) -> str:
     chosen = [r for r in rows if r["setting"] == setting]
     lines = ["| method | " + " | ".join(class_names) + " |", "|" + "---|" * (len(class_names) + 1)]
-    for method in _order(chosen, "method"):
+    for method in ordered(chosen, "method"):
         accs = _per_class_mean(chosen, method, class_names)
         lines.append(f"| {method} | " + " | ".join("" if np.isnan(a) else f"{100 * a:.1f}" for a in accs) + " |")
     return "\n".join(lines)
@@ -74,7 +74,7 @@ def _per_class_mean(rows: Sequence[dict[str, Any]], method: str, class_names: Se
 
 def training_sets_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| setting | train size | noise rate (vs majority) | largest/smallest class |", "|---|---|---|---|"]
-    for setting in _order(rows, "setting", (*NOISY_SETTINGS, CLEAN_SETTING)):
+    for setting in ordered(rows, "setting", (*NOISY_SETTINGS, CLEAN_SETTING)):
         chosen = [r for r in rows if r["setting"] == setting]
         lines.append(f"| {setting} | {np.mean([r['train_size'] for r in chosen]):.0f} | "
                      f"{100 * np.mean([r['train_noise_rate'] for r in chosen]):.1f}% | "
@@ -93,7 +93,7 @@ def plot_noise(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("overall_acc", "mean_acc")):
         stats = summarise(chosen, metric)
-        for method in _order(chosen, "method"):
+        for method in ordered(chosen, "method"):
             pts = sorted((NOISE_SETTINGS[s], *stats[(m, s)][:2]) for (m, s) in stats if m == method)
             x, y, e = (np.array(v) for v in zip(*pts))
             style = {"color": "black", "linewidth": 2.5} if method == "nla" else {"linewidth": 1.2}
@@ -116,7 +116,7 @@ def plot_per_class(rows: Sequence[dict[str, Any]], class_names: Sequence[str], p
     chosen = [r for r in rows if r["setting"] == setting]
     if not chosen:
         return None
-    methods = _order(chosen, "method")
+    methods = ordered(chosen, "method")
     width = 0.8 / len(methods)
     fig = Figure(figsize=(12, 4.2))
     ax = fig.subplots()

@@ -82,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="overrides, e.g. data.root=/data/ferplus bench.seeds=[0] bench.workers=2 train.epochs=3")
     robust.set_defaults(func=run, spelling=SPELLING)
 
+    _register_regime(actions)
     audit = actions.add_parser(
         "audit",
         help="how well the label audit finds real annotator disagreement, against cleanlab",
@@ -103,6 +104,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="apply the config's bench.quick overrides")
     audit.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. bench.seeds=[0] data.root=...")
     audit.set_defaults(func=run_audit, spelling=SPELLING)
+
+
+def _register_regime(actions: argparse._SubParsersAction) -> None:
+    regime = actions.add_parser(
+        "regime",
+        help="every method fine-tuning a face-pretrained network on noisy FERPlus labels, and NLA's ablation",
+        description=(
+            "Pretrains the network on one half of FERPlus train (half P, majority labels, the --pretrain-config "
+            "recipe) into OUT/pretrain, then fine-tunes it with every method of bench.methods on every label "
+            "setting of the other half (half F) and seed, plus CE on clean labels and NLA's ablation "
+            "(single_vote, symmetric_30); each run's best epoch is chosen on a carve of half F with the setting's "
+            "labels and scored on FERPlus valid. Writes pretrained_regime.json, .md and plots to --out. "
+            "Resumes a stopped run from the same --out (pretraining included)."
+        ),
+        epilog="example:\n  fer-nla bench regime --config benchmarks/pretrained_regime.yaml --out runs/regime "
+               "data.root=/data/ferplus",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    regime.add_argument("--config", required=True, help="bench YAML (see benchmarks/pretrained_regime.yaml)")
+    regime.add_argument("--pretrain-config", default=None,
+                        help="the recipe half P is pretrained with (default: configs/ferplus_model.yaml beside the "
+                             "bench config's folder)")
+    regime.add_argument("--pretrain", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override of the pretraining recipe, after the fixed ones (repeatable)")
+    regime.add_argument("--out", default=None, help=DEFAULT_OUT_HELP + "; to resume a stopped run, pass its folder")
+    regime.add_argument("--quick", action=argparse.BooleanOptionalAction, default=False,
+                        help="apply the config's bench.quick overrides: a few-minute smoke grid")
+    regime.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=True,
+                        help="run NLA's ablation cells too (default)")
+    regime.add_argument("--report-only", action="store_true", help="rewrite the .md and plots from --out's rows")
+    regime.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the fine-tuning recipe or bench")
+    regime.set_defaults(func=run_regime_command, spelling=SPELLING)
+
+
+def run_regime_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fer_nla.bench.config import load_bench_config
+    from fer_nla.bench.regime import pretrain_config, run_regime
+    from fer_nla.bench.regime_tables import rewrite_report
+
+    if args.report_only:
+        if args.out is None:
+            from fer_nla.errors import InputError
+
+            raise InputError("--report-only rewrites the report of a finished run: name its folder with --out")
+        for path in rewrite_report(Path(args.out)):
+            print(path)
+        return 0
+    cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
+    pre = pretrain_config(args.pretrain_config or Path(args.config).resolve().parent.parent / "configs" / "ferplus_model.yaml",
+                          root=cfg.recipe.data.root, overrides=args.pretrain)
+    resolve_out(args)
+    extra = tuple(x for o in args.pretrain for x in ("--pretrain", o))
+    extra += ("--pretrain-config", args.pretrain_config) if args.pretrain_config else ()
+    run_regime(cfg, pre, args.out, command=_command(args, extra + (() if args.ablation else ("--no-ablation",))),
+               ablation=args.ablation)
+    return 0
 
 
 def _command(args: argparse.Namespace, extra: tuple[str, ...] = ()) -> str:

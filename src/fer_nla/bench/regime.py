@@ -1,0 +1,180 @@
+"""The pretrained regime (issue 15): every method fine-tuning a face-pretrained network on noisy labels.
+
+Two disjoint halves of FERPlus train, assigned by a seeded hash of each image's id
+(``data.train_fold``, :func:`fer_nla.data.split.fold_indices`):
+
+1. **half P** (fold 1/2) pretrains the network with majority labels through
+   :func:`fer_nla.train.fit.fit` (the built-in model's recipe, ``configs/ferplus_model.yaml``,
+   with :data:`PRETRAIN_OVERRIDES`), into ``out/pretrain``; resumed when it is there;
+2. **half F** (fold 2/2) is the pool of the label settings (:mod:`fer_nla.bench.settings`): each
+   cell fine-tunes the half-P network (``model.init``) on the setting's labels, with its best
+   epoch chosen on a carve of half F with the setting's labels, and is scored on FERPlus valid
+   with majority labels (:func:`fer_nla.evaluate.evaluate_checkpoint` on the images).
+
+The cells are the robustness grid's (``method x setting x seed``, CE on clean labels) plus an
+ablation of NLA (:data:`ABLATIONS` on :data:`ABLATION_SETTINGS`). Each is one ``fer-nla train``
+run (:mod:`fer_nla.bench.cells`); rows are appended to ``regime.partial.jsonl`` as cells finish,
+so a stopped grid resumes; the finished grid is ``pretrained_regime.json`` and ``.md``
+(:mod:`fer_nla.bench.regime_tables`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_nla.bench.cells import EvalSplit, cell_config, run_cell
+from fer_nla.bench.config import CLEAN_SETTING, BenchConfig
+from fer_nla.bench.robustness import Pool, cell_recipe, machine_line, prepare_settings, read_partial, read_pool, test_set
+from fer_nla.config import Config
+from fer_nla.errors import InputError
+from fer_nla.train.run_data import fold_of
+
+PRETRAIN_FOLD, FINETUNE_FOLD = "1/2", "2/2"
+# Half P's pretraining: the built-in model's recipe on majority labels, 40 epochs, its best epoch
+# chosen on a carve of half P (FERPlus valid, where the grid is scored, chooses nothing).
+PRETRAIN_OVERRIDES: tuple[str, ...] = ("data.labels=majority", f"data.train_fold={PRETRAIN_FOLD}",
+                                       "data.val_split=carve", "train.epochs=40", "train.progress=false")
+# NLA's ablation (the reference is "nla" itself): label -> loss options.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "nla_naw_only": {"lam_c": 0.0},
+    "nla_consistency_only": {"lam_b": 0.0},
+    "nla_no_schedule": {"schedule": False},
+    "nla_detached": {"detach_weights": True},
+    "nla_consistency_mean": {"consistency_reduction": "mean"},
+}
+ABLATION_SETTINGS: tuple[str, ...] = ("single_vote", "symmetric_30")
+
+
+@dataclass(frozen=True)
+class RegimeCell:
+    """One run: ``method`` is the row's label (a loss name, or an :data:`ABLATIONS` label),
+    ``loss`` the loss trained, ``options`` its options."""
+
+    method: str
+    loss: str
+    setting: str
+    seed: int
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.method, self.setting, self.seed)
+
+
+def regime_cells(cfg: BenchConfig, *, ablation: bool = True) -> list[RegimeCell]:
+    """The grid's cells (seed-major, as :meth:`GridSpec.cells`), then the ablation's."""
+    cells = [RegimeCell(m, m, s, seed, dict(cfg.grid.loss_options.get(m, {}))) for m, s, seed in cfg.grid.cells()]
+    if ablation:
+        settings = [s for s in ABLATION_SETTINGS if s in cfg.grid.settings]
+        cells += [RegimeCell(label, "nla", s, seed, dict(options)) for seed in cfg.grid.seeds for s in settings
+                  for label, options in ABLATIONS.items()]
+    return cells
+
+
+def pretrain_config(path: str | Path, *, root: str | None, overrides: Sequence[str] = ()) -> Config:
+    """The pretraining recipe: the file at ``path``, then :data:`PRETRAIN_OVERRIDES`, the data
+    root of the grid, and ``overrides``. Raises :class:`InputError` for a missing file or a bad key."""
+    from fer_nla.config import load_config
+
+    if not Path(path).is_file():
+        raise InputError(f"pretraining recipe {path} does not exist; pass --pretrain-config configs/ferplus_model.yaml")
+    return load_config(path, [*PRETRAIN_OVERRIDES, f"data.root={root}", *overrides])
+
+
+def pretrain(pretrain_config: Config, out: Path, *, log: Callable[[str], None] = print) -> Path:
+    """Pretrain on half P into ``out`` (resumed when ``out/last.pt`` exists); its best.pt."""
+    from fer_nla.train.fit import fit
+    from fer_nla.train.run_folder import RunFolder
+
+    folder = RunFolder(out)
+    resume = folder.last.is_file()
+    log(f"pretraining on half P ({PRETRAIN_FOLD} of FERPlus train) into {out}" + (" (resumed)" if resume else ""))
+    fit(pretrain_config, out, resume=resume, log=log)
+    return folder.best
+
+
+def half_f_pool(cfg: BenchConfig, seeds: list[int], *, log: Callable[[str], None] = print) -> Pool:
+    """FERPlus train's half F (:data:`FINETUNE_FOLD`), single votes per seed, majority as clean."""
+    pool = read_pool(cfg, seeds)
+    d = copy.deepcopy(cfg.recipe.data)
+    d.root, d.train_fold = pool.source["root"], FINETUNE_FOLD
+    first = pool.by_seed[seeds[0]]
+    keep = fold_of(d, first, log=log)
+    return Pool(class_names=pool.class_names, by_seed={s: ds.subset(keep) for s, ds in pool.by_seed.items()},
+                source=pool.source)
+
+
+def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], test: EvalSplit, out: Path) -> dict[str, Any]:
+    """Train and score one cell; its row (with per-epoch ``history``)."""
+    config = cell_config(recipe, manifest=facts["manifest"], method=cell.loss, seed=cell.seed, loss_options=cell.options,
+                         threads=torch.get_num_threads())
+    config.train.record_signals = False  # the tables do not use them
+    run_dir = out / "cells" / cell.method / f"{cell.setting}-seed{cell.seed}"
+    result = run_cell(config, run_dir, test)
+    stats = {k: v for k, v in facts.items() if k != "manifest"}
+    scored = result["test"]
+    return {
+        "method": cell.method, "loss": cell.loss, "loss_options": cell.options, "setting": cell.setting,
+        "seed": cell.seed, "overall_acc": scored["overall_acc"], "mean_acc": scored["mean_acc"],
+        "per_class_acc": scored["per_class_acc"], "macro_f1": scored["macro_f1"], "best_epoch": result["best_epoch"],
+        "val_select": result["val"][recipe.train.select_metric], **stats, "seconds": round(result["seconds"], 1),
+        "history": result["epochs"], "run": str(run_dir),
+    }
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_regime(cfg: BenchConfig, pretrain_config: Config, out: str | Path, *, command: str = "", ablation: bool = True,
+               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Pretrain (or resume), then run every cell not yet in ``out/regime.partial.jsonl``;
+    returns the rows, also written as ``out/pretrained_regime.json`` and ``.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    best = pretrain(pretrain_config, out / "pretrain", log=log)
+    recipe = cell_recipe(cfg, out)
+    recipe.model.init = str(best.resolve())
+    partial = out / "regime.partial.jsonl"
+    cells = regime_cells(cfg, ablation=ablation)
+    done = {(r["method"], r["setting"], r["seed"]): r for r in read_partial(partial)}
+    todo = [c for c in cells if c.key not in done]
+    log(f"pretrained regime: {len(cells)} cells ({len(done)} already in {partial}), {cfg.grid.workers} worker(s)")
+    pool = half_f_pool(cfg, sorted({c.seed for c in cells}), log=log)
+    facts = prepare_settings(cfg, pool, {(c.setting, c.seed) for c in todo}, out)
+    test = test_set(cfg)
+    workers = min(cfg.grid.workers, max(len(todo), 1))
+    threads = cfg.grid.threads or max(1, (os.cpu_count() or 1) // workers)
+    with partial.open("a") as sink, ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                        initializer=_init_worker, initargs=(threads,)) as executor:
+        futures = [executor.submit(train_regime_cell, recipe, c, facts[(c.setting, c.seed)], test, out) for c in todo]
+        for future in as_completed(futures):
+            row = future.result()
+            done[(row["method"], row["setting"], row["seed"])] = row
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            log(f"[{len(done)}/{len(cells)}] {row['method']:>20} {row['setting']:>13} seed {row['seed']}: overall "
+                f"{100 * row['overall_acc']:.2f}%  mean {100 * row['mean_acc']:.2f}%  best epoch {row['best_epoch']}  "
+                f"({row['seconds']:.0f}s)")
+    rows = [done[c.key] for c in cells]
+    meta = {"command": command, "machine": machine_line(threads * workers), "seconds": time.perf_counter() - started,
+            "cells_run_now": len(todo), "config": cfg.to_dict(), "pretrain_config": pretrain_config.to_dict(),
+            "class_names": list(pool.class_names), "clean_setting": CLEAN_SETTING,
+            "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ABLATIONS}
+    from fer_nla.bench.regime_tables import write_regime_outputs
+
+    paths = write_regime_outputs(rows, meta, out)
+    log(f"pretrained regime done in {meta['seconds'] / 60:.1f} min: " + ", ".join(str(p) for p in paths))
+    return rows

@@ -1,0 +1,185 @@
+"""The pretrained regime's outputs: ``pretrained_regime.json`` (``meta`` and ``rows``),
+``pretrained_regime.md`` (the grid's tables with mean and spread over seeds, how far CE fits the
+noise, NLA's ablation with per-class accuracy) and two plots: accuracy against the symmetric
+noise rate, and the training accuracy of CE and NLA at 30% symmetric noise against the given
+and against the clean labels, per epoch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_nla.bench.tables import metric_table, ordered, per_class_table, plot_noise, summarise, training_sets_table
+
+CURVE_SETTING = "symmetric_30"
+CURVE_METHODS: tuple[str, ...] = ("ce", "nla")
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _mean_history(rows: Sequence[dict[str, Any]], key: str) -> np.ndarray:
+    """``[epochs]``: ``key`` of each epoch's history, averaged over ``rows`` (nan where absent)."""
+    values = [[h.get(key, np.nan) for h in r["history"]] for r in rows]
+    width = max((len(v) for v in values), default=0)
+    padded = np.full((len(values), width), np.nan)
+    for i, v in enumerate(values):
+        padded[i, :len(v)] = v
+    return np.nanmean(padded, axis=0) if len(values) else padded[0:0]
+
+
+def fit_table(rows: Sequence[dict[str, Any]], setting: str = CURVE_SETTING) -> str:
+    """Per method at ``setting`` (mean over seeds): training accuracy on the given and on the
+    clean labels after the first and the last epoch, the best epoch, and the share of the
+    training labels that are wrong: a method fits the noise when its accuracy on the given
+    labels passes the clean share and its accuracy on the clean labels falls."""
+    chosen = [r for r in rows if r["setting"] == setting]
+    lines = ["| method | train acc (given), epoch 1 -> last | train acc (clean), epoch 1 -> last | best epoch (mean) |",
+             "|---|---|---|---|"]
+    for method in ordered(chosen, "method"):
+        mine = [r for r in chosen if r["method"] == method]
+        given, clean = _mean_history(mine, "train_acc"), _mean_history(mine, "train_acc_clean")
+        best = np.mean([r["best_epoch"] for r in mine])
+        lines.append(f"| {method} | {_pct(given[0])} -> {_pct(given[-1])} | {_pct(clean[0])} -> {_pct(clean[-1])} | {best:.1f} |")
+    return "\n".join(lines)
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path, *, setting: str = CURVE_SETTING,
+                methods: Sequence[str] = CURVE_METHODS) -> Path | None:
+    """Training accuracy on the given (solid) and clean (dashed) labels and validation accuracy
+    (dotted, given labels) per epoch, mean over seeds, one colour per method."""
+    from matplotlib.figure import Figure  # a plain Figure: no global backend or figure registry touched
+
+    chosen = [r for r in rows if r["setting"] == setting and r["method"] in methods]
+    if not chosen:
+        return None
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for method, colour in zip(methods, ("tab:blue", "black", "tab:red", "tab:green")):
+        mine = [r for r in chosen if r["method"] == method]
+        if not mine:
+            continue
+        for key, style, what in (("train_acc", "-", "train, given labels"), ("train_acc_clean", "--", "train, clean labels"),
+                                 ("val_overall_acc", ":", "validation, given labels")):
+            y = _mean_history(mine, key)
+            ax.plot(np.arange(1, len(y) + 1), 100 * y, style, color=colour, marker="o", markersize=3,
+                    label=f"{method}: {what}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{setting}: fitting the given labels against the clean ones (mean of {len(chosen) // len(methods)} seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def ablation_table(rows: Sequence[dict[str, Any]], settings: Sequence[str], labels: Sequence[str],
+                   class_names: Sequence[str]) -> str:
+    """NLA and its variants on ``settings``: overall and mean accuracy (mean ± std over seeds)
+    and per-class accuracy (mean), one line per (variant, setting)."""
+    chosen = [r for r in rows if r["method"] in labels and r["setting"] in settings]
+    overall, mean = summarise(chosen, "overall_acc"), summarise(chosen, "mean_acc")
+    head = ["variant", "setting", "overall", "mean-class", *class_names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for setting in settings:
+        for label in labels:
+            mine = [r for r in chosen if r["method"] == label and r["setting"] == setting]
+            if not mine:
+                continue
+            per_class = [np.mean([r["per_class_acc"][c] for r in mine if r["per_class_acc"].get(c) is not None] or [np.nan])
+                         for c in class_names]
+            o, m = overall[(label, setting)], mean[(label, setting)]
+            lines.append(f"| {label} | {setting} | {_pct(o[0])} ± {_pct(o[1])} | {_pct(m[0])} ± {_pct(m[1])} | "
+                         + " | ".join(f"{100 * a:.1f}" for a in per_class) + " |")
+    return "\n".join(lines)
+
+
+def _header(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
+    cfg, pre = meta["config"], meta["pretrain_config"]
+    start = meta.get("pretrained_start") or {}
+    seeds = sorted({r["seed"] for r in rows})
+    return [
+        "# The pretrained regime: every method fine-tuning a face-pretrained network on noisy FERPlus labels",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- machine: {meta['machine']}; wall time {meta['seconds'] / 60:.1f} min ({meta['cells_run_now']} cells run "
+        f"in this invocation, {len(rows)} in the tables)",
+        f"- pretraining (half P, fold 1/2 of FERPlus train by image id, majority labels): {pre['model']['arch']}, "
+        f"{pre['train']['epochs']} epochs of {pre['optim']['name']} lr {pre['optim']['lr']:g} ({pre['optim']['scheduler']}), "
+        f"batch {pre['train']['batch_size']}, best epoch on a {pre['data']['val_fraction']:.0%} carve of half P"
+        + (f"; it scores {_pct(start['overall_acc'])}% overall, {_pct(start['mean_acc'])}% mean-class on the test split "
+           "below before any fine-tuning" if start else ""),
+        f"- fine-tuning (half F, fold 2/2, {meta.get('half_f_size', '?')} faces), the same for every cell: "
+        f"{cfg['optim']['name']} lr {cfg['optim']['lr']:g} (weight decay {cfg['optim']['weight_decay']:g}, "
+        f"{cfg['optim']['scheduler']} {cfg['optim']['gamma']:g}), batch {cfg['train']['batch_size']}, "
+        f"{cfg['train']['epochs']} epochs, {cfg['data']['train_subset']} training faces (imbalance settings: what "
+        f"the profile keeps); stem and stages 1-{cfg['model']['frozen_stages']} frozen and their outputs cached "
+        "(train.cache_frozen), stage 4 and the head trained; best epoch by validation "
+        f"{cfg['train']['select_metric']} on a {cfg['data']['val_fraction']:.0%} carve of half F with the setting's labels",
+        f"- test: FERPlus `{cfg['bench']['test_split']}`, `{cfg['bench']['test_labels']}` labels (chose nothing); "
+        f"seeds {seeds}; loss options: {cfg['bench']['loss_options'] or 'published defaults for every method'}",
+        "",
+    ]
+
+
+def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots: Sequence[Path]) -> str:
+    """The Markdown report of the grid (``rows``) and its ``meta``."""
+    ablations = list(meta.get("ablations", {}))
+    grid = [r for r in rows if r["method"] not in ablations]
+    labels = ["nla", *ablations]
+    settings = [s for s in ("single_vote", "symmetric_30") if any(r["setting"] == s and r["method"] in ablations for r in rows)]
+    class_names = meta["class_names"]
+    text = _header(meta, rows) + [
+        "## Overall accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "overall_acc"), "",
+        "## Mean class accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "mean_acc"), "",
+        f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), "",
+        "## Per-class accuracy (%) on single-vote labels, mean over seeds", "",
+        per_class_table(grid, "single_vote", class_names), "",
+        f"## Per-class accuracy (%) on {CURVE_SETTING} labels, mean over seeds", "",
+        per_class_table(grid, CURVE_SETTING, class_names), "",
+    ]
+    if settings:
+        text += ["## NLA's ablation (same seeds and cells)", "",
+                 "full = nla; naw_only: lam_c = 0; consistency_only: lam_b = 0; no_schedule: schedule=false; "
+                 "detached: NAW weights detached from the graph; consistency_mean: the consistency term averaged "
+                 "over the batch instead of summed.", "", ablation_table(rows, settings, labels, class_names), ""]
+    text += ["## Training sets", "", training_sets_table(grid), ""]
+    text += [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(text) + "\n"
+
+
+def write_regime_outputs(rows: Sequence[dict[str, Any]], meta: dict[str, Any], out: Path) -> list[Path]:
+    """``pretrained_regime.json``, ``.md`` and the plots in ``out``; the pretrained network's
+    own score on the test split (``meta['pretrained_start']``) is measured from
+    ``out/pretrain/best.pt`` when the meta lacks it."""
+    out = Path(out)
+    if "pretrained_start" not in meta and (out / "pretrain" / "best.pt").is_file():
+        from fer_nla.bench.cells import EvalSplit, score_cached
+
+        cfg = meta["config"]
+        test = EvalSplit("ferplus", cfg["data"]["root"], cfg["bench"]["test_split"], cfg["bench"]["test_labels"],
+                         dict(cfg["data"].get("options", {})))
+        scored = score_cached(out / "pretrain" / "best.pt", test, frozen_stages=cfg["model"]["frozen_stages"],
+                              cache_dir=cfg["data"].get("cache_dir"))
+        meta = {**meta, "pretrained_start": {k: scored[k] for k in ("overall_acc", "mean_acc", "per_class_acc")}}
+    rows_path = out / "pretrained_regime.json"
+    rows_path.write_text(json.dumps({"meta": meta, "rows": list(rows)}, indent=1) + "\n")
+    ablations = set(meta.get("ablations", {}))
+    grid = [r for r in rows if r["method"] not in ablations]
+    plots = [p for p in (plot_noise(grid, out / "pretrained_regime_noise.png"),
+                         plot_curves(grid, out / "pretrained_regime_curves.png")) if p is not None]
+    md = out / "pretrained_regime.md"
+    md.write_text(regime_markdown(rows, meta, plots))
+    return [rows_path, md, *plots]
+
+
+def rewrite_report(out: Path) -> list[Path]:
+    """Rewrite the Markdown and plots from ``out/pretrained_regime.json``."""
+    data = json.loads((Path(out) / "pretrained_regime.json").read_text())
+    return write_regime_outputs(data["rows"], data["meta"], Path(out))

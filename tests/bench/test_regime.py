@@ -1,0 +1,129 @@
+"""The pretrained regime (`fer-nla bench regime`): its cells, a cached cell scored as `eval` scores
+it, its tables, and a tiny end-to-end run on the real FERPlus files (skipped where absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fer_nla.bench.cells import EvalSplit, cell_config, run_cell, write_setting_manifest
+from fer_nla.bench.config import load_bench_config
+from fer_nla.bench.regime import ABLATIONS, regime_cells
+from fer_nla.bench.regime_tables import ablation_table, fit_table
+from fer_nla.bench.settings import SettingSplit
+from fer_nla.builtin import DEFAULT_MODEL
+from fer_nla.cli import main
+from fer_nla.config import load_config
+from fer_nla.data import build_dataset
+from fer_nla.data.corrupt import symmetric_noise
+from fer_nla.evaluate import evaluate_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "benchmarks" / "pretrained_regime.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _threads_restored():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_cells_are_the_grid_then_nlas_ablation_on_two_settings():
+    cells = regime_cells(load_bench_config(BENCH))
+    keys = [c.key for c in cells]
+    assert len(cells) == 8 * 6 * 3 + 3 + len(ABLATIONS) * 2 * 3 == 177 and len(set(keys)) == 177
+    ablation = cells[147:]
+    assert {c.setting for c in ablation} == {"single_vote", "symmetric_30"} and {c.loss for c in ablation} == {"nla"}
+    assert {c.method: c.options for c in ablation} == ABLATIONS
+    assert ABLATIONS["nla_naw_only"] == {"lam_c": 0.0} and ABLATIONS["nla_consistency_only"] == {"lam_b": 0.0}
+    assert [c.key for c in regime_cells(load_bench_config(BENCH), ablation=False)] == keys[:147]
+
+
+def test_a_cached_cell_is_scored_as_eval_scores_its_checkpoint_on_the_images(tmp_path):
+    source = {"dataset": "synthetic", "root": None, "split": "train", "labels": "majority", "num_classes": None,
+              "seed": 0, "options": {"num_samples": 64, "image_size": 48}}
+    pool = build_dataset("synthetic", split="train", num_samples=64, image_size=48)
+    noisy = symmetric_noise(pool.targets, num_classes=len(pool.class_names), rate=0.3, seed=1)
+    train, val = np.flatnonzero(np.arange(64) % 4), np.flatnonzero(np.arange(64) % 4 == 0)
+    split = SettingSplit("symmetric_30", train, noisy[train], pool.targets[train], val, noisy[val])
+    manifest = write_setting_manifest(tmp_path / "s.csv", pool, split, source=source)
+    recipe = load_config(None, [f"model.init=builtin:{DEFAULT_MODEL}", "model.frozen_stages=3", "train.cache_frozen=true",
+                                "train.select_init=false", "data.flip=false", "data.erasing=false",
+                                "data.gaussian_noise=false", "data.image_size=48", "train.epochs=2", "train.batch_size=16",
+                                f"data.cache_dir={tmp_path / 'cache'}", "optim.lr=1e-3"])
+    config = cell_config(recipe, manifest=manifest, method="nla", seed=0, threads=1)
+    test = EvalSplit("synthetic", "", "test", "majority", {"num_samples": 48, "image_size": 48})
+    cell = run_cell(config, tmp_path / "cell", test, keep_checkpoints=True)
+    scored = evaluate_checkpoint(str(tmp_path / "cell" / "best.pt"), dataset="synthetic", split="test",
+                                 options={"num_samples": 48, "image_size": 48}, device_name="cpu")
+    for key in ("overall_acc", "mean_acc", "per_class_acc", "macro_f1"):
+        assert cell["test"][key] == pytest.approx(scored[key]), key
+    assert cell["test"]["num_samples"] == 48
+    history = cell["epochs"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    clean_share = float(np.mean(noisy[train] == pool.targets[train]))
+    for h in history:  # the manifest's clean labels give train_acc_clean beside train_acc
+        assert 0.0 <= h["train_acc"] <= 1.0 and 0.0 <= h["train_acc_clean"] <= 1.0
+    assert 0.5 < clean_share < 0.9
+
+
+def _row(method, setting, seed, overall, mean, given, clean, per_class):
+    history = [{"epoch": i + 1, "train_acc": g, "train_acc_clean": c, "val_overall_acc": 0.5} for i, (g, c) in
+               enumerate(zip(given, clean, strict=True))]
+    return {"method": method, "setting": setting, "seed": seed, "overall_acc": overall, "mean_acc": mean,
+            "per_class_acc": per_class, "best_epoch": 1 + seed, "history": history}
+
+
+def test_the_fit_table_reads_the_histories_and_the_ablation_table_the_per_class_means():
+    rows = [_row("ce", "symmetric_30", 0, 0.80, 0.60, [0.6, 0.7], [0.8, 0.78], {"a": 0.9, "b": 0.1}),
+            _row("ce", "symmetric_30", 1, 0.82, 0.62, [0.6, 0.8], [0.8, 0.76], {"a": 0.7, "b": 0.3}),
+            _row("nla", "symmetric_30", 0, 0.78, 0.55, [0.5, 0.6], [0.7, 0.8], {"a": 1.0, "b": 0.0})]
+    fit = fit_table(rows).splitlines()
+    assert fit[2] == "| ce | 60.00 -> 75.00 | 80.00 -> 77.00 | 1.5 |"
+    assert fit[3] == "| nla | 50.00 -> 60.00 | 70.00 -> 80.00 | 1.0 |"
+    table = ablation_table(rows, ["symmetric_30"], ["ce", "nla"], ["a", "b"]).splitlines()
+    assert table[2] == "| ce | symmetric_30 | 81.00 ± 1.41 | 61.00 ± 1.41 | 80.0 | 20.0 |"
+    assert table[3] == "| nla | symmetric_30 | 78.00 ± 0.00 | 55.00 ± 0.00 | 100.0 | 0.0 |"
+
+
+@pytest.fixture(scope="module")
+def ferplus() -> Path:
+    root = Path(os.environ.get("FER_NLA_FERPLUS", REPO.parent / "shared" / "data" / "ferplus"))
+    if not (root / "FER2013Train" / "label.csv").is_file() or not (root / "FER2013Valid" / "label.csv").is_file():
+        pytest.skip(f"FERPlus data not found at {root} (set FER_NLA_FERPLUS)")
+    return root
+
+
+def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus, tmp_path):
+    out = tmp_path / "regime"
+    args = ["bench", "regime", "--config", str(BENCH), "--quick", "--no-ablation", "--out", str(out),
+            "--pretrain", "train.epochs=1", "--pretrain", "data.train_subset=400", f"data.root={ferplus}",
+            "bench.workers=1", "bench.methods=[ce,nla]"]
+    assert main(args) == 0
+    data = json.loads((out / "pretrained_regime.json").read_text())
+    rows, meta = data["rows"], data["meta"]
+    assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [("ce", "symmetric_30", 0), ("nla", "symmetric_30", 0)]
+    for row in rows:
+        assert [h["epoch"] for h in row["history"]] == [1, 2] and row["best_epoch"] in (1, 2)
+        assert all(0 < h["train_acc"] < 1 and 0 < h["train_acc_clean"] < 1 for h in row["history"])
+        assert 0.2 < row["train_noise_rate"] < 0.4 and row["train_size"] == 300
+        assert set(row["per_class_acc"]) == set(meta["class_names"]) and 0 < row["overall_acc"] < 1
+    assert meta["half_f_size"] == 12544 and 0 < meta["pretrained_start"]["overall_acc"] < 1
+    pre = load_config(out / "pretrain" / "config.yaml")
+    assert (pre.data.train_fold, pre.data.labels, pre.data.val_split) == ("1/2", "majority", "carve")
+    from fer_nla.data.split import fold_indices
+
+    for manifest in (out / "settings").glob("*.csv"):  # every face fine-tuned on or selected with is half F's
+        ids = [os.path.relpath(line.split(",")[0], str(ferplus)) for line in manifest.read_text().splitlines()[1:]]
+        assert len(ids) > 300 and len(fold_indices(ids, "2/2", seed=0)) == len(ids)
+    md = (out / "pretrained_regime.md").read_text()
+    assert "## Does training fit the noise? (symmetric_30" in md and "| ce | " in md
+    assert main(args) == 0  # resumed: pretraining and both cells already done
+    again = json.loads((out / "pretrained_regime.json").read_text())
+    assert again["meta"]["cells_run_now"] == 0 and again["rows"] == rows
