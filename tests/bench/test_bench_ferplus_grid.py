@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,13 @@ CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "f
 
 
 @pytest.fixture(scope="module")
-def ferplus() -> Path:
-    root = Path(os.environ.get("FER_NLA_FERPLUS", REPO.parent / "shared" / "data" / "ferplus"))
-    if not (root / "FER2013Train" / "label.csv").is_file() or not (root / "FER2013Valid" / "label.csv").is_file():
-        pytest.skip(f"FERPlus data not found at {root} (set FER_NLA_FERPLUS)")
-    return root
-
-
-@pytest.fixture(scope="module")
-def quick_grid(ferplus, tmp_path_factory):
+def quick_grid(ferplus_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
-    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(out), f"data.root={ferplus}"]) == 0
+    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(out), f"data.root={ferplus_root}"]) == 0
     return out
 
 
-def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus):
+def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus_root):
     rows = json.loads((quick_grid / "robustness.json").read_text())
     assert [(r["method"], r["setting"], r["seed"]) for r in rows] == [
         ("ce", "single_vote", 0), ("nla", "single_vote", 0), ("ce", "symmetric_20", 0), ("nla", "symmetric_20", 0)]
@@ -46,7 +37,7 @@ def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus):
     assert all(abs(r["train_noise_rate"] - 0.2) < 0.02 for r in rows if r["setting"] == "symmetric_20")
     md = (quick_grid / "robustness.md").read_text()
     assert "| ce |" in md and "| nla |" in md
-    assert f"`fer-nla bench robustness --config {BENCH} --out {quick_grid} --quick data.root={ferplus}`" in md
+    assert f"`fer-nla bench robustness --config {BENCH} --out {quick_grid} --quick data.root={ferplus_root}`" in md
     assert (quick_grid / "robustness_noise.png").stat().st_size > 10_000
     assert not (quick_grid / "robustness.partial.jsonl").exists()
     # every cell is a fer-nla train run folder whose config.yaml repeats it
@@ -55,11 +46,11 @@ def test_quick_grid_rows_hold_every_cell_with_its_scores(quick_grid, ferplus):
         assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file() and not (run / "best.pt").exists()
 
 
-def test_a_stopped_grid_resumes_with_the_finished_cells_kept(quick_grid, ferplus, tmp_path, capsys):
+def test_a_stopped_grid_resumes_with_the_finished_cells_kept(quick_grid, ferplus_root, tmp_path, capsys):
     rows = json.loads((quick_grid / "robustness.json").read_text())
     kept = [rows[0], rows[2], rows[3]]
     (tmp_path / "robustness.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept) + '{"cut off')
-    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(tmp_path), f"data.root={ferplus}",
+    assert main(["bench", "robustness", "--config", str(BENCH), "--quick", "--out", str(tmp_path), f"data.root={ferplus_root}",
                  "bench.methods=[ce,nla]"]) == 0
     log = capsys.readouterr().out
     assert "4 cells (3 already in" in log and log.count("[4/4]") == 1
@@ -69,10 +60,10 @@ def test_a_stopped_grid_resumes_with_the_finished_cells_kept(quick_grid, ferplus
     assert again[1]["overall_acc"] == pytest.approx(rows[1]["overall_acc"], abs=0.03)  # CPU kernels may differ in the last bits
 
 
-def test_audit_comparison_with_cleanlab_writes_its_figures(ferplus, tmp_path):
+def test_audit_comparison_with_cleanlab_writes_its_figures(ferplus_root, tmp_path):
     pytest.importorskip("cleanlab")
     assert main(["bench", "audit", "--config", str(BENCH), "--quick", "--out", str(tmp_path), "--folds", "2",
-                 f"data.root={ferplus}", "data.train_subset=1500", "train.epochs=2"]) == 0
+                 f"data.root={ferplus_root}", "data.train_subset=1500", "train.epochs=2"]) == 0
     result = json.loads((tmp_path / "audit.json").read_text())
     (seed,) = result["seeds"]
     assert abs(seed["train_size"] - 1500) <= 8 and 0.15 < seed["noise_rate"] < 0.23

@@ -92,18 +92,10 @@ def test_the_fit_table_reads_the_histories_and_the_ablation_table_the_per_class_
     assert table[3] == "| nla | symmetric_30 | 78.00 ± 0.00 | 55.00 ± 0.00 | 100.0 | 0.0 |"
 
 
-@pytest.fixture(scope="module")
-def ferplus() -> Path:
-    root = Path(os.environ.get("FER_NLA_FERPLUS", REPO.parent / "shared" / "data" / "ferplus"))
-    if not (root / "FER2013Train" / "label.csv").is_file() or not (root / "FER2013Valid" / "label.csv").is_file():
-        pytest.skip(f"FERPlus data not found at {root} (set FER_NLA_FERPLUS)")
-    return root
-
-
-def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus, tmp_path):
+def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus_root, tmp_path):
     out = tmp_path / "regime"
     args = ["bench", "regime", "--config", str(BENCH), "--quick", "--no-ablation", "--out", str(out),
-            "--pretrain", "train.epochs=1", "--pretrain", "data.train_subset=400", f"data.root={ferplus}",
+            "--pretrain", "train.epochs=1", "--pretrain", "data.train_subset=400", f"data.root={ferplus_root}",
             "bench.workers=1", "bench.methods=[ce,nla]"]
     assert main(args) == 0
     data = json.loads((out / "pretrained_regime.json").read_text())
@@ -120,7 +112,7 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
     from fer_nla.data.split import fold_indices
 
     for manifest in (out / "settings").glob("*.csv"):  # every face fine-tuned on or selected with is half F's
-        ids = [os.path.relpath(line.split(",")[0], str(ferplus)) for line in manifest.read_text().splitlines()[1:]]
+        ids = [os.path.relpath(line.split(",")[0], str(ferplus_root)) for line in manifest.read_text().splitlines()[1:]]
         assert len(ids) > 300 and len(fold_indices(ids, "2/2", seed=0)) == len(ids)
     md = (out / "pretrained_regime.md").read_text()
     assert "## Does training fit the noise? (symmetric_30" in md and "| ce | " in md
