@@ -14,7 +14,7 @@ import torch
 from fer_nla.bench.cells import EvalSplit, cell_config, run_cell, write_setting_manifest
 from fer_nla.bench.config import load_bench_config
 from fer_nla.bench.regime import ABLATIONS, regime_cells
-from fer_nla.bench.regime_tables import ablation_table, fit_table
+from fer_nla.bench.regime_tables import ablation_table, fit_table, nla_against_ce
 from fer_nla.bench.settings import SettingSplit
 from fer_nla.builtin import DEFAULT_MODEL
 from fer_nla.cli import main
@@ -90,6 +90,15 @@ def test_the_fit_table_reads_the_histories_and_the_ablation_table_the_per_class_
     table = ablation_table(rows, ["symmetric_30"], ["ce", "nla"], ["a", "b"]).splitlines()
     assert table[2] == "| ce | symmetric_30 | 81.00 ± 1.41 | 61.00 ± 1.41 | 80.0 | 20.0 |"
     assert table[3] == "| nla | symmetric_30 | 78.00 ± 0.00 | 55.00 ± 0.00 | 100.0 | 0.0 |"
+
+
+def test_nla_against_ce_pairs_the_seeds_and_ranks_nla_among_the_methods():
+    pc = {"a": 0.5}
+    rows = [_row("ce", "single_vote", 0, 0.80, 0.60, [0.5], [0.5], pc), _row("ce", "single_vote", 1, 0.70, 0.50, [0.5], [0.5], pc),
+            _row("nla", "single_vote", 0, 0.82, 0.58, [0.5], [0.5], pc), _row("nla", "single_vote", 1, 0.74, 0.49, [0.5], [0.5], pc),
+            _row("gce", "single_vote", 0, 0.90, 0.40, [0.5], [0.5], pc)]
+    lines = nla_against_ce(rows).splitlines()
+    assert lines[2] == "| single_vote | +3.00 ± 1.41 | -1.50 ± 0.71 | 2 of 3 | 2 of 3 |"
 
 
 def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus_root, tmp_path):

@@ -100,6 +100,30 @@ def ablation_table(rows: Sequence[dict[str, Any]], settings: Sequence[str], labe
     return "\n".join(lines)
 
 
+def nla_against_ce(rows: Sequence[dict[str, Any]]) -> str:
+    """Per noisy setting: NLA minus CE in overall and mean-class accuracy (mean over seeds, with
+    the sample std of the per-seed differences) and NLA's rank among the methods (1 = best mean)."""
+    overall, mean = summarise(rows, "overall_acc"), summarise(rows, "mean_acc")
+    methods = ordered(rows, "method")
+    lines = ["| setting | NLA - CE, overall (points) | NLA - CE, mean-class (points) | NLA's rank, overall | NLA's rank, mean-class |",
+             "|---|---|---|---|---|"]
+    for setting in ordered(rows, "setting"):
+        if ("nla", setting) not in overall or ("ce", setting) not in overall:
+            continue
+        cells = [setting]
+        for metric, stats in (("overall_acc", overall), ("mean_acc", mean)):
+            by_seed = {r["seed"]: r[metric] for r in rows if r["method"] == "ce" and r["setting"] == setting}
+            diffs = [r[metric] - by_seed[r["seed"]] for r in rows
+                     if r["method"] == "nla" and r["setting"] == setting and r["seed"] in by_seed]
+            spread = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+            cells.append(f"{100 * float(np.mean(diffs)):+.2f} ± {100 * spread:.2f}")
+        for stats in (overall, mean):
+            ranking = sorted((m for m in methods if (m, setting) in stats), key=lambda m: -stats[(m, setting)][0])
+            cells.append(f"{ranking.index('nla') + 1} of {len(ranking)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _header(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
     cfg, pre = meta["config"], meta["pretrain_config"]
     start = meta.get("pretrained_start") or {}
@@ -138,6 +162,7 @@ def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots:
     text = _header(meta, rows) + [
         "## Overall accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "overall_acc"), "",
         "## Mean class accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "mean_acc"), "",
+        "## NLA against CE, per setting (paired by seed)", "", nla_against_ce(grid), "",
         f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), "",
         "## Per-class accuracy (%) on single-vote labels, mean over seeds", "",
         per_class_table(grid, "single_vote", class_names), "",
