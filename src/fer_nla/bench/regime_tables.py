@@ -131,7 +131,7 @@ def _header(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
     return [
         "# The pretrained regime: every method fine-tuning a face-pretrained network on noisy FERPlus labels",
         "",
-        f"- command: `{meta['command']}`",
+        f"- command: `{meta['command']}`" + (f" ({meta['command_note']})" if meta.get("command_note") else ""),
         f"- machine: {meta['machine']}; wall time {meta['seconds'] / 60:.1f} min ({meta['cells_run_now']} cells run "
         f"in this invocation, {len(rows)} in the tables)",
         f"- pretraining (half P, fold 1/2 of FERPlus train by image id, majority labels): {pre['model']['arch']}, "
