@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_nla.commands.export",
     "fer_nla.commands.audit",
     "fer_nla.commands.bench",
+    "fer_nla.commands.serve",
 )
 
 

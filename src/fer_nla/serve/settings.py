@@ -1,0 +1,126 @@
+"""What ``fer-nla serve`` runs and its limits: :class:`ServeSettings`, and its environment form.
+
+uvicorn starts each worker process (``--workers N``) by importing
+:func:`fer_nla.serve.app.app_from_env`; the settings reach the workers as environment variables
+``FER_NLA_SERVE_<FIELD>`` (``FER_NLA_SERVE_MAX_UPLOAD_BYTES=20000000``), which the command sets
+from its flags (:meth:`ServeSettings.to_env`) and each worker reads back
+(:meth:`ServeSettings.from_env`). An unset variable keeps the field's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fer_nla.errors import InputError
+
+ENV_PREFIX = "FER_NLA_SERVE_"
+MB = 1_000_000
+DEFAULT_MAX_UPLOAD_BYTES = 20 * MB
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels: an 8660x5773 photo; Pillow warns from 89 MP
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_QUEUE = 16
+DEFAULT_THREADS = 1
+DEFAULT_RETRY_AFTER_S = 1
+BACKENDS = ("auto", "torch", "onnx")
+DETECTORS = ("retinaface", "haar")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How one worker process serves.
+
+    - ``model``: a built-in model name, or ``checkpoint``: a fer-nla checkpoint or ``.onnx`` file
+      (at most one of them; neither: the built-in default model), run on ``backend``
+      (auto/torch/onnx) and ``device`` (auto/cpu/cuda/...), faces found by ``detector``;
+    - ``max_upload_bytes``: the largest request body accepted (bytes; larger: 413);
+    - ``max_pixels``: the largest image accepted, width x height (larger: 413), checked from the
+      image's header before it is decoded;
+    - ``timeout_s``: seconds one request may take from its arrival to its answer (upload, wait
+      and inference; past it: 408 while uploading, 504 after);
+    - ``threads``: inference threads of this worker (each runs one request at a time on the one
+      shared model); ``queue``: requests that may wait for a thread; a request arriving when
+      ``threads + queue`` are taken is answered 503 with ``Retry-After: retry_after_s``.
+
+    Raises :class:`InputError` naming the field and the fix for values out of range.
+    """
+
+    model: str | None = None
+    checkpoint: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    detector: str = "retinaface"
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    threads: int = DEFAULT_THREADS
+    queue: int = DEFAULT_QUEUE
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+
+    def __post_init__(self) -> None:
+        if self.model is not None and self.checkpoint is not None:
+            raise InputError(f"give either a checkpoint ({self.checkpoint}) or a built-in model ({self.model}), not both")
+        if self.backend not in BACKENDS:
+            raise InputError(f"backend={self.backend!r} is not one of: {', '.join(BACKENDS)}")
+        if self.detector not in DETECTORS:
+            raise InputError(f"detector={self.detector!r} is not one of: {', '.join(DETECTORS)}")
+        for name, low in (("max_upload_bytes", 1), ("max_pixels", 1), ("threads", 1), ("queue", 0),
+                          ("retry_after_s", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"{name}={value!r}: expected a whole number, {low} or more")
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
+            raise InputError(f"timeout_s={self.timeout_s!r}: expected a number of seconds above 0")
+
+    @property
+    def capacity(self) -> int:
+        """Requests admitted at once: running (``threads``) plus waiting (``queue``)."""
+        return self.threads + self.queue
+
+    def check_model(self) -> None:
+        """Raises :class:`InputError` for an unknown built-in ``model`` name (listing the built-in
+        models) or a ``checkpoint`` that names no file, before a server starts loading it."""
+        from fer_nla.builtin import choose_model
+
+        chosen = choose_model(self.checkpoint, model=self.model)
+        if chosen.builtin is None and not Path(chosen.path).is_file():
+            what = "a folder" if Path(chosen.path).is_dir() else "missing"
+            raise InputError(f"checkpoint={self.checkpoint!r} is {what}; name a fer-nla checkpoint (best.pt) "
+                             "or an exported .onnx file")
+
+    def to_env(self) -> dict[str, str]:
+        """The ``FER_NLA_SERVE_*`` variables that give these settings to a worker process
+        (fields left at ``None`` are written as empty strings)."""
+        return {f"{ENV_PREFIX}{field.name.upper()}": "" if getattr(self, field.name) is None
+                else str(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServeSettings:
+        """The settings in ``environ``'s ``FER_NLA_SERVE_*`` variables (unset: the default).
+        Raises :class:`InputError` naming the variable for a value of the wrong kind."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            key = f"{ENV_PREFIX}{field.name.upper()}"
+            if key not in environ:
+                continue
+            text = environ[key].strip()
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            try:
+                values[field.name] = _parse(text, kind)
+            except ValueError:
+                raise InputError(f"{key}={text!r} is not a valid {kind}; unset it or give one") from None
+        return cls(**values)
+
+
+def _parse(text: str, kind: str) -> Any:
+    """``text`` read as the field type spelled ``kind`` (``int``, ``float``, ``str``, ``str | None``)."""
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "str | None":
+        return text or None
+    return text
