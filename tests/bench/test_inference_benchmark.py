@@ -3,9 +3,7 @@ choice and its Markdown tables (goal marks, rows, positive figures)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -26,18 +24,8 @@ SIZE = 16
 
 
 @pytest.fixture(scope="module")
-def bench():
-    """The script as a module (registered while it runs: its dataclasses look their module up)."""
-    spec = importlib.util.spec_from_file_location("bench_inference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    sys.path.insert(0, str(SCRIPT.parent))  # its shared helpers (benchmarks/machine.py), as when run as a script
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+def bench(load_benchmark):
+    return load_benchmark(SCRIPT, "bench_inference")
 
 
 @pytest.fixture(scope="module")

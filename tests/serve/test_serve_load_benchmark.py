@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    """The script as a module (registered while it runs: its dataclasses look their module up)."""
-    spec = importlib.util.spec_from_file_location("bench_serve_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    sys.path.insert(0, str(SCRIPT.parent))  # benchmarks/machine.py, as when run as a script
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+def bench(load_benchmark):
+    return load_benchmark(SCRIPT, "bench_serve_load")
 
 
 def test_percentiles_interpolate_between_ranks_as_numpy_does(bench) -> None:
