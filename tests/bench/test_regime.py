@@ -101,7 +101,7 @@ def test_nla_against_ce_pairs_the_seeds_and_ranks_nla_among_the_methods():
     assert lines[2] == "| single_vote | +3.00 ± 1.41 | -1.50 ± 0.71 | 2 of 3 | 2 of 3 |"
 
 
-def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus_root, tmp_path):
+def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes(ferplus_root, tmp_path, capsys):
     out = tmp_path / "regime"
     args = ["bench", "regime", "--config", str(BENCH), "--quick", "--no-ablation", "--out", str(out),
             "--pretrain", "train.epochs=1", "--pretrain", "data.train_subset=400", f"data.root={ferplus_root}",
@@ -128,3 +128,7 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
     assert main(args) == 0  # resumed: pretraining and both cells already done
     again = json.loads((out / "pretrained_regime.json").read_text())
     assert again["meta"]["cells_run_now"] == 0 and again["rows"] == rows
+    for changed in (["optim.lr=0.01"], ["--pretrain", "train.epochs=2"]):  # another recipe: refused, nothing reused
+        assert main([*args, *changed]) == 2
+        assert "holds a regime run with another recipe" in capsys.readouterr().err
+    assert json.loads((out / "pretrained_regime.json").read_text()) == again

@@ -133,6 +133,39 @@ def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], t
     }
 
 
+# Bench keys that only choose which cells run or how fast: a resumed run may change them.
+EXTENDABLE_BENCH_KEYS: tuple[str, ...] = ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "quick")
+
+
+def recipe_stamp(cfg: BenchConfig, pretrain_config: Config) -> dict[str, Any]:
+    """What every cell of a run folder must share: the fine-tuning recipe, the bench keys that
+    change a cell's result, and the pretraining recipe (as JSON values)."""
+    bench = cfg.to_dict()
+    bench["bench"] = {k: v for k, v in bench["bench"].items() if k not in EXTENDABLE_BENCH_KEYS}
+    return json.loads(json.dumps({"fine_tuning": bench, "pretraining": pretrain_config.to_dict()}))
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} then, {b!r} now"]
+
+
+def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config) -> None:
+    """Record the recipe in ``out/regime.recipe.json``, or raise :class:`InputError` when the folder
+    holds a run with another one: its finished cells and pretraining would be reused under the
+    new recipe's name. Cells, seeds and worker counts may change (a run is extended or resumed)."""
+    stamp, current = out / "regime.recipe.json", recipe_stamp(cfg, pretrain_config)
+    if not stamp.is_file():
+        stamp.write_text(json.dumps(current, indent=1) + "\n")
+        return
+    changed = _differences(json.loads(stamp.read_text()), current)
+    if changed:
+        shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+        raise InputError(f"{out} holds a regime run with another recipe ({shown}): its pretraining and finished cells "
+                         f"would be reused under the new one. Give a new --out, or the same settings to resume it")
+
+
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
@@ -143,6 +176,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config, out: str | Path, *, co
     returns the rows, also written as ``out/pretrained_regime.json`` and ``.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_same_recipe(out, cfg, pretrain_config)
     started = time.perf_counter()
     best = pretrain(pretrain_config, out / "pretrain", log=log)
     recipe = cell_recipe(cfg, out)
