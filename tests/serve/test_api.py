@@ -110,6 +110,7 @@ def test_healthz_reports_the_model_the_limits_and_an_idle_queue(client) -> None:
 
 
 def test_docs_and_the_openapi_schema_describe_the_upload(client) -> None:
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: /docs is the documentation
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
     if local_swagger_ui() is not None:  # the serve extra's Swagger UI: /docs works without the internet

@@ -139,6 +139,8 @@ def test_bad_query_parameters_are_one_readable_line(client) -> None:
     answer = client.post("/v1/predict?annotate=1&format=gif", content=photo)
     assert answer.status_code == 422
     assert detail(answer) == "format='gif' is not an annotated image format; use one of: png, jpeg (or leave it out)"
+    answer = client.post("/v1/predict?format=gif", content=photo)  # without annotate too: a typo is never ignored
+    assert answer.status_code == 422 and detail(answer).startswith("format='gif' is not an annotated image format")
 
 
 def test_a_content_length_that_is_not_a_number_is_a_bad_request(client) -> None:
@@ -152,6 +154,14 @@ def test_a_content_length_that_is_not_a_number_is_a_bad_request(client) -> None:
     (b"\x00\x01\x02\x03\xfe\xff" * 10, "binary data"),
     ("näive café ".encode() * 400, "text starting 'näive café näive café näive café näive café ...'"),
     (b"x" * 5000, "text"),  # no word short enough to quote whole
+    (b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50, "PNG data that cannot be decoded (a truncated or damaged file)"),
+    (b"\xff\xd8\xff\xe0" + b"\x01\x02" * 100, "JPEG data that cannot be decoded (a truncated or damaged file)"),
 ])
 def test_describe_bytes_names_common_files(data: bytes, kind: str) -> None:
     assert describe_bytes(data) == kind
+
+
+def test_an_image_header_followed_by_garbage_is_called_a_damaged_image(client) -> None:
+    answer = client.post("/v1/predict", content=b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
+    assert answer.status_code == 415
+    assert "bytes of PNG data that cannot be decoded (a truncated or damaged file)" in detail(answer)

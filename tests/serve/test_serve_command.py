@@ -91,7 +91,9 @@ def test_a_file_that_is_not_a_model_is_one_line_before_the_server_starts(tmp_pat
 
 def test_serve_warns_when_it_listens_beyond_this_machine(uvicorn_calls, capsys) -> None:
     assert main(["serve", "--host", "0.0.0.0", "--port", str(free_port())]) == 0
-    assert "listening on 0.0.0.0: anyone who can reach this machine can send photos to it" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "listening on 0.0.0.0: anyone who can reach this machine can send photos to it" in err
+    assert "the page at http://127.0.0.1:" in err and "http://0.0.0.0" not in err  # a URL that opens here
 
 
 def test_a_missing_checkpoint_and_an_unknown_model_stop_before_the_server(uvicorn_calls, tmp_path, capsys) -> None:

@@ -71,7 +71,7 @@ def create_app(settings: ServeSettings | None = None, *,
 
     docs_folder = local_swagger_ui()  # /docs from the installed Swagger UI, else FastAPI's CDN page
     app = FastAPI(title="fer-nla", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None if docs_folder else "/docs")
+                  docs_url=None if docs_folder else "/docs", redoc_url=None)  # ReDoc loads from a CDN: /docs only
     if docs_folder is not None:
         add_local_docs(app, docs_folder)
     app.include_router(router)

@@ -86,7 +86,7 @@ async def predict(
     name and version, and the photo's size; with ``annotate=1`` the photo with the faces drawn."""
     state = _state(request)
     settings = state.settings
-    chosen = _image_format(image_format) if annotate else None
+    chosen = _image_format(image_format)  # checked also without annotate: a typo is never ignored
     loop = asyncio.get_running_loop()
     arrived = loop.time()
     deadline = arrived + settings.timeout_s

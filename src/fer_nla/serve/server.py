@@ -39,7 +39,8 @@ def run_server(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 
     from fer_nla.serve.app import create_app
     from fer_nla.serve.model import load_predictor
 
-    shown = f"[{host}]" if ":" in host else host
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # every interface: this machine's URL
+    shown = f"[{local}]" if ":" in local else local
     if host not in LOOPBACK:
         say(f"listening on {host}: anyone who can reach this machine can send photos to it")
     if workers == 1:

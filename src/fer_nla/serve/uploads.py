@@ -44,6 +44,11 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"Rar!", "a RAR archive"), (b"\x7fELF", "a Linux program"), (b"MZ", "a Windows program"),
     (b"\x00\x00\x01\x00", "an ICO icon"), (b"8BPS", "a Photoshop PSD file"), (b"%!PS", "a PostScript/EPS file"),
     (b"\x1a\x45\xdf\xa3", "a WebM/Matroska video"), (b"OggS", "an Ogg audio/video file"),
+    # accepted kinds whose header is there but whose data Pillow cannot read: damaged files
+    (b"\x89PNG\r\n\x1a\n", "PNG data that cannot be decoded (a truncated or damaged file)"),
+    (b"\xff\xd8\xff", "JPEG data that cannot be decoded (a truncated or damaged file)"),
+    (b"GIF87a", "GIF data that cannot be decoded (a truncated or damaged file)"),
+    (b"GIF89a", "GIF data that cannot be decoded (a truncated or damaged file)"),
 )
 ISO_BRANDS: dict[bytes, str] = {  # bytes 8..12 of an ISO media file (after "ftyp")
     b"heic": "an HEIC photo (iPhone)", b"heix": "an HEIC photo (iPhone)", b"mif1": "an HEIF photo",
@@ -196,11 +201,11 @@ def decode_upload(upload: Upload, *, max_pixels: int) -> DecodedImage:
     try:
         Image.init()  # registers every plugin (MPO is not among the preloaded ones); cheap after the first call
         handle = Image.open(io.BytesIO(upload.data), formats=[f for f in ACCEPTED_FORMATS if f in Image.OPEN])
-    except UnidentifiedImageError:
-        raise not_an_image(upload) from None
     except Image.DecompressionBombError as err:
         raise HTTPException(413, f"the image is over Pillow's decompression-bomb limit ({err}); this server takes "
                                  f"at most {max_pixels:,} pixels (--max-pixels): downscale it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):  # no image, or a damaged header
+        raise not_an_image(upload) from None
     with handle:
         width, height = handle.size
         if width * height > max_pixels:
