@@ -132,3 +132,23 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
         assert main([*args, *changed]) == 2
         assert "holds a regime run with another recipe" in capsys.readouterr().err
     assert json.loads((out / "pretrained_regime.json").read_text()) == again
+
+
+def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, capsys):
+    committed = REPO / "benchmarks" / "results" / "pretrained_regime.json"
+    (tmp_path / "pretrained_regime.json").write_text(committed.read_text())
+    assert main(["bench", "regime", "--report-only", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "pretrained_regime.md").read_text()
+    assert md == (REPO / "benchmarks" / "results" / "pretrained_regime.md").read_text()
+    assert (tmp_path / "pretrained_regime_curves.png").stat().st_size > 10_000
+    assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "empty")]) == 2
+    assert "does not exist: --report-only rewrites the report of a finished run" in capsys.readouterr().err
+
+
+def test_a_bad_pretraining_key_is_named_as_the_pretraining_recipes(tmp_path, capsys):
+    args = ["bench", "regime", "--config", str(BENCH), "--out", str(tmp_path), "--pretrain", "train.epoch=1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the pretraining recipe" in err and "--pretrain train.epoch=1" in err and "train.epochs" in err
+    assert main(["bench", "regime", "--out", str(tmp_path)]) == 2
+    assert "name the bench config: --config" in capsys.readouterr().err

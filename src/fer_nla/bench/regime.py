@@ -89,7 +89,10 @@ def pretrain_config(path: str | Path, *, root: str | None, overrides: Sequence[s
 
     if not Path(path).is_file():
         raise InputError(f"pretraining recipe {path} does not exist; pass --pretrain-config configs/ferplus_model.yaml")
-    return load_config(path, [*PRETRAIN_OVERRIDES, f"data.root={root}", *overrides])
+    try:
+        return load_config(path, [*PRETRAIN_OVERRIDES, f"data.root={root}", *overrides])
+    except InputError as err:
+        raise InputError(f"the pretraining recipe ({path} with --pretrain {' '.join(overrides) or '(none)'}): {err}") from None
 
 
 def pretrain(pretrain_config: Config, out: Path, *, log: Callable[[str], None] = print) -> Path:

@@ -73,7 +73,7 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, *, setting: str = CU
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{setting}: fitting the given labels against the clean ones (mean of {len(chosen) // len(methods)} seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, handlelength=4)  # long enough to tell solid, dashed and dotted lines apart
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
@@ -164,11 +164,11 @@ def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots:
         "## Mean class accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "mean_acc"), "",
         "## NLA against CE, per setting (paired by seed)", "", nla_against_ce(grid), "",
         f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), "",
-        "## Per-class accuracy (%) on single-vote labels, mean over seeds", "",
-        per_class_table(grid, "single_vote", class_names), "",
-        f"## Per-class accuracy (%) on {CURVE_SETTING} labels, mean over seeds", "",
-        per_class_table(grid, CURVE_SETTING, class_names), "",
     ]
+    for setting, name in (("single_vote", "single-vote"), (CURVE_SETTING, CURVE_SETTING)):
+        if any(r["setting"] == setting for r in grid):  # a smoke grid may lack one
+            text += [f"## Per-class accuracy (%) on {name} labels, mean over seeds", "",
+                     per_class_table(grid, setting, class_names), ""]
     if settings:
         text += ["## NLA's ablation (same seeds and cells)", "",
                  "full = nla; naw_only: lam_c = 0; consistency_only: lam_b = 0; no_schedule: schedule=false; "
@@ -205,6 +205,13 @@ def write_regime_outputs(rows: Sequence[dict[str, Any]], meta: dict[str, Any], o
 
 
 def rewrite_report(out: Path) -> list[Path]:
-    """Rewrite the Markdown and plots from ``out/pretrained_regime.json``."""
-    data = json.loads((Path(out) / "pretrained_regime.json").read_text())
+    """Rewrite the Markdown and plots from ``out/pretrained_regime.json``. Raises
+    :class:`~fer_nla.errors.InputError` when the folder holds no finished run."""
+    path = Path(out) / "pretrained_regime.json"
+    if not path.is_file():
+        from fer_nla.errors import InputError
+
+        raise InputError(f"{path} does not exist: --report-only rewrites the report of a finished run; finish "
+                         f"(or resume) the run with the same --out first")
+    data = json.loads(path.read_text())
     return write_regime_outputs(data["rows"], data["meta"], Path(out))

@@ -122,7 +122,8 @@ def _register_regime(actions: argparse._SubParsersAction) -> None:
                "data.root=/data/ferplus",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    regime.add_argument("--config", required=True, help="bench YAML (see benchmarks/pretrained_regime.yaml)")
+    regime.add_argument("--config", default=None,
+                        help="bench YAML (see benchmarks/pretrained_regime.yaml); not needed with --report-only")
     regime.add_argument("--pretrain-config", default=None,
                         help="the recipe half P is pretrained with (default: configs/ferplus_model.yaml beside the "
                              "bench config's folder)")
@@ -153,6 +154,10 @@ def run_regime_command(args: argparse.Namespace) -> int:
         for path in rewrite_report(Path(args.out)):
             print(path)
         return 0
+    if args.config is None:
+        from fer_nla.errors import InputError
+
+        raise InputError("name the bench config: --config benchmarks/pretrained_regime.yaml")
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
     pre = pretrain_config(args.pretrain_config or Path(args.config).resolve().parent.parent / "configs" / "ferplus_model.yaml",
                           root=cfg.recipe.data.root, overrides=args.pretrain)
