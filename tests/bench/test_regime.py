@@ -142,7 +142,7 @@ def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, ca
     assert md == (REPO / "benchmarks" / "results" / "pretrained_regime.md").read_text()
     assert (tmp_path / "pretrained_regime_curves.png").stat().st_size > 10_000
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "empty")]) == 2
-    assert "does not exist: --report-only rewrites the report of a finished run" in capsys.readouterr().err
+    assert "does not exist: the report is rewritten from a finished run" in capsys.readouterr().err
 
 
 def test_a_bad_pretraining_key_is_named_as_the_pretraining_recipes(tmp_path, capsys):

@@ -166,7 +166,7 @@ def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config) -> N
     if changed:
         shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
         raise InputError(f"{out} holds a regime run with another recipe ({shown}): its pretraining and finished cells "
-                         f"would be reused under the new one. Give a new --out, or the same settings to resume it")
+                         f"would be reused under the new one. Write to another folder, or give the same settings to resume it")
 
 
 def _init_worker(threads: int) -> None:

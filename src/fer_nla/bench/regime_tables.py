@@ -211,7 +211,7 @@ def rewrite_report(out: Path) -> list[Path]:
     if not path.is_file():
         from fer_nla.errors import InputError
 
-        raise InputError(f"{path} does not exist: --report-only rewrites the report of a finished run; finish "
-                         f"(or resume) the run with the same --out first")
+        raise InputError(f"{path} does not exist: the report is rewritten from a finished run; finish (or resume) "
+                         "the run into this folder first")
     data = json.loads(path.read_text())
     return write_regime_outputs(data["rows"], data["meta"], Path(out))
