@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.predict.detectors import Box, FaceDetector, ScoredBox, box_iou, build_detector, run_detector
-from machine import machine_line, median_ms  # benchmarks/machine.py, beside this script
+from machine import machine_line, median_ms, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"
@@ -258,10 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += framing_table(framings, count=args.framing_count)
     lines += NOTES
     text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

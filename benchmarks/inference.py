@@ -50,7 +50,7 @@ from fer_nla.errors import InputError
 from fer_nla.predict.onnx_export import export_onnx
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.preprocess import Preprocess
-from machine import machine_line, median_ms  # benchmarks/machine.py, beside this script
+from machine import machine_line, median_ms, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_FACES_PER_S = 1300  # onnxruntime, batch 32, one thread (the `fer` package's quantised model: 1,324)
@@ -360,10 +360,7 @@ def main(argv: list[str] | None = None) -> None:
         except InputError as err:
             raise SystemExit(f"error: {err}") from None
     text = report(head, classifiers, photos, seconds=args.seconds, repeats=args.repeats, runs=args.runs)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

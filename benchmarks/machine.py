@@ -40,3 +40,12 @@ def machine_line(load: float) -> str:
     state = (f"**provisional (machine busy)**: load average {load:.2f} before the run on {os.cpu_count()} cores"
              if load > BUSY_LOAD else f"idle machine (load average {load:.2f} before the run)")
     return f"- machine: {cpu_model()}, {os.cpu_count()} cores; {state}"
+
+
+def publish(text: str, out: Path | None, *, end: str = "\n") -> None:
+    """Print the report ``text`` (followed by ``end``) and, with ``out``, write it there too
+    (its folder made first)."""
+    print(text, end=end)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)

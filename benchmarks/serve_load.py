@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine import machine_line  # benchmarks/machine.py, beside this script
+from machine import machine_line, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTO = REPO / "tests" / "data" / "photos" / "group.jpg"
@@ -231,10 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         *report_lines(summary, concurrency=args.concurrency),
     ]
     text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    publish(text, args.out, end="")
     if summary.accounted != summary.sent:
         raise SystemExit(1)
 
