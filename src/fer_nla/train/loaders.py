@@ -97,11 +97,16 @@ def _file_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch
     return Loaders("files", train, val, steps)
 
 
+def _decode_options(cfg: DataConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """The keyword arguments of :func:`~fer_nla.data.memory.decode_to_memory` for ``cfg``'s images."""
+    return {"size": cfg.image_size, "root": cfg.root, "options": cfg.options, "cache_dir": cfg.cache_dir,
+            "grayscale": cfg.grayscale, "log": log}
+
+
 def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
                     info: DistInfo, device: torch.device, drop_last: bool, steps: int,
                     log: Callable[[str], None]) -> Loaders:
-    decode: dict[str, Any] = {"size": cfg.image_size, "root": cfg.root, "options": cfg.options,
-                              "cache_dir": cfg.cache_dir, "grayscale": cfg.grayscale, "log": log}
+    decode = _decode_options(cfg, log)
     full = decode_to_memory(data.full_train, **decode)
     soft = data.train.target_mode == "soft"
     targets = data.full_train.soft_targets if soft else data.full_train.targets
@@ -134,8 +139,7 @@ def _cached_loaders(cfg: DataConfig, data: RunData, model: torch.nn.Module, *, b
     from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
     from fer_nla.freeze import CachedLoader, frozen_outputs
 
-    decode: dict[str, Any] = {"size": cfg.image_size, "root": cfg.root, "options": cfg.options,
-                              "cache_dir": cfg.cache_dir, "grayscale": cfg.grayscale, "log": log}
+    decode = _decode_options(cfg, log)
     common = {"image_size": cfg.image_size, "mean": tuple(RECIPE_MEAN), "std": tuple(RECIPE_STD), "device": device,
               "cache_dir": cache_folder(cfg.cache_dir), "log": log}
     shard = {"rank": info.rank, "world_size": info.world_size, "device": device}
