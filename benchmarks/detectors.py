@@ -58,7 +58,7 @@ NOTES = [
     "be a dependency of fer-nla (Python >= 3.10, macOS, ARM), whatever it measures.",
     "- At 640x480 the group photo's two smallest faces shrink to 15 px, under fer-nla's 16-px minimum face: "
     "the most any detector can report there is 12/14 unless its boxes are larger than the faces.",
-    "- Framing: a margin m widens a box to max(w, h) x (1 + 2m) around its centre (fer_nla.predict.preprocess."
+    "- Framing: a margin m widens a box to max(w, h) x (1 + 2m) around its centre (fer_nla.inference.faces."
     "expand_box); the margin column is the m that turns the detector's box back into the 48-px FER2013 frame.",
 ]
 

@@ -49,7 +49,7 @@ from fer_nla.checkpoint import load_model
 from fer_nla.errors import InputError
 from fer_nla.predict.onnx_export import export_onnx
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.preprocess import Preprocess
 from machine import machine_line, median_ms, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]

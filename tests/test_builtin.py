@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fer_nla.builtin import DEFAULT_MODEL, ChosenModel, builtin_path, card_path, choose_model
+from fer_nla.builtin import DEFAULT_MODEL, ChosenModel, builtin_onnx_path, builtin_path, card_path, choose_model
 from fer_nla.checkpoint import load_model
 from fer_nla.cli import main
 from fer_nla.errors import InputError
@@ -83,9 +83,30 @@ def test_pretrained_onnx_gives_the_torch_probabilities() -> None:
     faces = [_drawn_face(seed) for seed in range(3)] + [np.full((50, 60, 3), 128, np.uint8)]
     torch_probs = Predictor.pretrained(DEFAULT_MODEL, backend="torch", device="cpu").probabilities(faces)
     onnx_predictor = Predictor.pretrained(DEFAULT_MODEL, backend="onnx", device="cpu")
-    assert type(onnx_predictor.backend).__name__ == "OnnxBackend" and onnx_predictor.backend.path is None
-    assert onnx_predictor.backend.preprocess == Predictor().backend.preprocess  # grayscale flag included
-    np.testing.assert_allclose(onnx_predictor.probabilities(faces), torch_probs, atol=1e-4)
+    assert type(onnx_predictor.backend).__name__ == "OnnxBackend"
+    assert onnx_predictor.backend.path == builtin_onnx_path(DEFAULT_MODEL)  # the shipped file, no export at run time
+    assert onnx_predictor.backend.preprocess == Predictor.pretrained(backend="torch").backend.preprocess  # gray flag too
+    np.testing.assert_allclose(onnx_predictor.probabilities(faces), torch_probs, atol=1e-5)
+
+
+def test_the_shipped_onnx_file_equals_the_shipped_checkpoint_on_real_faces() -> None:
+    """The ONNX file prediction runs is the export of the checkpoint fine-tuning starts from:
+    the faces of the real photos in tests/data/photos, cropped as predict crops them, get the same
+    probabilities from both within 1e-5 (scripts/make_builtin.py writes the ONNX file)."""
+    from fer_nla.inference.faces import Box, crop_face
+    from fer_nla.inference.preprocess import to_rgb_array
+    from fer_nla.predict.inputs import read_image
+
+    photos = Path(__file__).parent / "data" / "photos"
+    crops = []
+    for name, entry in json.loads((photos / "faces.json").read_text()).items():
+        rgb = to_rgb_array(read_image(photos / name))
+        crops += [crop_face(rgb, Box(*face)) for face in entry["faces"]]
+    assert len(crops) >= 10
+    onnx_probs = Predictor.pretrained(backend="onnx", device="cpu").probabilities(crops)
+    torch_probs = Predictor.pretrained(backend="torch", device="cpu").probabilities(crops)
+    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-5, rtol=0)
+    assert (onnx_probs.argmax(1) == torch_probs.argmax(1)).all()
 
 
 def test_unknown_names_and_backends_are_refused_with_the_list() -> None:
@@ -112,12 +133,14 @@ def test_models_lists_the_builtin_models(capsys) -> None:
     assert lines[1].split()[:4] == [DEFAULT_MODEL, "*", "8", "48x48"]
     assert lines[2] == f"  classes: {', '.join(FERPLUS_CLASSES)}"
     assert lines[3] == f"  weights: {builtin_path()}"
-    assert lines[4].startswith(f"  card:    {card_path()}")
+    assert lines[4] == f"  onnx:    {builtin_onnx_path()}"
+    assert lines[5].startswith(f"  card:    {card_path()}")
     assert main(["models", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["name"] == DEFAULT_MODEL and row["default"] is True and row["num_classes"] == 8
     assert row["class_names"] == FERPLUS_CLASSES and row["image_size"] == 48 and isinstance(row["grayscale"], bool)
     assert Path(row["file"]) == builtin_path() and Path(row["card"]) == card_path()
+    assert Path(row["onnx"]) == builtin_onnx_path() and row["arch"] == "resnet10s"
 
 
 def test_predict_without_a_checkpoint_uses_the_builtin_model(tmp_path: Path, capsys) -> None:

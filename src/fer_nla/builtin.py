@@ -1,8 +1,10 @@
 """Built-in expression models: weight files shipped inside the package (``fer_nla/weights/``).
 
 A built-in model is an ordinary fer-nla checkpoint (``weights_only=True``, the same metadata as
-``best.pt`` of ``fer-nla train``) with a model card beside it. Nothing is downloaded: the files
-come with the installed package.
+``best.pt`` of ``fer-nla train``; what fine-tuning starts from), its ONNX export (what prediction
+runs, with onnxruntime and no PyTorch; ``scripts/make_builtin.py`` writes both, and a test keeps
+the two equal within 1e-5 on real faces) and a model card. Nothing is downloaded: the files come
+with the installed package.
 
 >>> from fer_nla.builtin import builtin_path, DEFAULT_MODEL
 >>> builtin_path(DEFAULT_MODEL).name
@@ -25,11 +27,13 @@ BUILTIN_PREFIX = "builtin:"
 
 @dataclass(frozen=True)
 class BuiltinModel:
-    """One shipped model: ``name`` (what users type), ``file`` and ``card`` (file names in
-    ``fer_nla/weights/``) and a one-line ``summary`` for ``fer-nla models``."""
+    """One shipped model: ``name`` (what users type), ``file`` (its checkpoint), ``onnx`` (the
+    checkpoint's ONNX export) and ``card`` (file names in ``fer_nla/weights/``) and a one-line
+    ``summary`` for ``fer-nla models``."""
 
     name: str
     file: str
+    onnx: str
     card: str
     summary: str
 
@@ -38,6 +42,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "ferplus-resnet10s": BuiltinModel(
         name="ferplus-resnet10s",
         file="ferplus-resnet10s.pt",
+        onnx="ferplus-resnet10s.onnx",
         card="ferplus-resnet10s.md",
         summary="8 FERPlus expressions, ResNet-10 for 48-px gray faces, trained on FERPlus vote distributions",
     ),
@@ -69,7 +74,18 @@ def builtin_path(name: str = DEFAULT_MODEL) -> Path:
     Raises :class:`~fer_nla.errors.InputError` for an unknown name, or when the file is missing
     (a broken install: reinstall fer-nla)."""
     model = get_builtin(name)
-    path = _weights_dir() / model.file
+    return _shipped(model, model.file)
+
+
+def builtin_onnx_path(name: str = DEFAULT_MODEL) -> Path:
+    """The ONNX file of the built-in model ``name`` (the export of :func:`builtin_path`);
+    errors as :func:`builtin_path`."""
+    model = get_builtin(name)
+    return _shipped(model, model.onnx)
+
+
+def _shipped(model: BuiltinModel, file: str) -> Path:
+    path = _weights_dir() / file
     if not path.is_file():
         raise InputError(f"the built-in model {model.name} is missing from this install ({path}); reinstall fer-nla")
     return path
@@ -112,17 +128,19 @@ def choose_model(checkpoint: str | None = None, *, model: str | None = None) -> 
 
 
 def describe_builtin(name: str = DEFAULT_MODEL) -> dict:
-    """What ``fer-nla models`` shows of the built-in model ``name``, read from its checkpoint:
-    ``name``, ``default`` (bool), ``summary``, ``arch``, ``num_classes``, ``class_names``,
-    ``image_size`` (px), ``grayscale`` (bool), ``file`` and ``card`` (absolute paths, str) and
-    ``card_exists``. Raises :class:`~fer_nla.errors.InputError` as :func:`builtin_path`."""
-    from fer_nla.checkpoint import read_meta
+    """What ``fer-nla models`` shows of the built-in model ``name``, read from its ONNX file's
+    metadata (no PyTorch needed): ``name``, ``default`` (bool), ``summary``, ``arch``,
+    ``num_classes``, ``class_names``, ``image_size`` (px), ``grayscale`` (bool), ``file`` (the
+    checkpoint), ``onnx`` and ``card`` (absolute paths, str) and ``card_exists``. Raises
+    :class:`~fer_nla.errors.InputError` as :func:`builtin_path`."""
+    from fer_nla.inference.onnx_backend import OnnxBackend
 
     model = get_builtin(name)
-    path = builtin_path(model.name)
-    meta = read_meta(path)
+    onnx = builtin_onnx_path(model.name)
+    backend = OnnxBackend(onnx, name=f"built-in model {model.name}")
     card = card_path(model.name)
     return {"name": model.name, "default": model.name == DEFAULT_MODEL, "summary": model.summary,
-            "arch": meta.arch, "num_classes": meta.num_classes, "class_names": list(meta.class_names),
-            "image_size": meta.image_size, "grayscale": meta.grayscale, "file": str(path), "card": str(card),
-            "card_exists": card.is_file()}
+            "arch": str(backend.model_spec.get("arch", "")), "num_classes": len(backend.class_names),
+            "class_names": list(backend.class_names), "image_size": backend.preprocess.image_size,
+            "grayscale": backend.preprocess.grayscale, "file": str(builtin_path(model.name)), "onnx": str(onnx),
+            "card": str(card), "card_exists": card.is_file()}

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from fer_nla import __version__
 from fer_nla.errors import InputError
+from fer_nla.extras import missing_module_message, torch_pair_message
 
 # Subcommand name -> module that registers it. Order is the order shown in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -136,8 +137,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again
         return 141  # 128 + SIGPIPE, as shells report it
+    except ModuleNotFoundError as err:  # an optional part (the train or serve extra) is not installed
+        message = missing_module_message(err, command=args.command)
+        if message is None:
+            raise
+        print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except OSError as err:  # permission denied, a folder where a file belongs, a full disk...
         print(f"fer-nla {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # torchvision built for another torch: one line, not its traceback
+        message = torch_pair_message(err)
+        if message is None:
+            raise
+        print(f"fer-nla {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

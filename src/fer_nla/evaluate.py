@@ -1,6 +1,11 @@
 """Scoring a checkpoint (or an exported ONNX model) on a dataset split: the probabilities and
 every metric of ``fer-nla eval``, for the command, the benchmarks and Python users.
 
+Faces are scored through :mod:`fer_nla.inference`, the path ``predict`` and ``serve`` use: the
+model's own :class:`~fer_nla.inference.preprocess.Preprocess` is the dataset's transform and
+:func:`~fer_nla.inference.classify.loader_probabilities` runs either backend, so a face gets the
+same probabilities here as in ``fer-nla predict``.
+
 >>> result = evaluate_checkpoint("runs/raf/best.pt", dataset="rafdb", root="/data/RAF-DB", split="test")
 >>> result["overall_acc"], result["mean_acc"], result["num_samples"]
 """
@@ -110,10 +115,11 @@ def evaluate_checkpoint(
 
     from fer_nla.checkpoint import check_compatible
     from fer_nla.data.sources.common import canonical_split
+    from fer_nla.inference.classify import loader_probabilities
     from fer_nla.metrics import classification_report
 
     split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
-    info, score, pin_memory = _load_scorer(checkpoint, device_name=device_name, dataset=dataset)
+    backend, info = _load_model(checkpoint, device_name=device_name, dataset=dataset)
     data_cfg = info.config.get("data", {})
     name = dataset or data_cfg.get("dataset", "synthetic")
     same = name == data_cfg.get("dataset")
@@ -125,75 +131,35 @@ def evaluate_checkpoint(
         skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
     )
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
-    ds = ds.with_transform(model_transform(info))
+    ds = ds.with_transform(backend.preprocess)  # the one eval-time preprocessing (fer_nla.inference.preprocess)
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
-    out = score(loader, len(ds.class_names))
-    report = classification_report(out["targets"], out["probs"], class_names=list(ds.class_names))
-    report = {**report, "num_samples": int(len(out["targets"])), "dropped": dropped}
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    probs, targets = loader_probabilities(backend, ((images, labels) for images, labels, _ in loader))
+    report = classification_report(targets, probs, class_names=list(ds.class_names))
+    report = {**report, "num_samples": int(len(targets)), "dropped": dropped}
     result = {key: report[key] for key in EVAL_KEYS} | {"dataset": name, "split": split}
     if with_probabilities:
-        result |= {"probs": out["probs"], "targets": out["targets"]}
+        result |= {"probs": probs, "targets": targets}
     return result
 
 
-def model_transform(info: CheckpointMeta) -> Any:
-    """PIL image -> ``3 x S x S`` float tensor as the model expects it:
-    :func:`fer_nla.data.transforms.eval_transform` with the checkpoint's size, mean, std and
-    ``grayscale`` (PIL's luma, ``convert("L")``, on all 3 channels, as
-    :func:`fer_nla.predict.preprocess.preprocess_faces` does at prediction time)."""
-    from fer_nla.data.transforms import eval_transform
-
-    return eval_transform(image_size=info.image_size, mean=info.mean, std=info.std, grayscale=info.grayscale)
-
-
-def _load_scorer(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[CheckpointMeta, Any, bool]:
-    """``(meta, score, pin_memory)`` for a checkpoint or an ONNX model (its metadata as a
-    :class:`~fer_nla.checkpoint.CheckpointMeta` with an empty ``config``); ``score(loader,
-    num_classes)`` returns :func:`fer_nla.train.loop.predict_probabilities`'s ``probs``/``targets``."""
-    from pathlib import Path
-
-    from fer_nla.checkpoint import CheckpointMeta, load_model
-    from fer_nla.train.loop import predict_probabilities
+def _load_model(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[Any, CheckpointMeta]:
+    """The backend of ``checkpoint`` (:func:`fer_nla.inference.backends.load_backend`: an ONNX
+    file, found by its content, on onnxruntime; a checkpoint on PyTorch) and its metadata (an
+    ONNX model's as a :class:`~fer_nla.checkpoint.CheckpointMeta` with an empty ``config``)."""
+    from fer_nla.checkpoint import CheckpointMeta
     from fer_nla.errors import InputError
-    from fer_nla.file_kinds import sniff_file
-    from fer_nla.runtime import onnx_providers, resolve_device
+    from fer_nla.inference.backends import is_onnx_model, load_backend
+    from fer_nla.inference.onnx_backend import OnnxBackend
 
-    if Path(checkpoint).is_file() and sniff_file(checkpoint).kind == "onnx":
-        from fer_nla.predict.onnx_backend import OnnxBackend
-
-        providers = onnx_providers(device_name)
-        if dataset is None:
-            raise InputError(f"{checkpoint} is an ONNX model, which does not record the data it was trained on: "
-                             "name the data with dataset=... and root=...")
-        backend = OnnxBackend(checkpoint, providers=providers)
-        spec, pre = backend.model_spec, backend.preprocess
-        info = CheckpointMeta(arch=str(spec.get("arch", "")), num_classes=int(spec.get("num_classes", len(backend.class_names))),
-                              stem=str(spec.get("stem", "")), class_names=tuple(backend.class_names),
-                              image_size=pre.image_size, mean=tuple(pre.mean), std=tuple(pre.std),
-                              grayscale=pre.grayscale)
-        return info, lambda loader, num_classes: _onnx_probabilities(backend, loader, num_classes), False
-    device = resolve_device(device_name)
-    model, info = load_model(checkpoint, map_location=device)
-
-    def score(loader: Any, num_classes: int) -> dict[str, np.ndarray]:
-        return predict_probabilities(model, loader, device=device, num_classes=num_classes,
-                                     channels_last=device.type != "mps")
-
-    return info, score, device.type == "cuda"
-
-
-def _onnx_probabilities(backend: Any, loader: Any, num_classes: int) -> dict[str, np.ndarray]:
-    """:func:`fer_nla.train.loop.predict_probabilities` for an onnxruntime backend: the loader's
-    preprocessed batches through ``backend.logits``, softmax in float32 as PyTorch's."""
-    import torch
-
-    from fer_nla.train.loop import predict_probabilities
-
-    class OnnxModule(torch.nn.Module):
-        def forward(self, images: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(backend.logits(images.numpy()))
-
-    return predict_probabilities(OnnxModule(), loader, device=torch.device("cpu"), num_classes=num_classes)
-
-
+    if dataset is None and is_onnx_model(checkpoint):
+        raise InputError(f"{checkpoint} is an ONNX model, which does not record the data it was trained on: "
+                         "name the data with dataset=... and root=...")
+    backend = load_backend(checkpoint, device=device_name)
+    if not isinstance(backend, OnnxBackend):
+        return backend, backend.meta
+    spec, pre = backend.model_spec, backend.preprocess
+    info = CheckpointMeta(arch=str(spec.get("arch", "")), num_classes=int(spec.get("num_classes", len(backend.class_names))),
+                          stem=str(spec.get("stem", "")), class_names=tuple(backend.class_names),
+                          image_size=pre.image_size, mean=tuple(pre.mean), std=tuple(pre.std), grayscale=pre.grayscale)
+    return backend, info

@@ -13,19 +13,20 @@ entry); ``torch-legacy`` (the pre-1.6 pickle format with PyTorch's magic number)
 ``npz``; ``zip`` (any other zip); ``damaged-zip``; ``pickle`` (a plain Python pickle);
 ``hdf5`` (``\\x89HDF\\r\\n\\x1a\\n``, Keras ``.h5``); ``safetensors`` (8-byte little-endian
 header length, then ``{``); ``numpy`` (``.npy``); ``onnx`` (a protobuf ``ModelProto`` that
-the onnx package parses); ``text``; ``unknown`` (random or unknown bytes).
+whose top-level fields are ModelProto's); ``text``; ``unknown`` (random or unknown bytes).
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import textwrap
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fer_nla.errors import InputError
 
@@ -73,7 +74,7 @@ class FileKind:
 
 def sniff_file(path: str | Path) -> FileKind:
     """The kind of the file at ``path``, from its first bytes (a zip's entry names; an ONNX
-    file is parsed by the onnx package when its suffix is ``.onnx`` or it starts like one).
+    file's protobuf fields are walked when its suffix is ``.onnx`` or it starts like one).
     Raises ``OSError`` when the file cannot be read."""
     path = Path(path)
     with path.open("rb") as handle:
@@ -126,15 +127,46 @@ def _is_safetensors(head: bytes, *, size: int) -> bool:
     return 2 <= length <= size - 8
 
 
-def _is_onnx(path: Path) -> bool:
-    """Whether the onnx package parses ``path`` as a model with a graph or an opset."""
-    try:
-        import onnx
+# ONNX ModelProto's top-level fields (onnx.proto3): number -> protobuf wire type (0 varint, 2 bytes).
+_ONNX_FIELDS: dict[int, int] = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - any parse failure means: not ONNX
-        return False
-    return model.ir_version > 0 and (len(model.graph.node) > 0 or len(model.opset_import) > 0)
+
+def _is_onnx(path: Path) -> bool:
+    """Whether ``path`` is an ONNX ``ModelProto``: its top-level protobuf fields, walked to the
+    end of the file without reading the payloads, are all ModelProto's with their wire types, the
+    IR version is positive, and it has a graph or an opset (no onnx package needed)."""
+    seen: set[int] = set()
+    ir_version = 0
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        while handle.tell() < size:
+            tag = _varint(handle)
+            if tag is None or _ONNX_FIELDS.get(tag >> 3) != tag & 7:
+                return False
+            value = _varint(handle)
+            if value is None:
+                return False
+            if tag & 7 == 2:
+                if handle.tell() + value > size:
+                    return False
+                handle.seek(value, os.SEEK_CUR)
+            elif tag >> 3 == 1:
+                ir_version = value
+            seen.add(tag >> 3)
+    return ir_version > 0 and bool(seen & {7, 8})
+
+
+def _varint(handle: BinaryIO) -> int | None:
+    """A protobuf base-128 varint read from ``handle``; ``None`` at the end of the file or past 10 bytes."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = handle.read(1)
+        if not byte:
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+    return None
 
 
 def _text_start(head: bytes) -> str | None:

@@ -17,7 +17,7 @@ from fer_nla.checkpoint import CheckpointMeta, save_checkpoint
 from fer_nla.labels import EMOTIONS
 from fer_nla.models import build_model
 from fer_nla.predict.onnx_export import export_onnx
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.preprocess import Preprocess
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "inference.py"
 SIZE = 16

@@ -14,7 +14,7 @@ from fer_nla.data import build_dataset
 from fer_nla.data.images import decode_image, is_system_file, to_rgb8
 from fer_nla.errors import InputError
 from fer_nla.predict.inputs import collect_inputs, read_image
-from fer_nla.predict.preprocess import to_rgb_array
+from fer_nla.inference.preprocess import to_rgb_array
 
 WHITE, RED, BLUE = (255, 255, 255), (255, 0, 0), (0, 0, 255)
 

@@ -12,7 +12,7 @@ import pytest
 from fer_nla.cli import build_parser, main
 from fer_nla.predict import Box, Predictor
 from fer_nla.predict.detectors import box_iou
-from fer_nla.predict.preprocess import DEFAULT_MARGIN
+from fer_nla.inference.faces import DEFAULT_MARGIN
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 TRUTH = json.loads((PHOTOS / "faces.json").read_text())

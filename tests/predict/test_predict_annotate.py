@@ -17,7 +17,7 @@ from fer_nla.predict import Predictor, predict_files
 from fer_nla.predict.annotate import BOX_COLOR, Rect, draw_faces, place_labels, plan_annotated_paths, rects_overlap
 from fer_nla.predict.detectors import Box
 from fer_nla.predict.inputs import InputFile
-from fer_nla.predict.records import FacePrediction
+from fer_nla.inference.faces import FacePrediction
 
 
 class NoFaceDetector:

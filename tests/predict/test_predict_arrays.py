@@ -7,7 +7,7 @@ import pytest
 
 from fer_nla.errors import InputError
 from fer_nla.predict import Box, Predictor, Preprocess
-from fer_nla.predict.preprocess import preprocess_faces, to_rgb_array
+from fer_nla.inference.preprocess import preprocess_faces, to_rgb_array
 
 
 class BrightnessBackend:

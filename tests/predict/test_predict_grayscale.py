@@ -16,10 +16,10 @@ from PIL import Image
 from fer_nla.checkpoint import CheckpointMeta, read_meta, save_checkpoint
 from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS
-from fer_nla.predict.onnx_backend import OnnxBackend
+from fer_nla.inference.onnx_backend import OnnxBackend
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.preprocess import Preprocess, preprocess_faces
-from fer_nla.predict.torch_backend import TorchBackend
+from fer_nla.inference.preprocess import Preprocess, preprocess_faces
+from fer_nla.inference.torch_backend import TorchBackend
 
 from conftest import IMAGE_SIZE, MEAN, STD
 
@@ -131,11 +131,14 @@ def test_the_onnx_export_carries_grayscale_and_onnxruntime_applies_it(tmp_path: 
 
 
 def test_eval_shows_a_gray_model_the_luma_of_colour_images() -> None:
-    from fer_nla.evaluate import model_transform
+    from fer_nla.data.transforms import eval_transform
 
     crop, gray = _colour_and_gray(3)
-    on, off = model_transform(_gray_meta(True)), model_transform(_gray_meta(False))
-    torch.testing.assert_close(on(Image.fromarray(crop)), off(Image.fromarray(gray)), rtol=0, atol=0)
-    assert not torch.equal(off(Image.fromarray(crop)), off(Image.fromarray(gray)))
-    theirs = preprocess_faces([crop], preprocess=Preprocess(IMAGE_SIZE, tuple(MEAN), tuple(STD), grayscale=True))
-    np.testing.assert_array_equal(on(Image.fromarray(crop)).numpy(), theirs[0])  # eval and predict agree
+    on = Preprocess(IMAGE_SIZE, tuple(MEAN), tuple(STD), grayscale=True)  # eval's transform for a gray model
+    off = Preprocess(IMAGE_SIZE, tuple(MEAN), tuple(STD), grayscale=False)
+    np.testing.assert_array_equal(on(Image.fromarray(crop)), off(Image.fromarray(gray)))
+    assert not np.array_equal(off(Image.fromarray(crop)), off(Image.fromarray(gray)))
+    theirs = preprocess_faces([crop], preprocess=on)
+    np.testing.assert_array_equal(on(Image.fromarray(crop)), theirs[0])  # eval and predict agree
+    validation = eval_transform(image_size=IMAGE_SIZE, mean=MEAN, std=STD, grayscale=True)  # fer-nla train's
+    np.testing.assert_array_equal(validation(Image.fromarray(crop)).numpy(), theirs[0])

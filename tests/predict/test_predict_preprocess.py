@@ -9,8 +9,8 @@ from PIL import Image
 
 from fer_nla.data.transforms import eval_transform
 from fer_nla.errors import InputError
-from fer_nla.predict.detectors import Box
-from fer_nla.predict.preprocess import Preprocess, crop_face, expand_box, preprocess_faces, softmax, to_rgb_array
+from fer_nla.inference.faces import Box, crop_face, expand_box
+from fer_nla.inference.preprocess import Preprocess, preprocess_faces, softmax, to_rgb_array
 
 MEAN = (0.577, 0.4494, 0.4001)
 STD = (0.2628, 0.2395, 0.2383)

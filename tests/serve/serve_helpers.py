@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.labels import EMOTIONS
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.preprocess import Preprocess
 
 PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"
 TRUTH = json.loads((PHOTOS / "faces.json").read_text())

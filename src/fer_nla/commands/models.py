@@ -57,7 +57,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for row, line in zip(rows, cells):
         lines.append("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
         card = row["card"] if row["card_exists"] else f"{row['card']} (missing)"
-        lines += [f"  classes: {', '.join(row['class_names'])}", f"  weights: {row['file']}", f"  card:    {card}"]
+        lines += [f"  classes: {', '.join(row['class_names'])}", f"  weights: {row['file']}", f"  onnx:    {row['onnx']}",
+                  f"  card:    {card}"]
     return "\n".join(lines)
 
 

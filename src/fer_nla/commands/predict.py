@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-face-size", type=int_in(1), default=16, metavar="PX",
                         help="smallest face classified (shorter side, px, any detector): smaller detected boxes are "
                              "dropped, smaller --faces-cropped inputs fail (default 16)")
-    parser.add_argument("--margin", type=float, default=0.0,  # fer_nla.predict.preprocess.DEFAULT_MARGIN (no cv2 import here)
+    parser.add_argument("--margin", type=float, default=0.0,  # fer_nla.inference.faces.DEFAULT_MARGIN (no cv2 import here)
                         help="widen each face box by this fraction of its side on every side before cropping "
                              "(default 0: the detectors' boxes frame faces as FER2013 crops do)")
     parser.add_argument("--max-side", type=int, default=1600, metavar="PX",

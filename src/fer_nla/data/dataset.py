@@ -14,9 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 
 class ImageSource(Protocol):
@@ -36,13 +34,15 @@ class IndexedSource:
         return self.base(int(self.indices[index]))
 
 
-class FERDataset(Dataset):
+class FERDataset:
     """Samples of one split in the canonical label space (see :mod:`fer_nla.labels`).
 
     ``__getitem__`` returns ``(image, target, index)``: the image after ``transform`` (a
-    ``PIL.Image`` when there is none), the target as an ``int`` (or a float tensor of
-    probabilities when ``target_mode == "soft"``) and the sample's index in this dataset,
-    which the engine uses to record per-sample signals.
+    ``PIL.Image`` when there is none), the target as an ``int`` (or a float32 ``[C]`` array of
+    probabilities when ``target_mode == "soft"``, which PyTorch's ``default_collate`` stacks
+    into a tensor) and the sample's index in this dataset, which the engine uses to record
+    per-sample signals. A map-style dataset for ``torch.utils.data.DataLoader`` that needs no
+    PyTorch itself, so the readers work in an install without it.
     """
 
     def __init__(
@@ -128,7 +128,7 @@ class FERDataset(Dataset):
         if self.target_mode == "soft":
             if self.soft_targets is None:
                 raise ValueError(f"{self.name or 'dataset'} has no soft targets")
-            return image, torch.from_numpy(self.soft_targets[index]), index
+            return image, np.array(self.soft_targets[index], dtype=np.float32), index
         return image, int(self.targets[index]), index
 
     # -- facts --------------------------------------------------------------------------

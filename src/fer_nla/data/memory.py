@@ -11,7 +11,8 @@ Stored size. When every image has the same size and that size is at most ``nativ
 the resize to the training size, as the reference does (NLA recipe,
 ``/work/shared/docs/NLA-METHOD.md``: "Gaussian pixel noise (variance 30) on half of the images
 before the transform"). Otherwise (mixed sizes, or larger images) they are resized at decode
-time to the training size with ``T.Resize`` (bilinear, antialiased, as the files path does), and
+time to the training size with :func:`fer_nla.inference.preprocess.resize_face` (PIL bilinear, antialiased, as
+the files path and eval-time preprocessing do), and
 for such sources the noise then comes AFTER the resize. Gray sources (every image R = G = B,
 e.g. FERPlus) are held as one channel expanded to three (``stride(1) == 0``): a third of the
 memory and cache size, the same values. With ``grayscale`` (``data.grayscale``) every image is
@@ -39,12 +40,12 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision import transforms as T
 
 from fer_nla.atomic import atomic_write
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.transforms import to_gray
 from fer_nla.errors import InputError
+from fer_nla.inference.preprocess import resize_face
 
 FORMAT_VERSION = 1  # bump when the stored layout or the decoding changes
 NATIVE_SIZE_CAP = 256  # px: larger images are resized at decode time
@@ -163,9 +164,9 @@ def _rgb_array(image: Image.Image, *, grayscale: bool = False) -> np.ndarray:
 
 
 def _resized(pixels: np.ndarray, size: int) -> Tensor:
-    """``uint8 [3, size, size]``: ``T.Resize((size, size))`` (PIL bilinear, antialiased) of RGB pixels."""
-    image = T.Resize((size, size))(Image.fromarray(pixels, mode="RGB"))
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+    """``uint8 [3, size, size]``: RGB pixels resized as eval-time preprocessing resizes them
+    (:func:`fer_nla.inference.preprocess.resize_face`: PIL bilinear, antialiased)."""
+    return torch.from_numpy(np.ascontiguousarray(resize_face(pixels, size=size))).permute(2, 0, 1)
 
 
 def _first_shape(dataset: FERDataset) -> tuple[int, int]:

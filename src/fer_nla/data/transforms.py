@@ -2,7 +2,7 @@
 
 Train: Gaussian pixel noise (variance 30 on 0..255 values) on half of the images before
 anything else, resize, to tensor, normalise, random horizontal flip, random erasing with
-scale (0.02, 0.3). Eval: resize, to tensor, normalise. Every image is made 3-channel RGB
+scale (0.02, 0.3). Eval: resize, to tensor, normalise, by :mod:`fer_nla.inference.preprocess`. Every image is made 3-channel RGB
 first; with ``grayscale`` (``data.grayscale``) it is made gray first (PIL's luma, ITU-R 601-2:
 ``Image.convert("L")``) and the noise is drawn once per pixel, so all three channels stay equal.
 Randomness comes from torch's generator, so DataLoader workers are seeded properly.
@@ -19,6 +19,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
+
+from fer_nla.inference.preprocess import Preprocess
 
 RECIPE_MEAN: tuple[float, float, float] = (0.577, 0.4494, 0.4001)
 RECIPE_STD: tuple[float, float, float] = (0.2628, 0.2395, 0.2383)
@@ -111,10 +113,11 @@ def eval_transform(
     *, image_size: int, mean: Sequence[float] = RECIPE_MEAN, std: Sequence[float] = RECIPE_STD,
     grayscale: bool = False,
 ) -> T.Compose:
-    """PIL image -> float tensor ``3 x image_size x image_size``: resize and normalise only
-    (``grayscale``: made gray first, :func:`to_gray`, its channel replicated to three)."""
-    first: list[Any] = [ToGray(), ToRGB()] if grayscale else [ToRGB()]
-    return T.Compose([*first, T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(list(mean), list(std))])
+    """PIL image -> float tensor ``3 x image_size x image_size``: the one eval-time preprocessing
+    (:class:`fer_nla.inference.preprocess.Preprocess`: resize and normalise only; ``grayscale``:
+    PIL's luma on all three channels first) that ``eval``, ``predict`` and ``serve`` use too."""
+    preprocess = Preprocess(image_size=image_size, mean=tuple(mean), std=tuple(std), grayscale=grayscale)  # type: ignore[arg-type]
+    return T.Compose([preprocess, torch.from_numpy])
 
 
 class TwoViewDataset(Dataset):

@@ -1,19 +1,19 @@
-"""Predictions on people's own photos, folders and videos, and the ONNX backend.
+"""Predictions on people's own photos, folders and videos: detectors, :class:`Predictor`,
+media input, annotation, records and ONNX export.
 
-``Predictor()`` runs the built-in model shipped in the package (``fer-nla models`` lists the
-built-in models; ``Predictor.pretrained(NAME, backend="onnx")`` runs one with onnxruntime).
-
-Importing this package does not import torch: the onnxruntime path
-(``Predictor.from_onnx``) runs without it. ``fer_nla.predict.onnx_export`` (which needs torch)
-writes the ONNX files.
+``Predictor()`` runs the built-in model shipped in the package with onnxruntime (``fer-nla
+models`` lists the built-in models). Importing this package does not import PyTorch and
+prediction never needs it; only ``fer_nla.predict.onnx_export`` (which writes ONNX files) and
+the PyTorch backend do. Crops become probabilities in :mod:`fer_nla.inference`, the path
+``predict``, ``serve`` and ``eval`` share.
 """
 
+from fer_nla.inference.faces import Box, FacePrediction, ScoredBox, crop_face
+from fer_nla.inference.preprocess import Preprocess, preprocess_faces
 from fer_nla.predict.detectors import (
-    Box,
     Detections,
     FaceDetector,
     HaarCascadeDetector,
-    ScoredBox,
     available_detectors,
     build_detector,
     detect_faces,
@@ -21,8 +21,7 @@ from fer_nla.predict.detectors import (
 )
 from fer_nla.predict.files import predict_files
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.preprocess import Preprocess, crop_face, preprocess_faces
-from fer_nla.predict.records import FacePrediction, FileRecord, records_to_json, write_csv
+from fer_nla.predict.records import FileRecord, records_to_json, write_csv
 
 __all__ = [
     "Box",

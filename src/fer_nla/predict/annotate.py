@@ -20,9 +20,8 @@ import numpy as np
 from PIL import Image
 
 from fer_nla.errors import InputError
-from fer_nla.predict.detectors import Box
+from fer_nla.inference.faces import Box, FacePrediction
 from fer_nla.predict.inputs import InputFile
-from fer_nla.predict.records import FacePrediction
 
 BOX_COLOR = (0, 200, 255)  # RGB
 TEXT_COLOR = (0, 0, 0)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from fer_nla.errors import InputError
+from fer_nla.inference.faces import Box, ScoredBox
 
 DEFAULT_MAX_SIDE = 1600  # longest side an image is detected at; larger ones are downsized first
 # Two boxes overlapping by more than this intersection over union are one face boxed twice; the
@@ -37,23 +38,6 @@ NMS_IOU = 0.4
 # pixels and the crop is upscaled more than 3x to the smallest model input (48 px, FER2013 /
 # FERPlus): the expression is no longer in the pixels and any label would be noise.
 DEFAULT_MIN_FACE_SIZE = 16
-
-
-class Box(NamedTuple):
-    """A face box in pixels of the image it was found in: left, top, width, height."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-class ScoredBox(NamedTuple):
-    """A box with its detector's confidence (``None`` where the detector gives none). Scores are
-    the detector's own scale (Haar: the last cascade stage's weight), comparable within one detector."""
-
-    box: Box
-    score: float | None = None
 
 
 class Detections(NamedTuple):

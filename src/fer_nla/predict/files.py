@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 
 from fer_nla.errors import InputError
+from fer_nla.inference.classify import face_predictions
+from fer_nla.inference.faces import ScoredBox
 from fer_nla.predict.annotate import AnnotatedVideo, check_annotate_dir, draw_faces, plan_annotated_paths, save_image
-from fer_nla.predict.detectors import Box
 from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_video, read_image
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.records import NO_FACE_NOTE, FacePrediction, FileRecord, SampledFrame
+from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
 
 MAX_HELD_PIXELS = 40_000_000  # images kept for annotation before the queue is classified early
 FILE_ERRORS = (InputError, OSError, ValueError, cv2.error)
@@ -32,7 +33,7 @@ class _Item:
     """Faces of one image or frame waiting to be classified, and where its drawing goes."""
 
     record: FileRecord
-    boxes: list[Box]
+    boxes: list[ScoredBox]
     crops: list[np.ndarray]
     frame: SampledFrame | None = None  # None: a photo
     image: np.ndarray | None = None  # kept only when annotating
@@ -58,14 +59,11 @@ class _FaceQueue:
 
     def flush(self) -> None:
         items, self.items = self.items, []
-        probs = self.predictor.probabilities([crop for item in items for crop in item.crops])
-        names, offset = self.predictor.class_names, 0
+        probs, offset = self.predictor.probabilities([crop for item in items for crop in item.crops]), 0
         for item in items:
-            index = item.frame.frame if item.frame is not None else None
-            faces = [FacePrediction.from_probs(box, probs[offset + i], class_names=names, frame=index)
-                     for i, box in enumerate(item.boxes)]
-            for face in faces:
-                face.time = item.frame.time if item.frame is not None else None
+            frame, time = (item.frame.frame, item.frame.time) if item.frame is not None else (None, None)
+            faces = face_predictions(item.boxes, probs[offset:offset + len(item.boxes)],
+                                     class_names=self.predictor.class_names, frame=frame, time=time)
             offset += len(item.boxes)
             item.record.faces.extend(faces)
             if item.sink is not None and item.image is not None:

@@ -15,8 +15,8 @@ from torch import nn
 
 from fer_nla.atomic import write_bytes_atomic
 from fer_nla.errors import InputError
-from fer_nla.predict.onnx_backend import METADATA_FORMAT
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.onnx_backend import METADATA_FORMAT
+from fer_nla.inference.preprocess import Preprocess
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -133,9 +133,9 @@ def verify_export(checkpoint: str | Path, onnx_path: str | Path, *, batch: int =
     (onnxruntime) on a seeded random batch of face-sized images, through the shared preprocessing."""
     import numpy as np
 
-    from fer_nla.predict.onnx_backend import OnnxBackend
-    from fer_nla.predict.preprocess import preprocess_faces, softmax
-    from fer_nla.predict.torch_backend import TorchBackend
+    from fer_nla.inference.onnx_backend import OnnxBackend
+    from fer_nla.inference.preprocess import preprocess_faces, softmax
+    from fer_nla.inference.torch_backend import TorchBackend
 
     reference = TorchBackend.from_checkpoint(checkpoint, device="cpu")
     exported = OnnxBackend(onnx_path)

@@ -1,6 +1,6 @@
 """``Predictor``: find faces, crop them with a margin, classify them in batches.
 
->>> predictor = Predictor()                                  # the built-in model (PyTorch; device auto)
+>>> predictor = Predictor()                                  # the built-in model (onnxruntime; no PyTorch)
 >>> faces = predictor.predict(["group.jpg", pil_image, rgb_array])[0]         # one list per image
 >>> faces[0].box, faces[0].score, faces[0].label, faces[0].probs["happiness"]
 
@@ -8,15 +8,18 @@ The model comes from one of these constructors (each takes the :class:`Predictor
 e.g. ``detector=``, ``margin=``, ``batch_size=``):
 
 - ``Predictor()``: the built-in default model, :data:`fer_nla.builtin.DEFAULT_MODEL`, shipped
-  inside the package (nothing is downloaded), with PyTorch on ``device="auto"``;
-- ``Predictor.pretrained(name, backend="torch" | "onnx", device="auto")``: a built-in model
-  by name (``fer-nla models`` lists them); ``backend="onnx"`` exports it to ONNX in memory
-  (a few seconds, no file written; the export needs PyTorch) and runs it with onnxruntime;
-- ``Predictor.from_checkpoint("runs/raf/best.pt", device="auto")``: a fer-nla checkpoint;
+  inside the package (nothing is downloaded), its ONNX file run by onnxruntime on the CPU;
+- ``Predictor.pretrained(name, backend="onnx" | "torch", device="auto")``: a built-in model
+  by name (``fer-nla models`` lists them): its ONNX file, or its checkpoint with PyTorch;
+- ``Predictor.from_checkpoint("runs/raf/best.pt", device="auto")``: a fer-nla checkpoint (PyTorch);
 - ``Predictor.from_onnx("model.onnx")``: a model from ``fer-nla export``, onnxruntime only;
-- ``Predictor.load(path_or_builtin_ref, backend="auto")``: either of the last two by file
-  kind, or a built-in model spelled ``"builtin:NAME"``;
-- ``Predictor(backend)``: any object with ``class_names``, ``preprocess`` and ``logits(batch)``.
+- ``Predictor.load(path_or_builtin_ref, backend="auto")``: any of these
+  (:func:`fer_nla.inference.backends.load_backend`);
+- ``Predictor(backend)``: any :class:`~fer_nla.inference.classify.Backend` (an object with
+  ``class_names``, ``preprocess`` and ``logits(batch)``).
+
+The faces' probabilities and records come from :mod:`fer_nla.inference.classify`, the one path
+``predict``, ``serve`` and ``eval`` share.
 """
 
 from __future__ import annotations
@@ -28,53 +31,34 @@ from typing import Any, Protocol, Union
 import numpy as np
 from PIL import Image
 
-from fer_nla.builtin import DEFAULT_MODEL, is_builtin_ref
+from fer_nla.builtin import DEFAULT_MODEL
 from fer_nla.errors import InputError
+from fer_nla.inference.backends import builtin_backend, load_backend
+from fer_nla.inference.classify import Backend, crop_probabilities, face_predictions
+from fer_nla.inference.faces import DEFAULT_MARGIN, Box, FacePrediction, ScoredBox, crop_face
+from fer_nla.inference.preprocess import check_bit_depth, to_rgb_array
 from fer_nla.predict.detectors import (
     DEFAULT_DETECTOR,
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_FACE_SIZE,
     NMS_IOU,
-    Box,
     Detections,
     FaceDetector,
-    ScoredBox,
     build_detector,
     run_detector,
 )
 from fer_nla.predict.inputs import read_image
-from fer_nla.predict.preprocess import (
-    DEFAULT_MARGIN,
-    Preprocess,
-    check_bit_depth,
-    crop_face,
-    preprocess_faces,
-    softmax,
-    to_rgb_array,
-)
-from fer_nla.predict.records import FacePrediction
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 DEFAULT_BATCH_SIZE = 32
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
-PRETRAINED_BACKENDS: tuple[str, ...] = ("torch", "onnx")
-
-
-class Backend(Protocol):
-    """Runs the classifier: logits for a preprocessed ``N x 3 x S x S`` float32 batch."""
-
-    class_names: list[str]
-    preprocess: Preprocess
-
-    def logits(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 class Predictor:
     """Expression predictions for whole photos (faces found by ``detector``) or face crops.
 
-    ``backend`` runs the classifier (:class:`Backend`); ``None`` (the default) is the built-in
-    model :data:`fer_nla.builtin.DEFAULT_MODEL` with PyTorch on ``device="auto"`` (CUDA, else
-    MPS, else CPU), loaded after the options are checked.
+    ``backend`` runs the classifier (:class:`~fer_nla.inference.classify.Backend`); ``None`` (the
+    default) is the built-in model :data:`fer_nla.builtin.DEFAULT_MODEL`'s ONNX file on
+    onnxruntime (CPU, or CUDA where this onnxruntime has it), loaded after the options are checked.
 
     ``detector`` is a registered name (default ``"retinaface"``, the RetinaFace CNN shipped in the
     package; ``"haar"``: OpenCV's Haar cascade) or any object with ``detect(image_rgb)``;
@@ -127,41 +111,29 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", **options: Any) -> Predictor:
         """A predictor running a fer-nla checkpoint with PyTorch on ``device``
         (``auto``: CUDA, else MPS, else CPU); ``options`` as for :class:`Predictor`."""
-        from fer_nla.predict.torch_backend import TorchBackend
-
-        return cls(TorchBackend.from_checkpoint(path, device=device), **options)
+        return cls(load_backend(path, backend="torch", device=device), **options)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, *, providers: list[str] | None = None, threads: int | None = None,
+    def from_onnx(cls, path: str | Path, *, device: str = "cpu", threads: int | None = None,
                   **options: Any) -> Predictor:
-        """A predictor running an exported ONNX model with onnxruntime (no PyTorch involved)."""
-        from fer_nla.predict.onnx_backend import OnnxBackend
-
-        return cls(OnnxBackend(path, providers=providers, threads=threads), **options)
+        """A predictor running an exported ONNX model with onnxruntime (no PyTorch involved) on
+        ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``); ``threads``: onnxruntime's intra-op threads."""
+        return cls(load_backend(path, backend="onnx", device=device, threads=threads), **options)
 
     @classmethod
-    def pretrained(cls, name: str = DEFAULT_MODEL, *, backend: str = "torch", device: str = "auto",
+    def pretrained(cls, name: str = DEFAULT_MODEL, *, backend: str = "onnx", device: str = "auto",
                    **options: Any) -> Predictor:
-        """A predictor running the built-in model ``name`` (:func:`builtin_backend`: PyTorch, or
-        onnxruntime from an in-memory ONNX export); ``options`` as for :class:`Predictor`."""
+        """A predictor running the built-in model ``name``
+        (:func:`~fer_nla.inference.backends.builtin_backend`: its ONNX file on onnxruntime, or its
+        checkpoint with PyTorch); ``options`` as for :class:`Predictor`."""
         return cls(builtin_backend(name, backend=backend, device=device), **options)
 
     @classmethod
     def load(cls, path: str | Path, *, backend: str = "auto", device: str = "auto", **options: Any) -> Predictor:
-        """``backend="auto"`` picks onnxruntime for ``.onnx`` files and PyTorch otherwise;
-        ``"builtin:NAME"`` is the built-in model ``NAME`` (:meth:`pretrained`; ``auto`` is PyTorch).
-        ``device`` applies to either backend (onnxruntime's providers:
-        :func:`fer_nla.runtime.onnx_providers`). Raises :class:`InputError` for an unknown backend
-        and for a device this machine lacks."""
-        if backend not in BACKENDS:
-            raise InputError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        if is_builtin_ref(str(path)):
-            return cls.pretrained(str(path), backend="torch" if backend == "auto" else backend, device=device, **options)
-        if backend == "onnx" or (backend == "auto" and Path(path).suffix.lower() == ".onnx"):
-            from fer_nla.runtime import onnx_providers
-
-            return cls.from_onnx(path, providers=onnx_providers(device), **options)
-        return cls.from_checkpoint(path, device=device, **options)
+        """The model ``path`` (a checkpoint, an ``.onnx`` file or ``"builtin:NAME"``) on ``backend``
+        (``auto``: onnxruntime for ONNX files and built-in models, PyTorch for checkpoints) and
+        ``device`` (:func:`~fer_nla.inference.backends.load_backend`, whose errors it raises)."""
+        return cls(load_backend(path, backend=backend, device=device), **options)
 
     @property
     def class_names(self) -> list[str]:
@@ -205,14 +177,14 @@ class Predictor:
         return faces, [crop_face(rgb, face.box, margin=self.margin) for face in faces]
 
     def probabilities(self, crops: Sequence[Image.Image | np.ndarray], *, bit_depth: int | None = None) -> np.ndarray:
-        """``N x num_classes`` class probabilities of face crops (PIL images or arrays of the
-        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``."""
-        out = np.zeros((len(crops), len(self.class_names)), dtype=np.float32)
-        for start in range(0, len(crops), self.batch_size):
-            chunk = crops[start:start + self.batch_size]
-            batch = preprocess_faces(chunk, preprocess=self.backend.preprocess, bit_depth=bit_depth)
-            out[start:start + len(chunk)] = softmax(self.backend.logits(batch))
-        return out
+        """``float32 [N, C]`` class probabilities of face crops (PIL images or arrays of the
+        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``
+        (:func:`~fer_nla.inference.classify.crop_probabilities`)."""
+        return crop_probabilities(self.backend, crops, batch_size=self.batch_size, bit_depth=bit_depth)
+
+    def classify(self, faces: Sequence[Box | ScoredBox], crops: Sequence[Image.Image | np.ndarray]) -> list[FacePrediction]:
+        """The prediction of each face from its crop (:func:`~fer_nla.inference.classify.face_predictions`)."""
+        return face_predictions(faces, self.probabilities(crops), class_names=self.class_names)
 
     def predict(self, images: ImageInput | Sequence[ImageInput], *, faces_cropped: bool = False,
                 bit_depth: int | None = None) -> list[list[FacePrediction]]:
@@ -237,40 +209,12 @@ class Predictor:
                 if len(items) == 1:
                     raise
                 raise InputError(f"image {i} of the {len(items)} given: {err}") from None
-        probs = self.probabilities([crop for _, crops in found for crop in crops])
+        faces = self.classify([face for boxes, _ in found for face in boxes], [crop for _, crops in found for crop in crops])
         results, offset = [], 0
-        for faces, _ in found:
-            results.append([FacePrediction.from_probs(face, probs[offset + i], class_names=self.class_names)
-                             for i, face in enumerate(faces)])
-            offset += len(faces)
+        for boxes, _ in found:
+            results.append(faces[offset:offset + len(boxes)])
+            offset += len(boxes)
         return results
-
-
-def builtin_backend(name: str = DEFAULT_MODEL, *, backend: str = "torch", device: str = "auto") -> Backend:
-    """The backend of the built-in model ``name`` (``builtin:NAME`` accepted), read from the
-    installed package (nothing is downloaded).
-
-    ``backend="torch"``: its checkpoint with PyTorch on ``device`` (``auto``: CUDA, else MPS,
-    else CPU). ``backend="onnx"``: the checkpoint exported to ONNX in memory (no file written;
-    a few seconds) and run by onnxruntime on ``device`` (``auto``, ``cpu``, ``cuda``); its
-    probabilities match PyTorch's within 1e-4. Raises :class:`InputError` for an unknown name
-    (listing the built-in models), another backend, or a device this machine lacks."""
-    from fer_nla.builtin import builtin_path, get_builtin
-
-    if backend not in PRETRAINED_BACKENDS:
-        raise InputError(f"unknown backend {backend!r} for a built-in model; choose one of: {', '.join(PRETRAINED_BACKENDS)}")
-    model = get_builtin(name)
-    path = builtin_path(model.name)
-    if backend == "torch":
-        from fer_nla.predict.torch_backend import TorchBackend
-
-        return TorchBackend.from_checkpoint(path, device=device)
-    from fer_nla.predict.onnx_backend import OnnxBackend
-    from fer_nla.predict.onnx_export import checkpoint_onnx_bytes
-    from fer_nla.runtime import onnx_providers
-
-    providers = onnx_providers(device)  # a device this machine lacks fails before the export
-    return OnnxBackend.from_bytes(checkpoint_onnx_bytes(path), name=f"built-in model {model.name}", providers=providers)
 
 
 def _is_single(images: object) -> bool:

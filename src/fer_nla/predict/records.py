@@ -29,41 +29,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from fer_nla.predict.detectors import Box, ScoredBox
+from fer_nla.inference.faces import FacePrediction
 
 NO_FACE_NOTE = "no face found"
 CSV_FIELDS: tuple[str, ...] = ("file", "frame", "time", "face", "x", "y", "w", "h", "score", "label")
 CSV_TAIL: tuple[str, ...] = ("error", "note")
-
-
-@dataclass
-class FacePrediction:
-    """One face: its box in the image's pixels, the top class and every class's probability;
-    in videos also its ``frame`` index and ``time`` in seconds."""
-
-    box: Box
-    label: str
-    probs: dict[str, float]
-    frame: int | None = None
-    time: float | None = None
-    score: float | None = None  # the detector's confidence; None for cropped inputs
-
-    @classmethod
-    def from_probs(cls, box: Box | ScoredBox, probs: np.ndarray, *, class_names: Sequence[str], frame: int | None = None,
-                   score: float | None = None) -> FacePrediction:
-        """The prediction for ``box`` (a ``ScoredBox`` brings its detector score) from its class probabilities."""
-        if isinstance(box, ScoredBox):
-            box, score = box.box, box.score if score is None else score
-        return cls(box=Box(*(int(v) for v in box)), label=class_names[int(np.argmax(probs))],
-                   probs={name: float(p) for name, p in zip(class_names, probs)}, frame=frame,
-                   score=None if score is None else float(score))
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"box": list(self.box), "score": self.score, "label": self.label, "probs": dict(self.probs)}
-        if self.frame is not None:
-            out["frame"] = self.frame
-            out["time"] = self.time
-        return out
 
 
 @dataclass(frozen=True)

@@ -13,24 +13,16 @@ needs none of it; :func:`require_dependencies` says what is missing.
 
 from __future__ import annotations
 
-import importlib.util
-
-from fer_nla.errors import InputError
+from fer_nla.extras import EXTRAS, require_extra
 from fer_nla.serve.settings import ServeSettings
 
-# Distribution of the ``serve`` extra -> its import names (python-multipart: the new one, the old one).
-DEPENDENCIES: dict[str, tuple[str, ...]] = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
-                                            "python-multipart": ("python_multipart", "multipart")}
+DEPENDENCIES: dict[str, tuple[str, ...]] = EXTRAS["serve"]  # distribution -> its import names
 
 
 def require_dependencies() -> None:
-    """Raises :class:`InputError` naming the missing packages of the ``serve`` extra and the
-    command that installs them."""
-    missing = [dist for dist, modules in DEPENDENCIES.items()
-               if all(importlib.util.find_spec(module) is None for module in modules)]
-    if missing:
-        raise InputError(f"serving needs {', '.join(missing)}, not installed here; "
-                         "install them with: pip install \"fer-nla[serve]\"")
+    """Raises :class:`~fer_nla.errors.InputError` naming the missing packages of the ``serve``
+    extra and the command that installs them."""
+    require_extra("serve", purpose="serving")
 
 
 __all__ = ["DEPENDENCIES", "ServeSettings", "require_dependencies"]

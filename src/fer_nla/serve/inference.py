@@ -12,10 +12,10 @@ import numpy as np
 from PIL import Image
 
 from fer_nla import __version__
+from fer_nla.inference.faces import FacePrediction, crop_face
 from fer_nla.predict.annotate import draw_faces
-from fer_nla.predict.preprocess import crop_face
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.records import NO_FACE_NOTE, FacePrediction
+from fer_nla.predict.records import NO_FACE_NOTE
 from fer_nla.serve.model import ModelIdentity
 from fer_nla.serve.uploads import DecodedImage, Upload, decode_upload
 
@@ -30,10 +30,7 @@ def predict_image(predictor: Predictor, rgb: np.ndarray) -> tuple[list[FacePredi
     detector goes unaccounted for."""
     detections = predictor.detect(rgb)
     crops = [crop_face(rgb, face.box, margin=predictor.margin) for face in detections.faces]
-    probs = predictor.probabilities(crops) if crops else np.zeros((0, len(predictor.class_names)), np.float32)
-    faces = [FacePrediction.from_probs(face, row, class_names=predictor.class_names)
-             for face, row in zip(detections.faces, probs)]
-    return faces, dict(detections.dropped)
+    return predictor.classify(detections.faces, crops), dict(detections.dropped)
 
 
 @dataclass(frozen=True)

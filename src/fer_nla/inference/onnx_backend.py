@@ -1,9 +1,8 @@
 """The onnxruntime inference backend: an exported model and the metadata stored in it.
 
 Nothing here imports torch: an ONNX file from ``fer-nla export`` runs with onnxruntime alone,
-its class names and preprocessing read from the model's ``metadata_props``. A model exported in
-memory (``Predictor.pretrained(backend="onnx")``) runs from its bytes
-(:meth:`OnnxBackend.from_bytes`).
+its class names and preprocessing read from the model's ``metadata_props``. The built-in models
+ship as such files too (:func:`fer_nla.builtin.builtin_onnx_path`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fer_nla.errors import InputError
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.preprocess import Preprocess
 
 METADATA_FORMAT = "fer-nla"
 # metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text); the optional
@@ -59,8 +58,8 @@ def _check_kind(path: Path) -> None:
                                                fix="pass the .onnx file that `fer-nla export` wrote"))
 
 
-def _quiet_session(model: str | bytes, *, name: str, providers: list[Any], threads: int | None) -> Any:
-    """An onnxruntime ``InferenceSession`` of ``model`` (a file path or the serialized model)
+def _quiet_session(model: str, *, name: str, providers: list[Any], threads: int | None) -> Any:
+    """An onnxruntime ``InferenceSession`` of the model file ``model``
     with onnxruntime's log below errors silenced (its provider fallback warnings), its Python
     warnings and printed fallback notes swallowed; errors name the model as ``name``."""
     import onnxruntime as ort
@@ -86,28 +85,19 @@ class OnnxBackend:
     kind is sniffed first (a PyTorch checkpoint: "use backend='torch'"; other kinds as
     :func:`fer_nla.file_kinds.describe_foreign_file` says); onnxruntime's own log and warning
     text is kept from the user; a session that fell back to the CPU where CUDA was required
-    is refused (:func:`fer_nla.runtime.check_onnx_providers`). Raises :class:`InputError`."""
+    is refused (:func:`fer_nla.runtime.check_onnx_providers`). ``name`` stands for the model in
+    error messages (default: its path). Raises :class:`InputError`."""
 
-    def __init__(self, path: str | Path, *, providers: list[Any] | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, providers: list[Any] | None = None, threads: int | None = None,
+                 name: str | None = None) -> None:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"ONNX model {path} does not exist; create it with `fer-nla export --checkpoint CKPT --onnx {path}`")
         _check_kind(path)
-        self._start(str(path), name=str(path), providers=providers, threads=threads)
+        self._start(str(path), name=name or str(path), providers=providers, threads=threads)
         self.path: Path | None = path
 
-    @classmethod
-    def from_bytes(cls, model: bytes, *, name: str, providers: list[Any] | None = None,
-                   threads: int | None = None) -> OnnxBackend:
-        """The backend of a serialized ONNX model with fer-nla metadata (what
-        :func:`fer_nla.predict.onnx_export.export_onnx_bytes` returns), no file involved;
-        ``name`` stands for it in error messages. ``path`` is ``None``."""
-        backend = cls.__new__(cls)
-        backend._start(bytes(model), name=name, providers=providers, threads=threads)
-        backend.path = None
-        return backend
-
-    def _start(self, model: str | bytes, *, name: str, providers: list[Any] | None, threads: int | None) -> None:
+    def _start(self, model: str, *, name: str, providers: list[Any] | None, threads: int | None) -> None:
         """Open the session and read the metadata (see :class:`OnnxBackend`)."""
         from fer_nla.runtime import check_onnx_providers
 

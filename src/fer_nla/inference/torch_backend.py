@@ -1,22 +1,28 @@
-"""The PyTorch inference backend: a fer-nla checkpoint's model on a device."""
+"""The PyTorch inference backend: a fer-nla checkpoint's model on a device (needs the ``train``
+extra; prediction runs without it on :mod:`fer_nla.inference.onnx_backend`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from fer_nla.predict.preprocess import Preprocess
+from fer_nla.inference.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    from fer_nla.checkpoint import CheckpointMeta
 
 
 class TorchBackend:
     """Logits of a model in eval mode for preprocessed ``N x 3 x S x S`` float32 batches."""
 
     def __init__(self, model: nn.Module, *, class_names: list[str], preprocess: Preprocess,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", meta: CheckpointMeta | None = None) -> None:
         self.device = torch.device(device)
+        self.meta = meta  # the checkpoint's metadata (its training config), where it came from one
         self.model = model.to(self.device).eval()
         self.class_names = list(class_names)
         self.preprocess = preprocess
@@ -33,7 +39,7 @@ class TorchBackend:
         target = resolve_device(device)
         model, info = load_model(path, map_location=target, onnx_hint="use backend='onnx' (onnxruntime) to run it")
         return cls(model, class_names=list(info.class_names), preprocess=Preprocess.from_dict(info.preprocess, source=str(path)),
-                   device=target)
+                   device=target, meta=info)
 
     @torch.inference_mode()
     def logits(self, batch: np.ndarray) -> np.ndarray:

@@ -1,11 +1,19 @@
-"""Face crops with a margin, and the numpy preprocessing both inference backends share.
+"""Eval-time preprocessing: the one definition of how a face image becomes model input.
 
-:func:`preprocess_faces` reproduces ``fer_nla.data.transforms.eval_transform`` without torch:
-RGB, for a model trained on gray faces (``grayscale``) PIL's luma ``L = R*299/1000 + G*587/1000
-+ B*114/1000`` (ITU-R 601-2, ``convert("L")``) replicated to 3 channels, PIL bilinear resize to
-``image_size x image_size`` (what ``torchvision.transforms.Resize`` does on PIL images), ``/255``,
-``(x - mean) / std``, channels first. The PyTorch and the ONNX backends both call it, so they see
-bit-identical inputs.
+Every path that scores a face goes through :func:`preprocess_faces`: ``fer-nla predict``, the
+:class:`~fer_nla.predict.Predictor`, ``fer-nla serve``, ``fer-nla eval`` and the validation of
+``fer-nla train`` (``fer_nla.data.transforms.eval_transform`` wraps :class:`Preprocess`), for the
+PyTorch and the ONNX backends alike, so they see bit-identical inputs. The steps:
+
+1. RGB ``uint8`` (:func:`to_rgb_array`: PIL images of any mode, arrays of the accepted dtypes);
+2. for a model trained on gray faces (``grayscale``), PIL's luma ``L = R*299/1000 + G*587/1000 +
+   B*114/1000`` (ITU-R 601-2, ``convert("L")``) replicated to 3 channels;
+3. PIL bilinear (antialiased) resize to ``image_size x image_size`` (:func:`resize_face`, what
+   ``torchvision.transforms.Resize`` does on PIL images; the training loaders store faces resized
+   by it too);
+4. ``/255``, ``(x - mean) / std`` per channel, channels first, float32.
+
+Nothing here imports PyTorch.
 """
 
 from __future__ import annotations
@@ -18,14 +26,7 @@ from PIL import Image
 
 from fer_nla.errors import InputError
 from fer_nla.image_files import PixelRangeError, levels_to_uint8, to_rgb8
-from fer_nla.predict.detectors import Box
 
-# Added on each side, as a fraction of the box side. 0: RetinaFace's and Haar's boxes already frame a
-# face as FER2013/FERPlus crops do (box side 1.03 and 0.97 of the 48-px frame,
-# benchmarks/results/detectors.md); on 800 FERPlus valid faces in photos the built-in model scores
-# 88.75% with margin 0 (as the bare crops), 84.50% with 0.1, 76.88% with 0.2
-# (benchmarks/results/crop_margin.md). Raise it for a model trained on looser crops.
-DEFAULT_MARGIN = 0.0
 # Array dtypes :func:`to_rgb_array` reads (uint16 with a stated ``bit_depth``); others are refused.
 ACCEPTED_DTYPES: tuple[str, ...] = ("uint8", "float16", "float32", "float64", "uint16")
 
@@ -56,6 +57,11 @@ class Preprocess:
     def to_dict(self) -> dict:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
                 "grayscale": self.grayscale}
+
+    def __call__(self, face: Image.Image | np.ndarray) -> np.ndarray:
+        """One face as model input, ``float32 [3, S, S]`` (:func:`preprocess_faces` of one face).
+        A picklable dataset transform (DataLoader workers)."""
+        return preprocess_faces([face], preprocess=self)[0]
 
 
 def read_grayscale(spec: dict, *, source: str) -> bool:
@@ -167,35 +173,20 @@ def _float_to_uint8(array: np.ndarray) -> np.ndarray:
     return np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
 
 
-def expand_box(box: Box, *, margin: float = DEFAULT_MARGIN) -> Box:
-    """The square box centred on ``box`` whose side is its longer side plus ``margin`` of it on
-    each side (it may reach outside the image; :func:`crop_face` pads such parts)."""
-    side = max(box.w, box.h) * (1.0 + 2.0 * margin)
-    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
-    size = max(1, round(side))
-    return Box(round(cx - size / 2.0), round(cy - size / 2.0), size, size)
-
-
-def crop_face(image_rgb: np.ndarray, box: Box, *, margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """The square crop around ``box`` with ``margin``; parts outside the image repeat its edge
-    pixels, so a face at the border keeps its proportions."""
-    height, width = image_rgb.shape[:2]
-    x, y, w, h = expand_box(box, margin=margin)
-    left, top, right, bottom = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
-    if right <= left or bottom <= top:
-        raise ValueError(f"box {tuple(box)} lies outside the {width}x{height} image")
-    crop = image_rgb[top:bottom, left:right]
-    pad = ((top - y, y + h - bottom), (left - x, x + w - right), (0, 0))
-    if any(p for pair in pad for p in pair):
-        crop = np.pad(crop, pad, mode="edge")
-    return crop
+def resize_face(rgb: np.ndarray, *, size: int, grayscale: bool = False) -> np.ndarray:
+    """``uint8 [size, size, 3]``: the ``HxWx3`` uint8 RGB face ``rgb`` made gray first when
+    ``grayscale`` (PIL's ``convert("L")`` on all 3 channels), then resized with PIL's bilinear
+    filter (antialiased when shrinking), as ``torchvision.transforms.Resize`` does on PIL images."""
+    pil = Image.fromarray(rgb)
+    if grayscale:
+        pil = pil.convert("L").convert("RGB")
+    return np.asarray(pil.resize((size, size), Image.BILINEAR))
 
 
 def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: Preprocess,
                      bit_depth: int | None = None) -> np.ndarray:
-    """``N x 3 x S x S`` float32 model input from face crops: PIL images or arrays of the dtypes
-    :func:`to_rgb_array` accepts (``bit_depth`` for uint16 arrays); with ``preprocess.grayscale``
-    each crop becomes PIL's luma (``convert("L")``) on all 3 channels before resizing. Raises
+    """``float32 [N, 3, S, S]`` model input from face crops (the module's steps): PIL images or
+    arrays of the dtypes :func:`to_rgb_array` accepts (``bit_depth`` for uint16 arrays). Raises
     :class:`InputError` for other inputs, naming the crop's position."""
     size = preprocess.image_size
     batch = np.empty((len(faces), 3, size, size), dtype=np.float32)
@@ -206,11 +197,8 @@ def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: P
             rgb = to_rgb_array(face, bit_depth=bit_depth)
         except InputError as err:
             raise InputError(f"face crop {i} of {len(faces)}: {err}") from None
-        pil = Image.fromarray(rgb)
-        if preprocess.grayscale:
-            pil = pil.convert("L").convert("RGB")
-        resized = pil.resize((size, size), Image.BILINEAR)
-        chw = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+        resized = resize_face(rgb, size=size, grayscale=preprocess.grayscale)
+        chw = resized.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
         batch[i] = (chw - mean) / std
     return batch
 
