@@ -305,6 +305,15 @@ def test_stats_table_says_what_the_imbalance_ratio_is_over_and_shows_what_json_h
     assert stats["clean_class_counts"]["contempt"] == 3
 
 
+def test_dash_o_values_stay_text_until_the_reader_types_them(capsys):
+    from fer_nla.commands import parse_options
+
+    assert parse_options(["num_samples=2000", "crop = never", "images_dir="]) == {
+        "num_samples": "2000", "crop": "never", "images_dir": ""}
+    assert main(["data", "stats", "-o", "num_samples=2.5"]) == 2
+    assert "dataset synthetic: option num_samples='2.5' must be an integer" in capsys.readouterr().err
+
+
 def test_train_takes_reader_options_as_dash_o(tmp_path, capsys):
     import yaml
 

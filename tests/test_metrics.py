@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -91,3 +92,88 @@ def test_report_is_json_ready_and_formats():
     assert "66.67%" in text and "surprise" in text
     with pytest.raises(ValueError, match="3 class names"):
         classification_report(TARGETS, scores[:, :2], class_names=["a", "b", "c"])
+
+
+# -- the definitions scikit-learn now computes, written out as before (independent references) --
+def _reference_confusion(t, p, c):
+    return np.bincount(t * c + p, minlength=c * c).reshape(c, c)
+
+
+def _reference_per_class(t, p, c):
+    cm = _reference_confusion(t, p, c)
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def _reference_macro_f1(t, p, c):
+    cm = _reference_confusion(t, p, c).astype(np.float64)
+    denominator = cm.sum(axis=1) + cm.sum(axis=0)
+    present = denominator > 0
+    return float((2 * np.diag(cm)[present] / denominator[present]).mean())
+
+
+def _reference_ap(y, s):
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    return float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * tps / (last_of_tie + 1)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scikit_learn_gives_the_former_numbers_with_absent_classes_and_ties(seed):
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(5, 80)), int(rng.integers(2, 9))
+    targets = rng.integers(0, c - 1, n)  # class c-1 never a target (and maybe others)
+    scores = np.round(rng.random((n, c)), 1)  # many ties
+    preds = rng.integers(0, c, n)  # predictions may name the absent classes
+    assert confusion_matrix(targets, preds, num_classes=c).tolist() == _reference_confusion(targets, preds, c).tolist()
+    per_class = per_class_accuracy(targets, preds, num_classes=c)
+    np.testing.assert_array_equal(per_class, _reference_per_class(targets, preds, c))  # nan where absent
+    assert np.isnan(per_class[c - 1])
+    assert mean_class_accuracy(targets, preds, num_classes=c) == float(np.nanmean(_reference_per_class(targets, preds, c)))
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": why we do not call it
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = skm.balanced_accuracy_score(targets, preds)
+    assert mean_class_accuracy(targets, preds, num_classes=c) == pytest.approx(balanced)
+    assert macro_f1(targets, preds, num_classes=c) == _reference_macro_f1(targets, preds, c)
+    aps = [_reference_ap(targets == k, scores[:, k]) for k in range(c)]
+    assert mean_average_precision(targets, scores) == pytest.approx(float(np.nanmean(aps)), rel=1e-14, abs=0)
+    for k in range(c):  # scikit-learn sums the curve from the other end: equal to a few ulp
+        assert average_precision(targets == k, scores[:, k]) == pytest.approx(aps[k], rel=1e-14, abs=0, nan_ok=True)
+
+
+def test_top_k_breaks_ties_towards_the_lower_index_unlike_scikit_learn():
+    scores = np.array([[0.4, 0.4, 0.2], [0.3, 0.3, 0.4]])
+    targets = np.array([0, 0])  # top-1: class 0 wins its tie in row 0; row 1's best is class 2
+    assert top_k_accuracy(targets, scores, k=1) == 0.5
+    assert skm.top_k_accuracy_score(targets, scores, k=1, labels=range(3)) == 0.0  # sklearn ranks class 1 first
+
+
+def test_invalid_inputs_are_errors_not_silently_dropped_rows():
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\)"):
+        per_class_accuracy(np.array([0, 3]), np.array([0, 1]), num_classes=3)
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\)"):
+        macro_f1(np.array([0, 1]), np.array([-1, 1]), num_classes=3)
+    with pytest.raises(ValueError, match="no samples"):
+        confusion_matrix(np.array([], dtype=int), np.array([], dtype=int), num_classes=3)
+    assert confusion_matrix(np.array([0, 0]), np.array([0, 0]), num_classes=1).tolist() == [[2]]
+
+
+def test_non_finite_scores_have_no_average_precision():
+    scores = np.array([[0.9, 0.1], [np.nan, 0.5], [0.2, 0.8]])
+    assert np.isnan(average_precision(np.array([1, 0, 1]), scores[:, 0]))
+    assert np.isnan(mean_average_precision(np.array([0, 1, 1]), scores))
+    assert mean_average_precision(np.array([0, 1, 1]), np.nan_to_num(scores)) == pytest.approx(1.0)
+
+
+def test_importing_the_metrics_loads_no_scikit_learn():
+    import subprocess
+    import sys
+
+    code = "import sys, fer_nla.metrics; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from fer_nla.errors import InputError
+from fer_nla.values import convert
 
 
 @dataclass
@@ -168,67 +168,9 @@ def _unknown_key(key: str, where: str) -> InputError:
     return InputError(f"{where}unknown config key {key!r}{hint}")
 
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def coerce(value: Any, hint: Any, *, key: str) -> Any:
-    """``value`` converted to the annotated type ``hint`` or an :class:`InputError`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return coerce(value, arg, key=key)
-            except InputError as err:
-                errors.append(str(err))
-        raise InputError(errors[0] if errors else f"{key} must not be empty")
-    if origin is Literal:
-        text = str(value).lower() if isinstance(value, (str, bool)) else value
-        if isinstance(value, bool):
-            text = "on" if value else "off"  # YAML reads on/off as booleans
-        if text not in args:
-            raise InputError(f"{key} must be one of {', '.join(map(str, args))}; got {value!r}")
-        return text
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in _TRUE | _FALSE:
-            return str(value).lower() in _TRUE
-        raise InputError(f"{key} must be true or false; got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise InputError(f"{key} must be an integer; got {value!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise InputError(f"{key} must be an integer; got {value!r}") from None
-        if not number.is_integer():
-            raise InputError(f"{key} must be an integer; got {value!r}")
-        return int(number)
-    if hint is float:
-        if isinstance(value, bool):
-            raise InputError(f"{key} must be a number; got {value!r}")
-        try:
-            return float(value)  # also "1e-4", which YAML 1.1 reads as a string
-        except (TypeError, ValueError):
-            raise InputError(f"{key} must be a number; got {value!r}") from None
-    if hint is str:
-        if isinstance(value, (dict, list)) or value is None:
-            raise InputError(f"{key} must be a string; got {value!r}")
-        return str(value)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise InputError(f"{key} must be a mapping (key: value); got {value!r}")
-        return dict(value)
-    raise TypeError(f"unsupported config type {hint!r} for {key}")
-
-
 def set_key(config: Config, key: str, value: Any, *, where: str = "") -> None:
-    """Set the dotted ``key`` to ``value``, coerced to its declared type.
+    """Set the dotted ``key`` to ``value``, converted to its declared type
+    (:func:`fer_nla.values.convert`).
 
     Keys under a free mapping (``loss.options.lam_a``) set one entry of that mapping.
     """
@@ -254,7 +196,7 @@ def set_key(config: Config, key: str, value: Any, *, where: str = "") -> None:
             mapping[rest[-1]] = value
             return
         try:
-            setattr(node, part, coerce(value, hint, key=key))
+            setattr(node, part, convert(value, hint, name=key))
         except InputError as err:
             raise InputError(f"{where}{err}") from None
         return

@@ -1,10 +1,26 @@
 """Classification metrics on plain numpy arrays: the accuracy family, macro-F1, mAP and the
-confusion matrix, as FER papers report them.
+confusion matrix, as FER papers report them, computed by :mod:`sklearn.metrics`.
 
 ``targets`` are integer class indices ``[N]``; ``predictions`` integer indices ``[N]``;
 ``scores`` per-class scores or probabilities ``[N, C]``. A class absent from the targets has
 no accuracy (``nan``; ``None`` in :func:`classification_report`) and is left out of the
 class means.
+
+scikit-learn is imported inside the functions that use it, so importing this module (as
+:mod:`fer_nla.train.report` does for :data:`HEADLINE_METRICS`) never loads it. Where
+scikit-learn's function differs from the definition here, the wrapper says how:
+
+- :func:`mean_class_accuracy` equals ``balanced_accuracy_score``, which warns whenever a
+  prediction names a class absent from the targets; it averages scikit-learn's per-class
+  recalls instead;
+- :func:`macro_f1` averages over the classes in the targets or the predictions (scikit-learn's
+  default), not over all ``C`` classes;
+- :func:`average_precision` is ``nan``, not ``0`` with a warning, for a class without a
+  positive, and that class is left out of :func:`mean_average_precision`; the value equals the
+  former hand-written sum to float rounding (a few ulp: scikit-learn sums the curve from the
+  other end);
+- :func:`top_k_accuracy` is our own: ``top_k_accuracy_score`` ranks a tie with the *higher*
+  class index first and refuses ``[N, 2]`` scores of two-class targets.
 """
 
 from __future__ import annotations
@@ -15,44 +31,61 @@ from typing import Any
 import numpy as np
 
 
-def _labels(targets: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _labels(targets: np.ndarray, predictions: np.ndarray, *, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``targets`` and ``predictions`` as int64 ``[N]``; ``ValueError`` for shapes that differ,
+    no sample, or (with ``num_classes``) an index outside ``[0, num_classes)``, which
+    scikit-learn would silently leave out."""
     t, p = np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
     if t.shape != p.shape or t.ndim != 1:
         raise ValueError(f"targets and predictions must be 1-D of one length; got {t.shape} and {p.shape}")
     if t.size == 0:
         raise ValueError("no samples to score")
+    if num_classes is not None and (t.min() < 0 or p.min() < 0 or t.max() >= num_classes or p.max() >= num_classes):
+        raise ValueError(f"class indices must lie in [0, {num_classes})")
     return t, p
 
 
 def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, *, num_classes: int) -> np.ndarray:
-    """``[C, C]`` counts; row = true class, column = predicted class."""
-    t, p = _labels(targets, predictions)
-    if t.min() < 0 or p.min() < 0 or t.max() >= num_classes or p.max() >= num_classes:
-        raise ValueError(f"class indices must lie in [0, {num_classes})")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    """``[C, C]`` int64 counts; row = true class, column = predicted class
+    (``sklearn.metrics.confusion_matrix`` with ``labels=range(C)``)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    t, p = _labels(targets, predictions, num_classes=num_classes)
+    if num_classes == 1:  # scikit-learn warns that a 1x1 matrix may lack labels; here it cannot
+        return np.array([[t.size]], dtype=np.int64)
+    return sk_confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def overall_accuracy(targets: np.ndarray, predictions: np.ndarray) -> float:
-    """Share of samples predicted as their target."""
+    """Share of samples predicted as their target (``sklearn.metrics.accuracy_score``)."""
+    from sklearn.metrics import accuracy_score
+
     t, p = _labels(targets, predictions)
-    return float((t == p).mean())
+    return float(accuracy_score(t, p))
 
 
 def per_class_accuracy(targets: np.ndarray, predictions: np.ndarray, *, num_classes: int) -> np.ndarray:
-    """Recall of each class (``nan`` for a class with no sample)."""
-    cm = confusion_matrix(targets, predictions, num_classes=num_classes)
-    support = cm.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    """Recall of each class, float64 ``[C]`` (``nan`` for a class with no sample):
+    ``sklearn.metrics.recall_score(average=None, zero_division=nan)``."""
+    from sklearn.metrics import recall_score
+
+    t, p = _labels(targets, predictions, num_classes=num_classes)
+    return np.asarray(recall_score(t, p, labels=np.arange(num_classes), average=None, zero_division=np.nan),
+                      dtype=np.float64)
 
 
 def mean_class_accuracy(targets: np.ndarray, predictions: np.ndarray, *, num_classes: int) -> float:
-    """Mean of the per-class accuracies over the classes present in ``targets``."""
+    """Mean of the per-class accuracies over the classes present in ``targets``: the value of
+    ``sklearn.metrics.balanced_accuracy_score``, which would warn when a prediction names a
+    class absent from the targets."""
     return float(np.nanmean(per_class_accuracy(targets, predictions, num_classes=num_classes)))
 
 
 def top_k_accuracy(targets: np.ndarray, scores: np.ndarray, *, k: int = 2) -> float:
-    """Share of samples whose target is among the ``k`` highest scores (ties broken by index)."""
+    """Share of samples whose target is among the ``k`` highest scores, ties broken by index
+    (the lower class index ranks first). Our own code: ``sklearn.metrics.top_k_accuracy_score``
+    ranks a tie the other way and refuses ``[N, 2]`` scores when the targets have two classes;
+    on scores without ties the two agree."""
     s = np.asarray(scores, dtype=np.float64)
     t = np.asarray(targets, dtype=np.int64)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:
@@ -65,35 +98,36 @@ def top_k_accuracy(targets: np.ndarray, scores: np.ndarray, *, k: int = 2) -> fl
 
 
 def macro_f1(targets: np.ndarray, predictions: np.ndarray, *, num_classes: int) -> float:
-    """Mean F1 over the classes that occur in the targets or the predictions."""
-    cm = confusion_matrix(targets, predictions, num_classes=num_classes).astype(np.float64)
-    tp = np.diag(cm)
-    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
-    present = (support + predicted) > 0
-    f1 = np.where(support + predicted > 0, 2 * tp / np.maximum(support + predicted, 1), 0.0)
-    return float(f1[present].mean())
+    """Mean F1 over the classes that occur in the targets or the predictions
+    (``sklearn.metrics.f1_score(average="macro")`` on those classes; a class in neither is
+    left out, not counted as 0)."""
+    from sklearn.metrics import f1_score
+
+    t, p = _labels(targets, predictions, num_classes=num_classes)
+    return float(f1_score(t, p, labels=np.union1d(t, p), average="macro", zero_division=0))
 
 
 def average_precision(is_positive: np.ndarray, scores: np.ndarray) -> float:
     """Area under the precision-recall step curve, ``sum_k (R_k - R_{k-1}) P_k`` over the
-    distinct score thresholds (no interpolation); ``nan`` when there is no positive."""
+    distinct score thresholds (no interpolation): ``sklearn.metrics.average_precision_score``.
+    ``nan`` when there is no positive (scikit-learn: 0 and a warning) or a score is not finite
+    (scikit-learn: an error)."""
+    from sklearn.metrics import average_precision_score
+
     y = np.asarray(is_positive, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
-    if not y.any():
+    if not y.any() or not np.isfinite(s).all():
         return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
-    tps = np.cumsum(y)[last_of_tie]
-    precision = tps / (last_of_tie + 1)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(average_precision_score(y.astype(np.int64), s))
 
 
 def mean_average_precision(targets: np.ndarray, scores: np.ndarray) -> float:
-    """Mean over classes (those with at least one sample) of one-vs-rest average precision."""
+    """Mean over classes (those with at least one sample) of one-vs-rest average precision;
+    ``nan`` when a score is not finite."""
     s = np.asarray(scores, dtype=np.float64)
     t = np.asarray(targets, dtype=np.int64)
+    if not np.isfinite(s).all():
+        return float("nan")
     aps = [average_precision(t == c, s[:, c]) for c in range(s.shape[1])]
     return float(np.nanmean(aps))
 
@@ -113,7 +147,7 @@ def classification_report(
     per_class = per_class_accuracy(targets, predictions, num_classes=num_classes)
     return {
         "overall_acc": overall_accuracy(targets, predictions),
-        "mean_acc": float(np.nanmean(per_class)),
+        "mean_acc": float(np.nanmean(per_class)),  # mean_class_accuracy without a second pass
         "top2_acc": top_k_accuracy(targets, s, k=min(2, num_classes)),
         "per_class_acc": {name: (None if np.isnan(a) else float(a)) for name, a in zip(class_names, per_class)},
         "macro_f1": macro_f1(targets, predictions, num_classes=num_classes),

@@ -245,6 +245,22 @@ def test_registry_names_and_unknown_options():
         build_dataset("synthetic", labels="single-vote", num_samples=2)
 
 
+def test_reader_options_take_the_types_their_reader_declares():
+    from fer_nla.data.registry import typed_options
+
+    assert typed_options("synthetic", {"num_samples": "20", "image_size": 16.0, "mix_share": "0"}) == {
+        "num_samples": 20, "image_size": 16, "mix_share": 0.0}
+    assert typed_options("affectnet", {"images_dir": "null", "allow_split_overlap": "Yes", "crop": "never"}) == {
+        "images_dir": None, "allow_split_overlap": True, "crop": "never"}
+    assert len(build_dataset("synthetic", num_samples="20", image_size="16")) == 20  # text from -o
+    with pytest.raises(InputError, match=r"^dataset synthetic: option num_samples='2\.5' must be an integer$"):
+        build_dataset("synthetic", num_samples="2.5")
+    with pytest.raises(InputError, match=r"^dataset rafdb: option aligned='maybe' must be true or false$"):
+        typed_options("rafdb", {"aligned": "maybe"})
+    with pytest.raises(InputError, match=r"^dataset synthetic: option mix_share=True must be a number$"):
+        typed_options("synthetic", {"mix_share": True})
+
+
 def test_corrupt_manifest_is_a_standard_csv_and_old_manifests_still_read(tmp_path):
     import json
 

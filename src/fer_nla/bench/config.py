@@ -19,7 +19,6 @@ from fer_nla.config import (
     Config,
     apply_dataset_defaults,
     apply_mapping,
-    coerce,
     parse_overrides,
     read_yaml_sections,
     set_key,
@@ -27,6 +26,7 @@ from fer_nla.config import (
 )
 from fer_nla.errors import InputError
 from fer_nla.losses import available as available_losses
+from fer_nla.values import convert
 
 METHODS: tuple[str, ...] = ("ce", "label_smoothing", "focal", "class_balanced", "logit_adjusted", "gce", "sce", "nla")
 NOISY_SETTINGS: tuple[str, ...] = ("single_vote", "symmetric_10", "symmetric_20", "symmetric_30", "imbalance_50", "imbalance_100")
@@ -70,14 +70,6 @@ class BenchConfig:
         return {**recipe, "bench": dataclasses.asdict(self.grid)}
 
 
-def _as_list(value: Any, kind: type, key: str) -> list[Any]:
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    try:
-        return [kind(v.strip() if isinstance(v, str) else v) for v in items if str(v).strip()]
-    except (TypeError, ValueError):
-        raise InputError(f"{key} must be a list of {kind.__name__}s; got {value!r}") from None
-
-
 def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
     name = key.split(".", 1)[1] if "." in key else ""
     head, _, rest = name.partition(".")
@@ -90,13 +82,9 @@ def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
             raise InputError(f"{where}{key}: name the option, e.g. bench.loss_options.focal.gamma=1")
         grid.loss_options.setdefault(method, {})[option] = value
         return
-    if head in ("methods", "settings"):
-        setattr(grid, head, _as_list(value, str, key))
-    elif head == "seeds":
-        grid.seeds = _as_list(value, int, key)
-    elif head in ("clean_reference", "workers", "threads", "test_split", "test_labels"):
+    if head in ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "test_split", "test_labels"):
         try:
-            setattr(grid, head, coerce(value, typing.get_type_hints(GridSpec)[head], key=key))
+            setattr(grid, head, convert(value, typing.get_type_hints(GridSpec)[head], name=key))
         except InputError as err:
             raise InputError(f"{where}{err}") from None
     elif head in ("loss_options", "quick"):

@@ -8,7 +8,6 @@ errors name by Python keyword (``root=...`` -> ``--root PATH`` or ``data.root=PA
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 # A reader's own options (beyond root/split/labels/...), given as ``-o KEY=VALUE`` on the command
 # line and as ``data.options.KEY=VALUE`` in train configs.
@@ -56,18 +55,19 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
 COMMON_KEYS: tuple[str, ...] = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
 
 
-def parse_options(pairs: list[str], *, spelling: dict[str, str] | None = None) -> dict[str, Any]:
-    """``-o`` pairs as a dict, values read as YAML scalars (``true`` -> True, ``2000`` -> 2000).
+def parse_options(pairs: list[str], *, spelling: dict[str, str] | None = None) -> dict[str, str]:
+    """``-o`` pairs as a dict of their texts (``["num_samples=2000"]`` -> ``{"num_samples":
+    "2000"}``). The values stay text here: the dataset's reader declares their types, and
+    :func:`fer_nla.data.registry.typed_options` converts them (``"2000"`` -> 2000 for an
+    ``int``, ``"true"`` -> True for a ``bool``), as it converts ``data.options`` of a config.
 
     Raises:
         InputError: a pair without ``=`` or without a key, or a key of :data:`COMMON_KEYS`
             (naming the command's own flag for it from ``spelling``, where it has one).
     """
-    import yaml
-
     from fer_nla.errors import InputError
 
-    options: dict[str, Any] = {}
+    options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
@@ -77,5 +77,5 @@ def parse_options(pairs: list[str], *, spelling: dict[str, str] | None = None) -
             flag = (spelling or {}).get(key)
             fix = f"use {flag.format(value.strip())}" if flag else "this command takes it from the checkpoint's config"
             raise InputError(f"-o {key} sets an argument every dataset has, not a reader option: {fix}")
-        options[key] = yaml.safe_load(value)
+        options[key] = value.strip()
     return options

@@ -12,7 +12,7 @@ from typing import Any
 from fer_nla.commands import DATASET_FLAGS, SEED_RANGE, add_option_argument, int_in, parse_options
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.corrupt import FIT_MODES, NOISE_KINDS, PAIR_SCHEMES, corrupt_dataset, pair_partners
-from fer_nla.data.registry import available_datasets, build_dataset
+from fer_nla.data.registry import available_datasets, build_dataset, typed_options
 from fer_nla.data.sources.common import LABEL_MODES, RENAMED_MODES, SPLITS
 from fer_nla.data.sources.manifest import write_manifest
 from fer_nla.data.stats import dataset_stats
@@ -58,10 +58,12 @@ def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``build_dataset`` arguments these options stand for (recorded in manifests)."""
+    """The ``build_dataset`` arguments these options stand for (recorded in manifests, with the
+    reader's options typed: ``num_samples: 300``, not ``"300"``)."""
+    options = typed_options(args.dataset, parse_options(args.option, spelling=DATASET_FLAGS))
     return {
         "dataset": args.dataset, "root": args.root, "split": args.split, "labels": args.labels,
-        "num_classes": args.num_classes, "seed": args.seed, "options": parse_options(args.option, spelling=DATASET_FLAGS),
+        "num_classes": args.num_classes, "seed": args.seed, "options": options,
     }
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import inspect
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from typing import Any
 
 from fer_nla.data import synthetic
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources import affectnet, fer2013, ferplus, folder, manifest, rafdb
 from fer_nla.errors import InputError
+from fer_nla.values import ConversionError, convert
 
 _BUILDERS: dict[str, Callable[..., FERDataset]] = {
     "rafdb": rafdb.build,
@@ -64,12 +66,7 @@ def build_dataset(
     label space. ``options`` are the dataset's own (:func:`dataset_options`), e.g.
     ``num_samples`` and ``image_size`` for ``synthetic``, ``images_dir`` for ``affectnet``."""
     builder = _builder(name)
-    accepted = dataset_options(name)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        listed = ", ".join(accepted) or "none"
-        raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
-    options = {key: typed_option(name, key, value, accepted[key]) for key, value in options.items()}
+    options = typed_options(name, options)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
         raise InputError(f"seed={seed!r} must be an integer in 0..4294967295")
     if name == "manifest":
@@ -86,35 +83,30 @@ def build_dataset(
         ) from None
 
 
-def typed_option(dataset: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of the option's default: a bool option takes a bool (YAML's
-    true/false/yes/no/on/off, already parsed) or those words, an int option an integer (``"3"``,
-    ``3.0``), a float option a number; options whose default is a string or None pass unchanged.
+def typed_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Dataset ``name``'s own ``options`` (text from ``-o KEY=VALUE``, or YAML values) as the
+    types its reader declares (:func:`fer_nla.values.convert`): ``"2000"`` -> 2000 for an
+    ``int``, ``"yes"`` -> True for a ``bool``, ``"null"`` -> None for an optional one.
 
     Raises:
-        InputError: naming the option, the value and what it must be (e.g. ``maybe`` for a bool).
+        InputError: an option the reader does not have (listing those it has), or a value of the
+            wrong kind, as ``dataset NAME: option KEY=VALUE must be ...`` (the command line
+            rewrites ``KEY=VALUE`` in its own spelling).
     """
-    if isinstance(default, bool):
-        words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (str, int)) and str(value).strip().lower() in words:
-            return words[str(value).strip().lower()]
-        raise InputError(f"dataset {dataset}: option {key}={value!r} must be true or false")
-    if isinstance(default, int):
+    builder = _builder(name)
+    accepted = dataset_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(accepted) or "none"
+        raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
+    hints = typing.get_type_hints(builder)
+    typed = {}
+    for key, value in options.items():
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if isinstance(value, bool) or not number.is_integer():
-            raise InputError(f"dataset {dataset}: option {key}={value!r} must be a whole number")
-        return int(number)
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"dataset {dataset}: option {key}={value!r} must be a number") from None
-    return value
+            typed[key] = convert(value, hints.get(key, Any), name=key)
+        except ConversionError as err:
+            raise InputError(f"dataset {name}: option {key}={value!r} must be {err.expected}") from None
+    return typed
 
 
 def dataset_splits(name: str, *, root: str | Path | None = None, **options: Any) -> tuple[str, ...]:

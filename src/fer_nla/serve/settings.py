@@ -10,12 +10,14 @@ from its flags (:meth:`ServeSettings.to_env`) and each worker reads back
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fer_nla.errors import InputError
+from fer_nla.values import ConversionError, convert, describe
 
 ENV_PREFIX = "FER_NLA_SERVE_"
 MB = 1_000_000
@@ -102,25 +104,15 @@ class ServeSettings:
         """The settings in ``environ``'s ``FER_NLA_SERVE_*`` variables (unset: the default).
         Raises :class:`InputError` naming the variable for a value of the wrong kind."""
         values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
         for field in dataclasses.fields(cls):
             key = f"{ENV_PREFIX}{field.name.upper()}"
             if key not in environ:
                 continue
             text = environ[key].strip()
-            kind = field.type if isinstance(field.type, str) else field.type.__name__
-            try:
-                values[field.name] = _parse(text, kind)
-            except ValueError:
-                raise InputError(f"{key}={text!r} is not a valid {kind}; unset it or give one") from None
+            try:  # an empty variable is a field left at None (to_env's spelling), never the word "none"
+                values[field.name] = convert(text, hints[field.name], name=key, none_words=("",))
+            except ConversionError:
+                raise InputError(f"{key}={text!r} is not a valid {describe(hints[field.name])}; "
+                                 "unset it or give one") from None
         return cls(**values)
-
-
-def _parse(text: str, kind: str) -> Any:
-    """``text`` read as the field type spelled ``kind`` (``int``, ``float``, ``str``, ``str | None``)."""
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
-    if kind == "str | None":
-        return text or None
-    return text
