@@ -1,0 +1,127 @@
+"""How long a fer-nla command takes to start and how much memory it holds: ``fer-nla --help``,
+``fer-nla models`` and ``fer-nla predict`` on one photo, each run as a new process several times.
+
+    python benchmarks/startup.py --out benchmarks/results/startup_cpu.md [--runs 7]
+
+Each run is timed by wall clock from the start of the process to its exit, and its peak resident
+memory is the kernel's ``ru_maxrss`` of that process (``os.wait4``). The goals of issue 22 are
+printed beside the figures: ``--help`` under 1 s; ``predict`` on a photo under 1.5 s and 300 MB.
+A last run of predict reports which of PyTorch, torchvision, kornia and scikit-learn it imported
+(none, in a core install or beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from machine import machine_line, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "tests" / "data" / "photos" / "group.jpg"
+HEAVY = ("torch", "torchvision", "kornia", "sklearn", "matplotlib", "tensorboard")
+# command label -> (fer-nla arguments, goal seconds, goal MB; None: no goal)
+COMMANDS: dict[str, tuple[list[str], float | None, float | None]] = {
+    "fer-nla --help": (["--help"], 1.0, None),
+    "fer-nla models": (["models"], None, None),
+    "fer-nla predict group.jpg": (["predict", str(PHOTO)], 1.5, 300.0),
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds and peak resident megabytes (10^6 bytes) of the runs of one command."""
+
+    seconds: list[float]
+    peak_mb: list[float]
+
+
+def fer_nla_command() -> list[str]:
+    """The ``fer-nla`` entry point of this Python's environment (else ``python -m fer_nla``)."""
+    script = Path(sys.executable).with_name("fer-nla")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("fer-nla")
+    return [found] if found else [sys.executable, "-m", "fer_nla"]
+
+
+def run_once(argv: list[str]) -> tuple[float, float]:
+    """``(wall seconds, peak resident MB)`` of one process running ``argv``; raises
+    ``RuntimeError`` with its error output when it fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {error.strip()[-500:]}")
+    return seconds, usage.ru_maxrss * 1024 / 1e6  # Linux reports kilobytes
+
+
+def measure(argv: list[str], *, runs: int) -> Timing:
+    """``runs`` timed runs of ``argv`` after one untimed run (file caches warm)."""
+    run_once(argv)
+    results = [run_once(argv) for _ in range(max(1, runs))]
+    return Timing([s for s, _ in results], [m for _, m in results])
+
+
+def heavy_modules_imported(args: list[str]) -> list[str]:
+    """The modules of :data:`HEAVY` that ``fer-nla ARGS`` has imported when it finishes."""
+    code = (f"import sys; from fer_nla.cli import main; status = main({args!r}); "
+            f"print('imported:' + ','.join(m for m in {HEAVY!r} if sys.modules.get(m) is not None)); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    found = done.stdout.rsplit("imported:", 1)[-1].strip()
+    return [m for m in found.split(",") if m]
+
+
+def goal_mark(value: float, goal: float | None, unit: str) -> str:
+    if goal is None:
+        return ""
+    return f" (goal < {goal:g} {unit}: {'met' if value < goal else '**missed**'})"
+
+
+def report(timings: dict[str, Timing], *, heavy: list[str], load: float, runs: int) -> str:
+    """The Markdown report: one row per command (median and slowest run, peak memory) with goals."""
+    lines = ["# Start-up time and memory of fer-nla commands", "",
+             f"`python benchmarks/startup.py --out benchmarks/results/startup_cpu.md --runs {runs}`", "",
+             machine_line(load),
+             f"- software: Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
+             f"date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+             f"- each command: {runs} runs as a new process after one untimed run; wall clock to exit, "
+             "peak resident memory (ru_maxrss)",
+             f"- modules predict imported of {', '.join(HEAVY)}: {', '.join(heavy) or 'none'}", "",
+             "| command | median s | slowest s | peak MB |", "|---|---:|---:|---:|"]
+    for label, timing in timings.items():
+        _, goal_s, goal_mb = COMMANDS[label]
+        median, slowest, peak = statistics.median(timing.seconds), max(timing.seconds), max(timing.peak_mb)
+        lines.append(f"| `{label}` | {median:.2f}{goal_mark(slowest, goal_s, 's')} | {slowest:.2f} | "
+                     f"{peak:.0f}{goal_mark(peak, goal_mb, 'MB')} |")
+    lines.append("")
+    lines.append("Goals are judged on the slowest run and the largest peak.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per command (default 7)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    command = fer_nla_command()
+    timings = {label: measure([*command, *argv], runs=args.runs) for label, (argv, _, _) in COMMANDS.items()}
+    heavy = heavy_modules_imported(COMMANDS["fer-nla predict group.jpg"][0])
+    publish(report(timings, heavy=heavy, load=load, runs=args.runs), args.out)
+
+
+if __name__ == "__main__":
+    main()
