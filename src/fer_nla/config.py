@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.errors import InputError
 from fer_nla.values import convert
 
@@ -58,6 +59,11 @@ class DataConfig:
     loader: Literal["auto", "memory", "files"] = "auto"
     cache_dir: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The random augmentations ``flip``, ``erasing``, ``gaussian_noise`` and ``affine`` switch on."""
+        return Augmentation(flip=self.flip, erasing=self.erasing, gaussian_noise=self.gaussian_noise, affine=self.affine)
 
 
 @dataclass
@@ -367,8 +373,7 @@ def validate(config: Config) -> None:
         from fer_nla.freeze import check_cacheable
 
         d = config.data
-        check_cacheable(frozen_stages=config.model.frozen_stages, flip=d.flip, erasing=d.erasing,
-                        gaussian_noise=d.gaussian_noise, affine=d.affine)
+        check_cacheable(frozen_stages=config.model.frozen_stages, augment=d.augmentation)
     if config.loss.name not in available_losses():
         close = difflib.get_close_matches(config.loss.name, available_losses(), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from fer_nla.atomic import atomic_write
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.data.batch_augment import eval_batch
 from fer_nla.errors import InputError
 
@@ -129,14 +130,13 @@ def frozen_outputs(model: nn.Module, images: Tensor, *, image_size: int, mean: t
     return out
 
 
-def check_cacheable(*, frozen_stages: int, flip: bool, erasing: bool, gaussian_noise: bool, affine: bool) -> None:
+def check_cacheable(*, frozen_stages: int, augment: Augmentation) -> None:
     """Raise :class:`InputError` unless ``train.cache_frozen`` can hold: stages frozen and no
     random augmentation (an augmented image has no fixed output to cache)."""
     if frozen_stages < 0:
         raise InputError("train.cache_frozen=true needs frozen stages to cache: set model.frozen_stages "
                          "(e.g. 3: the stem and stages 1-3 of resnet10s)")
-    on = [k for k, v in (("flip", flip), ("erasing", erasing), ("gaussian_noise", gaussian_noise),
-                         ("affine", affine)) if v]
+    on = augment.switched_on()
     if on:
         raise InputError(f"train.cache_frozen=true caches each image's frozen output once, so random augmentation "
                          f"cannot apply: set {', '.join(f'data.{k}=false' for k in on)} (NLA's flipped view is "

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchvision import transforms as T
 
+from fer_nla.data.augmentation import NO_AUGMENTATION, Augmentation
 from fer_nla.config import DataConfig, load_config
 from fer_nla.data.batch_augment import (
     ERASING_PROBABILITY,
@@ -34,14 +35,14 @@ def _pattern(n: int, size: int = 24) -> torch.Tensor:
 def test_kornia_path_draws_an_affine_per_image():
     images = _pattern(8)
     torch.manual_seed(0)
-    out = BatchAugment(image_size=24, affine=True, flip=False, erasing=False, gaussian_noise=False)(images)
+    out = BatchAugment(image_size=24, augment=Augmentation(affine=True, flip=False, erasing=False, gaussian_noise=False))(images)
     plain = eval_batch(images, image_size=24)
     assert all(not torch.allclose(x, plain[0], atol=1e-3) for x in out)  # p = 1: every image moved
     assert len({tuple(x.flatten().round(decimals=3).tolist()) for x in out}) == 8  # each its own draw
 
 
 def test_files_path_applies_torchvisions_random_affine_with_the_same_ranges():
-    steps = train_transform(image_size=24, affine=True).transforms
+    steps = train_transform(image_size=24, augment=Augmentation(affine=True)).transforms
     affine = [s for s in steps if isinstance(s, T.RandomAffine)]
     assert len(affine) == 1
     names = [type(s).__name__ for s in steps]
@@ -49,10 +50,9 @@ def test_files_path_applies_torchvisions_random_affine_with_the_same_ranges():
     assert list(affine[0].degrees) == [-AFFINE_DEGREES, AFFINE_DEGREES]
     assert tuple(affine[0].translate) == (AFFINE_TRANSLATE, AFFINE_TRANSLATE) and tuple(affine[0].scale) == AFFINE_SCALE
     image = T.ToPILImage()(_pattern(1)[0])
-    only = {"flip": False, "erasing": False, "gaussian_noise": False}
     torch.manual_seed(1)
-    moved = train_transform(image_size=24, affine=True, **only)(image)
-    assert not torch.allclose(moved, train_transform(image_size=24, **only)(image), atol=1e-3)
+    moved = train_transform(image_size=24, augment=Augmentation(affine=True, flip=False, erasing=False, gaussian_noise=False))(image)
+    assert not torch.allclose(moved, train_transform(image_size=24, augment=NO_AUGMENTATION)(image), atol=1e-3)
 
 
 def test_off_by_default_leaves_the_recipes_output_unchanged():

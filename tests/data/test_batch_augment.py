@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.data.batch_augment import BatchAugment, add_pixel_noise, augment_batch, eval_batch, normalise_batch
 from fer_nla.data.transforms import RECIPE_STD, eval_transform
 
@@ -47,7 +48,7 @@ def test_noise_rounds_and_clips_to_0_255():
 
 def test_noise_comes_before_the_resize():
     """Noise added at 48 px then resized to 24 px is averaged down; after the resize it would keep sqrt(30)."""
-    augment = BatchAugment(image_size=24, flip=False, erasing=False)
+    augment = BatchAugment(image_size=24, augment=Augmentation(flip=False, erasing=False))
     torch.manual_seed(2)
     flat = torch.full((400, 3, 48, 48), 128, dtype=torch.uint8)
     levels = (augment(flat) - eval_batch(flat, image_size=24)) * STD_255
@@ -60,7 +61,7 @@ def test_flip_alone_flips_half_the_images():
     images = _random_batch(2000, 6)
     plain = eval_batch(images, image_size=6)
     torch.manual_seed(3)
-    out = BatchAugment(image_size=6, erasing=False, gaussian_noise=False)(images)
+    out = BatchAugment(image_size=6, augment=Augmentation(erasing=False, gaussian_noise=False))(images)
     flipped = (out == plain.flip(-1)).flatten(1).all(1)
     kept = (out == plain).flatten(1).all(1)
     assert torch.all(flipped ^ kept)
@@ -69,7 +70,7 @@ def test_flip_alone_flips_half_the_images():
 
 def test_erasing_alone_erases_half_the_images_2_to_30_percent_in_one_rectangle():
     torch.manual_seed(4)
-    out = BatchAugment(image_size=48, flip=False, gaussian_noise=False)(torch.full((2000, 3, 48, 48), 200, dtype=torch.uint8))
+    out = BatchAugment(image_size=48, augment=Augmentation(flip=False, gaussian_noise=False))(torch.full((2000, 3, 48, 48), 200, dtype=torch.uint8))
     erased = (out == 0).all(1)  # a flat 200 image is nowhere 0 after normalising
     share = erased.float().mean((1, 2))
     hit = share > 0
@@ -84,7 +85,7 @@ def test_erasing_alone_erases_half_the_images_2_to_30_percent_in_one_rectangle()
 
 def test_draws_are_per_image_not_per_batch():
     torch.manual_seed(5)
-    out = BatchAugment(image_size=16, gaussian_noise=False)(torch.full((64, 3, 16, 16), 200, dtype=torch.uint8))
+    out = BatchAugment(image_size=16, augment=Augmentation(gaussian_noise=False))(torch.full((64, 3, 16, 16), 200, dtype=torch.uint8))
     masks = (out == 0).all(1)
     erased = masks.flatten(1).any(1)
     assert 0 < erased.sum() < 64
@@ -120,7 +121,7 @@ def test_same_seed_replays_same_batch_and_other_seed_differs():
 
 def test_all_off_equals_eval_path_and_shapes():
     images = _random_batch(8, 48)
-    out = augment_batch(images, image_size=64, flip=False, erasing=False, gaussian_noise=False)
+    out = augment_batch(images, image_size=64, augment=Augmentation(flip=False, erasing=False, gaussian_noise=False))
     assert out.shape == (8, 3, 64, 64) and out.dtype == torch.float32
     assert torch.equal(out, eval_batch(images, image_size=64))
     with pytest.raises(ValueError, match="uint8"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.data import build_dataset
 from fer_nla.data.split import stratified_split
 from fer_nla.data.transforms import (
@@ -43,14 +44,14 @@ def test_train_transform_flips_and_erases():
     ramp = Image.fromarray(np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1)), mode="L")
     plain = eval_transform(image_size=32)(ramp)
     outcomes = {"plain": 0, "flipped": 0, "erased": 0}
-    transform = train_transform(image_size=32, gaussian_noise=False)
+    transform = train_transform(image_size=32, augment=Augmentation(gaussian_noise=False))
     for _ in range(200):
         out = transform(ramp)
         kind = "plain" if torch.equal(out, plain) else "flipped" if torch.equal(out, plain.flip(-1)) else "erased"
         outcomes[kind] += 1
     # flip p=0.5 and erasing p=0.5, independent: 50 / 50 / 100 expected
     assert 30 < outcomes["plain"] < 70 and 30 < outcomes["flipped"] < 70 and 75 < outcomes["erased"] < 125
-    assert torch.equal(train_transform(image_size=32, flip=False, erasing=False, gaussian_noise=False)(ramp), plain)
+    assert torch.equal(train_transform(image_size=32, augment=Augmentation(flip=False, erasing=False, gaussian_noise=False))(ramp), plain)
 
 
 def test_two_views_are_an_image_and_its_flip_and_subsets_share_the_index():

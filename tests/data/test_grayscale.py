@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import fer_nla.train.fit as fit_module
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.checkpoint import load_checkpoint, read_meta
 from fer_nla.config import load_config
 from fer_nla.data import build_dataset
@@ -59,7 +60,7 @@ def test_files_path_makes_colour_gray_in_three_equal_channels_noise_included():
     want = eval_transform(image_size=16)(image.convert("L"))
     assert torch.equal(eval_transform(image_size=16, grayscale=True)(image), want)
     assert not _equal_channels(eval_transform(image_size=16)(image))
-    augment = train_transform(image_size=16, erasing=False, grayscale=True)
+    augment = train_transform(image_size=16, grayscale=True, augment=Augmentation(erasing=False))
     torch.manual_seed(0)
     outputs = [augment(image) for _ in range(12)]
     assert all(_equal_channels(x) for x in outputs)
@@ -84,12 +85,12 @@ def test_memory_path_decodes_gray_and_keys_the_cache_by_it(tmp_path):
 def test_batch_noise_is_gray_with_grayscale():
     images = torch.full((200, 1, 12, 12), 120, dtype=torch.uint8).expand(-1, 3, -1, -1)
     torch.manual_seed(0)
-    out = BatchAugment(image_size=12, erasing=False, grayscale=True)(images)
+    out = BatchAugment(image_size=12, grayscale=True, augment=Augmentation(erasing=False))(images)
     assert _equal_channels(out)
     noised = (out - eval_batch(images, image_size=12)).abs().flatten(1).amax(1) > 1e-4
     assert 50 < int(noised.sum()) < 150
     torch.manual_seed(0)
-    assert not _equal_channels(BatchAugment(image_size=12, erasing=False)(images))  # the recipe's noise per channel
+    assert not _equal_channels(BatchAugment(image_size=12, augment=Augmentation(erasing=False))(images))  # the recipe's noise per channel
 
 
 def _gray_files(tmp_path: Path) -> FERDataset:

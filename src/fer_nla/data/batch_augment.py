@@ -50,6 +50,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.data.transforms import (
     AFFINE_DEGREES,
     AFFINE_SCALE,
@@ -116,8 +117,8 @@ def eval_batch(
 
 class BatchAugment:
     """The recipe's training augmentation of ``uint8 [B, 3, H, W]`` -> ``float32 [B, 3, S, S]``
-    on the batch's device (see the module doc); ``flip``, ``erasing``, ``gaussian_noise`` and ``affine`` switch
-    the steps as :class:`fer_nla.config.DataConfig` does; ``grayscale`` (the images are gray, as
+    on the batch's device (see the module doc); ``augment`` switches the steps as
+    :class:`fer_nla.config.DataConfig` does; ``grayscale`` (the images are gray, as
     ``data.grayscale`` decodes them) draws the noise once per pixel. Build once, call per batch."""
 
     def __init__(
@@ -126,22 +127,19 @@ class BatchAugment:
         image_size: int,
         mean: Sequence[float] = RECIPE_MEAN,
         std: Sequence[float] = RECIPE_STD,
-        flip: bool = True,
-        erasing: bool = True,
-        gaussian_noise: bool = True,
-        affine: bool = False,
+        augment: Augmentation = Augmentation(),
         grayscale: bool = False,
     ) -> None:
         self.image_size = int(image_size)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.gaussian_noise, self.grayscale = gaussian_noise, bool(grayscale)
+        self.gaussian_noise, self.grayscale = augment.gaussian_noise, bool(grayscale)
         self.affine = KA.RandomAffine(
             degrees=AFFINE_DEGREES, translate=(AFFINE_TRANSLATE, AFFINE_TRANSLATE), scale=AFFINE_SCALE, p=1.0
-        ) if affine else None
-        self.flip = KA.RandomHorizontalFlip(p=FLIP_PROBABILITY) if flip else None
+        ) if augment.affine else None
+        self.flip = KA.RandomHorizontalFlip(p=FLIP_PROBABILITY) if augment.flip else None
         self.erasing = KA.RandomErasing(
             scale=ERASING_SCALE, ratio=ERASING_RATIO, value=0.0, p=ERASING_PROBABILITY
-        ) if erasing else None
+        ) if augment.erasing else None
 
     def __call__(self, images: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Augment one batch. ``generator``: a ``torch.Generator`` on ``images.device`` (None: the
@@ -191,14 +189,9 @@ def augment_batch(
     images: Tensor,
     *,
     image_size: int,
-    flip: bool = True,
-    erasing: bool = True,
-    gaussian_noise: bool = True,
-    affine: bool = False,
+    augment: Augmentation = Augmentation(),
     grayscale: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """One-off :class:`BatchAugment` call: ``uint8 [B, 3, H, W]`` -> ``float32 [B, 3, S, S]``."""
-    augment = BatchAugment(image_size=image_size, flip=flip, erasing=erasing, gaussian_noise=gaussian_noise, affine=affine,
-                           grayscale=grayscale)
-    return augment(images, generator=generator)
+    return BatchAugment(image_size=image_size, augment=augment, grayscale=grayscale)(images, generator=generator)

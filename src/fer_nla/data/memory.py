@@ -166,7 +166,7 @@ def _rgb_array(image: Image.Image, *, grayscale: bool = False) -> np.ndarray:
 def _resized(pixels: np.ndarray, size: int) -> Tensor:
     """``uint8 [3, size, size]``: RGB pixels resized as eval-time preprocessing resizes them
     (:func:`fer_nla.inference.preprocess.resize_face`: PIL bilinear, antialiased)."""
-    return torch.from_numpy(np.ascontiguousarray(resize_face(pixels, size=size))).permute(2, 0, 1)
+    return torch.from_numpy(resize_face(pixels, size=size)).permute(2, 0, 1)
 
 
 def _first_shape(dataset: FERDataset) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.data.batch_augment import BatchAugment, eval_batch
 from fer_nla.data.memory import MemoryImages
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
@@ -85,10 +86,7 @@ class MemoryLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        flip: bool = True,
-        erasing: bool = True,
-        affine: bool = False,
-        gaussian_noise: bool = True,
+        augment: Augmentation = Augmentation(),
         grayscale: bool = False,
         mean: Sequence[float] = RECIPE_MEAN,
         std: Sequence[float] = RECIPE_STD,
@@ -106,8 +104,8 @@ class MemoryLoader:
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
         self.rank, self.world_size, self.epoch = int(rank), int(world_size), 0
         self.mean, self.std, self.generator = tuple(mean), tuple(std), generator
-        self.augment = BatchAugment(image_size=image_size, mean=mean, std=std, flip=flip, erasing=erasing,
-                                    gaussian_noise=gaussian_noise, affine=affine, grayscale=grayscale) if train else None
+        self.augment = BatchAugment(image_size=image_size, mean=mean, std=std, augment=augment,
+                                    grayscale=grayscale) if train else None
         self.pin = self.device.type == "cuda" and not resident
 
     def set_epoch(self, epoch: int) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
+from fer_nla.data.augmentation import Augmentation
 from fer_nla.inference.preprocess import Preprocess
 
 RECIPE_MEAN: tuple[float, float, float] = (0.577, 0.4494, 0.4001)
@@ -84,27 +85,25 @@ def train_transform(
     image_size: int,
     mean: Sequence[float] = RECIPE_MEAN,
     std: Sequence[float] = RECIPE_STD,
-    flip: bool = True,
-    erasing: bool = True,
-    gaussian_noise: bool = True,
-    affine: bool = False,
+    augment: Augmentation = Augmentation(),
     grayscale: bool = False,
 ) -> T.Compose:
-    """PIL image -> float tensor ``3 x image_size x image_size`` with the recipe's augmentation;
-    ``affine`` adds a random rotation/shift/scale (``AFFINE_*``) after normalising, 0 filling;
-    ``grayscale`` makes the image gray (:func:`to_gray`) before the noise, which is then gray too."""
+    """PIL image -> float tensor ``3 x image_size x image_size`` with the recipe's augmentation,
+    the steps ``augment`` switches on; its ``affine`` adds a random rotation/shift/scale
+    (``AFFINE_*``) after normalising, 0 filling; ``grayscale`` makes the image gray
+    (:func:`to_gray`) before the noise, which is then gray too."""
     steps: list[Any] = [ToGray()] if grayscale else [ToRGB()]
-    if gaussian_noise:
+    if augment.gaussian_noise:
         steps.append(RandomGaussianNoise())
     if grayscale:
         steps.append(ToRGB())
     steps += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(list(mean), list(std))]
-    if affine:
+    if augment.affine:
         steps.append(T.RandomAffine(AFFINE_DEGREES, translate=(AFFINE_TRANSLATE, AFFINE_TRANSLATE), scale=AFFINE_SCALE,
                                     interpolation=T.InterpolationMode.BILINEAR))
-    if flip:
+    if augment.flip:
         steps.append(T.RandomHorizontalFlip())
-    if erasing:
+    if augment.erasing:
         steps.append(T.RandomErasing(scale=ERASING_SCALE))
     return T.Compose(steps)
 

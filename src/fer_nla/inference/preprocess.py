@@ -180,7 +180,7 @@ def resize_face(rgb: np.ndarray, *, size: int, grayscale: bool = False) -> np.nd
     pil = Image.fromarray(rgb)
     if grayscale:
         pil = pil.convert("L").convert("RGB")
-    return np.asarray(pil.resize((size, size), Image.BILINEAR))
+    return np.array(pil.resize((size, size), Image.BILINEAR))  # writable: torch.from_numpy takes it as it is
 
 
 def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: Preprocess,

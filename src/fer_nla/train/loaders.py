@@ -110,8 +110,7 @@ def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_bat
     full = decode_to_memory(data.full_train, **decode)
     soft = data.train.target_mode == "soft"
     targets = data.full_train.soft_targets if soft else data.full_train.targets
-    augment = {"flip": cfg.flip, "erasing": cfg.erasing, "gaussian_noise": cfg.gaussian_noise, "affine": cfg.affine,
-               "grayscale": cfg.grayscale}
+    augment = {"augment": cfg.augmentation, "grayscale": cfg.grayscale}
     shard = {"rank": info.rank, "world_size": info.world_size, "device": device, "image_size": cfg.image_size}
     train_loader = MemoryLoader(full, targets, data.train_indices, batch_size=batch_size, train=True, shuffle=True,
                                 drop_last=drop_last, seed=seed, **shard, **augment)

@@ -122,8 +122,7 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     if len(indices) < 2 or len(val) < 1:
         raise InputError(f"too few samples: {len(indices)} to train on and {len(val)} to validate on")
     train = full.subset(indices).with_transform(
-        train_transform(image_size=cfg.image_size, flip=cfg.flip, erasing=cfg.erasing, gaussian_noise=cfg.gaussian_noise,
-                        affine=cfg.affine, grayscale=cfg.grayscale)
+        train_transform(image_size=cfg.image_size, augment=cfg.augmentation, grayscale=cfg.grayscale)
     )
     val = val.with_transform(eval_transform(image_size=cfg.image_size, grayscale=cfg.grayscale))
     val.target_mode = "hard"  # metrics score hard labels (``targets``), also when training on distributions
