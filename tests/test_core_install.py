@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -41,6 +40,7 @@ def _run_without_torch(code: str, *, timeout: float = 120) -> subprocess.Complet
 
 
 def test_the_core_install_needs_no_pytorch_and_the_extras_are_what_fer_nla_names():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = _requirement_names(project["dependencies"])
     assert core == {"numpy", "pillow", "pyyaml", "opencv-python-headless", "onnxruntime"}
