@@ -102,7 +102,8 @@ def onnx_providers(name: str = "auto") -> list[Any]:
     if kind == "cuda" and not cuda:
         raise InputError(
             f"device={name!r}: this onnxruntime has no CUDA GPU support (available here: cpu); {_FIX}, "
-            "or install onnxruntime-gpu where there is an NVIDIA GPU"
+            "or install onnxruntime-gpu where there is an NVIDIA GPU, or run the model with PyTorch on the GPU: "
+            "backend='torch' (the train extra)"
         )
     if kind == "cuda":
         return ["CUDAExecutionProvider"] if index is None else [("CUDAExecutionProvider", {"device_id": index})]

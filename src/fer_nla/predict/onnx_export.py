@@ -130,17 +130,17 @@ def checkpoint_onnx_bytes(checkpoint: str | Path, *, opset: int = DEFAULT_OPSET)
 
 def verify_export(checkpoint: str | Path, onnx_path: str | Path, *, batch: int = 3, seed: int = 0) -> float:
     """Largest probability difference between the checkpoint (PyTorch) and the ONNX model
-    (onnxruntime) on a seeded random batch of face-sized images, through the shared preprocessing."""
+    (onnxruntime) on a seeded random batch of face-sized images, through the one inference path
+    (:func:`fer_nla.inference.classify.crop_probabilities`)."""
     import numpy as np
 
-    from fer_nla.inference.onnx_backend import OnnxBackend
-    from fer_nla.inference.preprocess import preprocess_faces, softmax
-    from fer_nla.inference.torch_backend import TorchBackend
+    from fer_nla.inference.backends import load_backend
+    from fer_nla.inference.classify import crop_probabilities
 
-    reference = TorchBackend.from_checkpoint(checkpoint, device="cpu")
-    exported = OnnxBackend(onnx_path)
+    reference = load_backend(checkpoint, backend="torch", device="cpu")
+    exported = load_backend(onnx_path, backend="onnx", device="cpu")
     size = reference.preprocess.image_size
     rng = np.random.default_rng(seed)
     crops = [rng.integers(0, 256, size=(size + 7 * i, size + 5 * i, 3), dtype=np.uint8) for i in range(batch)]
-    probs = [softmax(b.logits(preprocess_faces(crops, preprocess=b.preprocess))) for b in (reference, exported)]
+    probs = [crop_probabilities(backend, crops) for backend in (reference, exported)]
     return float(np.abs(probs[0] - probs[1]).max())
