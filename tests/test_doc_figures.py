@@ -274,3 +274,16 @@ def test_the_generated_suite_figures_file_has_a_count_time_and_machine():
     text = path.read_text()
     assert re.search(r"^\| \d+ \| \d+ passed.* \| \d+m\d\ds \(", text, re.M)
     assert "- machine: " in text and "- software: Python " in text
+
+
+def test_the_demo_figures_in_readme_equal_the_demo_run():
+    """README's quick start quotes the demo's wall time and validation accuracy as
+    ``scripts/demo_figures.py`` measured them (benchmarks/results/demo_train.md)."""
+    source = RESULTS / "demo_train.md"
+    if not source.is_file():
+        pytest.skip("benchmarks/results/demo_train.md not written yet: run python scripts/demo_figures.py")
+    text = source.read_text(encoding="utf-8")
+    wall = re.search(r"wall time: \*\*(\d+m\d+s)\*\*", text)[1]
+    accuracy = re.search(r"validation accuracy \(best epoch, \d+\): \*\*([\d.]+%)\*\*", text)[1]
+    quick = flat(README[README.index("## Quick start"):README.index("## Test")])
+    assert f"{wall}, validation accuracy {accuracy}" in quick
