@@ -64,6 +64,7 @@ def train_one_epoch(
     label that the model predicts as that label, as they pass through training (a model that fits
     noisy labels drifts away from it while ``accuracy`` keeps rising)."""
     step.model.train()
+    step.method.train()
     step.first_nonfinite = None
     loss_sum = torch.zeros((), dtype=torch.float64, device=step.device)
     correct = torch.zeros((), dtype=torch.int64, device=step.device)
