@@ -111,8 +111,9 @@ class TrainStep:
         """The method's :class:`MethodInputs`: logits in float32, indices where it needs them."""
         flip = views.logits_flip
         indices = index.to(self.device, non_blocking=True) if self.method.needs.sample_index else None
-        return MethodInputs(views.logits.float(), targets, None if flip is None else flip.float(),
-                            views.feature_maps, views.feature_maps_flip, views.features, views.features_flip, indices)
+        return MethodInputs(views.logits.float(), targets, logits_flip=None if flip is None else flip.float(),
+                            feature_maps=views.feature_maps, feature_maps_flip=views.feature_maps_flip,
+                            features=views.features, features_flip=views.features_flip, indices=indices)
 
     def __call__(self, images: Tensor, targets: Tensor, index: Tensor, *, step_number: int = 0,
                  ) -> tuple[Tensor, Tensor, StepSignals]:
