@@ -19,7 +19,8 @@ from collections.abc import Callable
 import torch
 import torchvision
 
-from fer_nla.losses import build_loss
+from fer_nla.losses import NLALoss
+from fer_nla.methods import MethodInputs, build_method
 
 
 def median_seconds(fn: Callable[[], None], *, repeats: int, warmup: int = 3, sync: Callable[[], None] = lambda: None) -> float:
@@ -36,20 +37,20 @@ def median_seconds(fn: Callable[[], None], *, repeats: int, warmup: int = 3, syn
 
 
 def loss_call(name: str, batch: int, classes: int, device: torch.device) -> Callable[[], None]:
-    loss = build_loss(name, epochs=60).to(device)
-    loss.set_epoch(10)
+    method = build_method(name, epochs=60).to(device)
+    method.set_epoch(10)
     g = torch.Generator().manual_seed(0)
     logits = (torch.randn(batch, classes, generator=g) * 2).to(device).requires_grad_(True)
     logits_flip = (logits.detach() + 0.3 * torch.randn(batch, classes, generator=g).to(device)).requires_grad_(True)
     targets = torch.randint(0, classes, (batch,), generator=g).to(device)
 
     def step() -> None:
-        loss(logits, logits_flip, targets).backward()
+        method(MethodInputs(logits, targets, logits_flip if method.needs.flip_view else None)).loss.backward()
 
     return step
 
 
-def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor, loss: torch.nn.Module) -> Callable[[], None]:
+def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, targets: torch.Tensor, loss: NLALoss) -> Callable[[], None]:
     def step() -> None:
         logits, logits_flip = model(torch.cat([images, images.flip(3)])).chunk(2)
         optimizer.zero_grad(set_to_none=True)
@@ -82,7 +83,7 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
     images = torch.randn(32, 3, 112, 112, device=device)
     targets = torch.randint(0, 7, (32,), device=device)
-    nla = build_loss("nla", epochs=60).to(device)
+    nla = NLALoss(60).to(device)
     step = median_seconds(training_step(model, optimizer, images, targets, nla), repeats=args.steps, warmup=2, sync=sync)
     loss_only = median_seconds(loss_call("nla", 32, 7, device), repeats=args.repeats, sync=sync)
     print("\n| ResNet-18 step, batch 32 (x2 views), 112x112 | time (ms) |")

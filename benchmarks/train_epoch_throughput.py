@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from fer_nla.config import load_config
 from fer_nla.distributed import DistInfo
-from fer_nla.losses import build_loss
+from fer_nla.losses import NLALoss
 from fer_nla.models import build_model
 from fer_nla.runtime import resolve_device, use_channels_last
 from fer_nla.train.loaders import build_loaders
@@ -73,7 +73,7 @@ def reference_epoch(args: argparse.Namespace, arch: str, device: torch.device) -
     seen, start = 0, time.perf_counter()
     for images, targets, _index in loader:
         images, targets = images.to(device), targets.to(device)
-        criterion = build_loss("nla", epochs=60).to(device)  # the reference builds its loss in the loop
+        criterion = NLALoss(60).to(device)  # the reference builds its loss in the loop
         criterion.set_epoch(0)
         loss = criterion(model(images), model(images.flip(3)), targets)
         optimizer.zero_grad()

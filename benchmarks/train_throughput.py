@@ -23,7 +23,7 @@ import torch
 from fer_nla.runtime import autocast_dtype, resolve_device, use_channels_last
 from fer_nla.train.step import TrainStep, build_optimizer
 from fer_nla.config import OptimConfig
-from fer_nla.losses import build_loss
+from fer_nla.methods import build_method
 from fer_nla.models import build_model
 
 CASES = (("ce", "batched", "CE, one view"), ("nla", "batched", "NLA, batched (1 forward of 2B)"),
@@ -42,7 +42,7 @@ def measure(case: tuple[str, str, str], args: argparse.Namespace, device: torch.
     optimizer = build_optimizer(model.parameters(), OptimConfig(lr=1e-4))
     amp = autocast_dtype(args.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp is torch.float16 else None
-    step = TrainStep(model, build_loss(loss_name, epochs=60).to(device), optimizer, device, amp, channels_last, mode, None, scaler)
+    step = TrainStep(model, build_method(loss_name, epochs=60).to(device), optimizer, device, amp, channels_last, mode, None, scaler)
     g = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=g)
     targets = torch.randint(0, 7, (args.batch_size,), generator=g)

@@ -14,10 +14,10 @@ from fer_nla.train.step import (
     TrainStep,
     build_optimizer,
     build_scheduler,
-    needs_flip_view,
 )
 from fer_nla.errors import InputError
-from fer_nla.losses import build_loss
+from fer_nla.losses import naw_weights
+from fer_nla.methods import available, build_method, method_needs
 
 
 class CountingNet(nn.Module):
@@ -40,8 +40,8 @@ def _step(loss_name: str, mode: str, seed: int = 0) -> tuple[TrainStep, Counting
     torch.manual_seed(seed)
     model = CountingNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    loss = build_loss(loss_name, epochs=10, check=False)  # as build_train_step builds it
-    return TrainStep(model, loss, optimizer, torch.device("cpu"), None, False, mode), model
+    method = build_method(loss_name, epochs=10, check=False)  # as build_train_step builds it
+    return TrainStep(model, method, optimizer, torch.device("cpu"), None, False, mode), model
 
 
 def _batch(n: int = 6):
@@ -78,18 +78,18 @@ def test_baselines_compute_one_view_only():
     step, net = _step("ce", "batched")
     step(images, targets, index)
     assert (net.calls, net.images) == (1, 6)
-    assert needs_flip_view(build_loss("nla", epochs=3)) and not needs_flip_view(build_loss("focal"))
-    from fer_nla.losses import available
-
-    users = [name for name in available() if needs_flip_view(build_loss(name, epochs=3, class_counts=[5, 3, 2]))]
-    assert users == ["nla"]  # declared by the class (uses_flip_view), not by an isinstance check in the engine
+    assert build_method("nla", epochs=3).needs.flip_view and not build_method("focal").needs.flip_view
+    users = [name for name in available() if method_needs(name).flip_view]
+    assert users == ["nla"]  # declared by the method (Needs.flip_view), not by an isinstance check in the engine
 
 
 def test_signals_come_from_the_loss_for_nla_and_from_the_logits_otherwise():
     images, targets, index = _batch()
     step, _ = _step("nla", "batched")
     _, logits, signals = step(images, targets, index)
-    assert torch.equal(signals.weights, step.loss_fn.last.weights) and torch.equal(signals.index, index)
+    expected = naw_weights(logits, targets, epoch=0, epochs=10).weights  # the weights of the logits trained on
+    torch.testing.assert_close(signals.weights, expected, rtol=1e-6, atol=0)
+    assert torch.equal(signals.index, index) and not signals.weights.requires_grad
     probs = torch.softmax(logits, 1)
     torch.testing.assert_close(signals.p_gt, probs[torch.arange(6), targets])
     step_ce, _ = _step("ce", "batched")

@@ -7,7 +7,7 @@ A checkpoint is a dict of tensors and plain Python types only, so it loads with
      "model": {"arch", "num_classes", "stem"}, "class_names": [...],
      "preprocess": {"image_size", "mean", "std", "grayscale"}, "state_dict": {...},
      "config": {...}, "epoch": int, "metrics": {...},
-     "resume": {optimizer, scheduler, scaler and RNG states}}   # last.pt; training only
+     "resume": {optimizer, scheduler, scaler, RNG and method states}}   # last.pt; training only
 
 Everything but the weights and the resume states is one typed record, :class:`CheckpointMeta`,
 written by :func:`save_checkpoint` and read by :func:`read_meta` / :func:`load_model` only here:

@@ -88,7 +88,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Any loss of ``fer_nla.losses.available()`` by name; ``options`` go to its constructor."""
+    """A training method of ``fer_nla.methods.available()`` by name; ``options`` go to its constructor."""
 
     name: str = "nla"
     options: dict[str, Any] = field(default_factory=dict)
@@ -340,7 +340,7 @@ def _fold_ok(fold: str) -> bool:
 
 def validate(config: Config) -> None:
     """Check values that types alone do not; raise :class:`InputError` naming the key."""
-    from fer_nla.losses import available as available_losses
+    from fer_nla.methods import available as available_losses
 
     checks = [
         (1 <= config.train.epochs <= MAX_EPOCHS, f"train.epochs must lie in 1..{MAX_EPOCHS}"),

@@ -75,15 +75,25 @@ class TrailingPart(nn.Module):
     """What trains when the frozen part is cached: the stages after ``model.frozen_end``, the
     pooling and the head, applied to view 0 of a cached batch ``float32 [B, 2, C, H, W]``;
     returns logits ``[B, num_classes]``. Holds ``model`` itself (no copy): training this trains
-    ``model``, whose state dict the checkpoints save."""
+    ``model``, whose state dict the checkpoints save. A
+    :class:`~fer_nla.models.FeatureNetwork` like ``model``: the feature maps of a cached batch
+    are those of the whole network on the images, so methods that need features train here too."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batch: Tensor) -> Tensor:
+    def forward_features(self, batch: Tensor) -> Tensor:
+        """Cached views ``[B, 2, C, H, W]`` -> the network's last feature maps ``[B, C', h, w]`` of view 0."""
         m = self.model
-        return m.fc(m.pool(m.features[m.frozen_end:](batch[:, 0])).flatten(1))
+        return m.features[m.frozen_end:](batch[:, 0])
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The network's own head (:meth:`fer_nla.models.SmallResNet.forward_head`)."""
+        return self.model.forward_head(x, pre_logits=pre_logits)
+
+    def forward(self, batch: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(batch))
 
 
 def _digest(model: nn.Module, images: Tensor, *, image_size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> str:

@@ -7,6 +7,10 @@ never downloaded: a backbone file (the MS-Celeb-1M ResNet-18 of the paper, a tor
 ImageNet file, a fer-nla checkpoint) is read from a local path with ``weights_only=True``, its kind sniffed first.
 Parameters whose names or shapes do not fit (the source's classifier, a 7x7 stem loaded into
 the small stem) are skipped and reported in a :class:`BackboneLoadReport`.
+
+Every built-in network is a :class:`FeatureNetwork` (timm's naming): ``forward_features(x)``
+gives the feature maps before pooling and ``forward_head(maps)`` the logits, so a training
+method that needs features (:class:`fer_nla.methods.Needs`) gets them from the same forward.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
-import torchvision
-from torch import nn
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from fer_nla.errors import InputError
 from fer_nla.file_kinds import read_torch_file
@@ -100,8 +104,38 @@ def build_model(
     return model
 
 
+@runtime_checkable
+class FeatureNetwork(Protocol):
+    """A classifier split where training methods need it (timm's names and semantics).
+
+    ``forward_features(x)``: images ``[B, 3, H, W]`` -> the last feature maps ``[B, C, h, w]``
+    (before global pooling). ``forward_head(maps, pre_logits=False)``: the maps -> logits
+    ``[B, num_classes]``, or with ``pre_logits=True`` the pooled features ``[B, C]`` the
+    classifier reads. ``forward_head(forward_features(x))`` equals ``forward(x)``. timm models
+    have both; for a timm model whose features are not maps (a ViT's tokens) the trainer refuses
+    a method that needs maps."""
+
+    def forward_features(self, x: Tensor) -> Tensor: ...
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor: ...
+
+
+class FeatureResNet(ResNet):
+    """torchvision's ResNet with the :class:`FeatureNetwork` split; the same modules, state-dict
+    keys, initialisation and ``forward`` as ``torchvision.models.resnet18/50(weights=None)``."""
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        pooled = torch.flatten(self.avgpool(x), 1)
+        return pooled if pre_logits else self.fc(pooled)
+
+
 def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
-    model: nn.Module = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+    block, layers = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet50": (Bottleneck, [3, 4, 6, 3])}[arch]
+    model = FeatureResNet(block, layers, num_classes=num_classes)
     if stem == "small":
         model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -110,7 +144,8 @@ def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
 
 
 class _PooledClassifier(nn.Module):
-    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised.
+    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised;
+    a :class:`FeatureNetwork`.
 
     ``stage_ends``: for each stage (the stem first), the index in ``features`` where it ends
     (:mod:`fer_nla.freeze` freezes whole stages by it); ``frozen_end``: the first ``frozen_end``
@@ -134,8 +169,17 @@ class _PooledClassifier(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)).flatten(1))
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Images ``[B, 3, H, W]`` -> the last feature maps ``[B, C, h, w]``."""
+        return self.features(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Feature maps -> logits ``[B, num_classes]`` (pooled features ``[B, C]`` with ``pre_logits``)."""
+        pooled = self.pool(x).flatten(1)
+        return pooled if pre_logits else self.fc(pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 class SmallCNN(_PooledClassifier):
@@ -168,8 +212,6 @@ class SmallResNet(_PooledClassifier):
 
     def __init__(self, stem_width: int, widths: tuple[int, ...], blocks: tuple[int, ...], *, num_classes: int) -> None:
         super().__init__()
-        from torchvision.models.resnet import BasicBlock
-
         layers: list[nn.Module] = [
             nn.Conv2d(3, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True),
             nn.Conv2d(stem_width, widths[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(widths[0]),

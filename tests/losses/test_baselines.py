@@ -1,4 +1,5 @@
-"""Each baseline against its published formula on a small case computed by hand (numpy)."""
+"""Each baseline against its published formula on a small case computed by hand (numpy), through
+the method interface the trainer uses (``build_method`` + ``MethodInputs``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from fer_nla.losses import available, build_loss, loss_parameters
-from fer_nla.losses.baselines import class_balanced_weights
+from fer_nla.losses.baselines import class_balanced_weights, focal_loss
+from fer_nla.methods import MethodInputs, Needs, available, build_method, method_parameters
 
 Z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0]])
 Y = np.array([0, 2, 1])
@@ -26,10 +28,15 @@ P_Y = P[np.arange(3), Y]
 CE = -np.log(P_Y)
 
 
+def call(method, z, y, z_flip=None):
+    """The method's loss of one batch; the flipped view only where the method asks for it."""
+    return method(MethodInputs(z, y, z_flip if method.needs.flip_view else None)).loss
+
+
 def run(name, **options):
-    loss = build_loss(name, epochs=10, class_counts=COUNTS, **options)
+    method = build_method(name, epochs=10, class_counts=COUNTS, **options)
     z = torch.tensor(Z, dtype=torch.float32)
-    return loss(z, z.flip(1), torch.tensor(Y)).item()
+    return call(method, z, torch.tensor(Y), z.flip(1)).item()
 
 
 def test_registry_names():
@@ -93,15 +100,35 @@ def test_symmetric_ce():
     assert run("sce", alpha=1.0, beta=0.0) == pytest.approx(CE.mean(), rel=1e-6)
 
 
-def test_baselines_ignore_the_flipped_view():
-    z = torch.tensor(Z, dtype=torch.float32)
-    y = torch.tensor(Y)
+def test_baselines_need_nothing_beyond_logits_and_targets():
     for name in available():
         if name == "nla":
             continue
-        loss = build_loss(name, epochs=10, class_counts=COUNTS)
-        assert loss(z, z, y).item() == loss(z, torch.randn(3, 3), y).item()
-        assert loss(z, None, y).item() == loss(z, z, y).item()
+        method = build_method(name, epochs=10, class_counts=COUNTS)
+        assert method.needs == Needs(soft_targets=method.needs.soft_targets), name  # no flip, features or index
+        assert not method.sample_weights and method.own_parameters() == []
+        z, y = torch.tensor(Z, dtype=torch.float32), torch.tensor(Y)
+        assert method(MethodInputs(z, y)).sample_weights is None
+        assert call(method, z, y).item() == method.loss(z, y).item()  # the adapter adds nothing
+
+
+def test_focal_is_kornias_and_equals_the_formula_in_value_and_gradient():
+    g = torch.Generator().manual_seed(7)
+    for gamma in (0.0, 0.5, 2.0, 5.0):
+        for dtype in (torch.float32, torch.float64):
+            z = (4 * torch.randn(64, 8, generator=g)).to(dtype).requires_grad_(True)
+            y = torch.randint(0, 8, (64,), generator=g)
+            log_pt = F.log_softmax(z, dim=1).gather(1, y.unsqueeze(1)).squeeze(1)
+            expected = (-((1.0 - log_pt.exp()) ** gamma) * log_pt).mean()  # the formula written out
+            ours = focal_loss(z, y, gamma=gamma)
+            (g_expected,) = torch.autograd.grad(expected, z)
+            (g_ours,) = torch.autograd.grad(ours, z)
+            torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(g_ours, g_expected, rtol=1e-5, atol=1e-7)
+    # p_t rounds to 1 with gamma < 1: the formula's gradient is nan (0 * inf), kornia's is 0
+    z = torch.tensor([[50.0, 0.0, 0.0]], requires_grad=True)
+    (grad,) = torch.autograd.grad(focal_loss(z, torch.tensor([0]), gamma=0.5), z)
+    assert grad.tolist() == [[0.0, 0.0, 0.0]]
 
 
 def test_every_loss_backpropagates_and_has_set_epoch():
@@ -109,22 +136,22 @@ def test_every_loss_backpropagates_and_has_set_epoch():
     z = torch.randn(16, 3, requires_grad=True)
     y = torch.randint(0, 3, (16,))
     for name in available():
-        loss = build_loss(name, epochs=4, class_counts=COUNTS)
-        loss.set_epoch(2)
-        value = loss(z, z.detach().flip(0), y)
+        method = build_method(name, epochs=4, class_counts=COUNTS)
+        method.set_epoch(2)
+        value = call(method, z, y, z.detach().flip(0))
         (grad,) = torch.autograd.grad(value, z)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
 
 def test_context_goes_only_where_it_is_taken_and_errors_name_the_fix():
-    assert "class_counts" in loss_parameters("class_balanced")
-    assert "class_counts" not in loss_parameters("ce")
+    assert "class_counts" in method_parameters("class_balanced")
+    assert "class_counts" not in method_parameters("ce")
     with pytest.raises(ValueError, match="needs class_counts"):
-        build_loss("logit_adjusted")
+        build_method("logit_adjusted")
     with pytest.raises(ValueError, match="no option gamma; its options are: smoothing"):
-        build_loss("label_smoothing", gamma=2.0)
+        build_method("label_smoothing", gamma=2.0)
     with pytest.raises(ValueError, match="unknown loss 'nope'; available: ce"):
-        build_loss("nope")
-    loss = build_loss("class_balanced", class_counts=[1, 2])
+        build_method("nope")
+    method = build_method("class_balanced", class_counts=[1, 2])
     with pytest.raises(ValueError, match="2 class counts but logits have 3"):
-        loss(torch.zeros(2, 3), None, torch.tensor([0, 1]))
+        method(MethodInputs(torch.zeros(2, 3), torch.tensor([0, 1])))

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import MultivariateNormal
 
-from fer_nla.losses import NLALoss, build_loss, epoch_scale, js_consistency, naw_weights, nla_loss
+from fer_nla.losses import NLALoss, epoch_scale, js_consistency, naw_weights, nla_loss
+from fer_nla.methods import MethodInputs, NLAMethod, build_method
 
 
 def reference_nla(z, z_flip, y, *, epoch, epochs, lam=(0.5, 0.5, 0.5), slope=-15.0, schedule=True, t_lambda=1.0):
@@ -84,13 +85,15 @@ def test_recorded_signals_match_the_reference():
     z, z_flip, y = _batch(64, 7, seed=3)
     loss = NLALoss(10)
     loss.set_epoch(4)
-    loss(z, z_flip, y)
+    _, last = loss.loss_and_signals(z, z_flip, y)
     _, w, p_gt, p_nn, is_max = reference_nla(z, z_flip, y, epoch=4, epochs=10)
-    assert torch.allclose(loss.last.weights.double(), w, rtol=1e-5, atol=1e-7)
-    assert torch.allclose(loss.last.p_gt.double(), p_gt, atol=1e-6)
-    assert torch.allclose(loss.last.p_nn.double(), p_nn, atol=1e-6)
-    assert torch.equal(loss.last.correct, is_max)
-    assert not loss.last.weights.requires_grad
+    assert torch.allclose(last.weights.double(), w, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(last.p_gt.double(), p_gt, atol=1e-6)
+    assert torch.allclose(last.p_nn.double(), p_nn, atol=1e-6)
+    assert torch.equal(last.correct, is_max)
+    recorded = NLAMethod(loss)(MethodInputs(z.clone().requires_grad_(True), y, z_flip)).sample_weights
+    assert torch.equal(recorded, last.weights)  # what the trainer records is what the loss weighted
+    assert not recorded.requires_grad
     assert 0 < int(is_max.sum()) < 64  # both branches exercised
 
 
@@ -101,7 +104,9 @@ def test_functional_form_equals_module_and_naw_function():
     functional = nla_loss(z, z_flip, y, epoch=6, epochs=20, t_lambda=1.5, slope=-10.0)
     assert torch.allclose(module(z, z_flip, y), functional, rtol=1e-6)
     signals = naw_weights(z, y, epoch=6, epochs=20, t_lambda=1.5, slope=-10.0)
-    assert torch.allclose(signals.weights, module.last.weights, rtol=1e-6)
+    value, last = module.loss_and_signals(z, z_flip, y)
+    assert torch.allclose(signals.weights, last.weights, rtol=1e-6)
+    assert torch.equal(value, module(z, z_flip, y))
 
 
 def test_gradcheck_float64():
@@ -122,8 +127,9 @@ def test_tie_between_given_label_and_another_class_is_the_correct_branch():
         loss.set_epoch(2)
         ours = _value_and_grads(loss, z, z_flip, y)
         ref = _value_and_grads(lambda a, b, t: reference_nla(a, b, t, epoch=2, epochs=10), z, z_flip, y)
-        assert bool(loss.last.correct.item())
-        assert loss.last.p_gt.item() == pytest.approx(loss.last.p_nn.item())
+        _, last = loss.loss_and_signals(z, z_flip, y)
+        assert bool(last.correct.item())
+        assert last.p_gt.item() == pytest.approx(last.p_nn.item())
         assert torch.allclose(ours[0].double(), ref[0], rtol=1e-5)
         assert torch.allclose(ours[1].double(), ref[1].double(), rtol=1e-5, atol=1e-6)
 
@@ -166,7 +172,7 @@ def test_detach_weights_leaves_no_gradient_through_the_weights():
     detached = NLALoss(10, detach_weights=True, **lam)
     value = detached(z, z_flip, y)
     (grad,) = torch.autograd.grad(value, z)
-    w = detached.last.weights
+    w = detached.loss_and_signals(z, z_flip, y)[1].weights.detach()
     z2 = z.detach().clone().requires_grad_(True)
     expected = (w * F.cross_entropy(z2, y, reduction="none")).mean()
     (expected_grad,) = torch.autograd.grad(expected, z2)
@@ -240,7 +246,7 @@ def test_invalid_construction():
     with pytest.raises(ValueError, match="positive definite"):
         NLALoss(10, sigma_f=0.0)  # det = 4 s^2 (s/r)^2 vanishes only for s = 0
     with pytest.raises(ValueError, match="needs epochs"):
-        build_loss("nla")
+        build_method("nla")
 
 
 def test_consistency_averaged_is_the_summed_term_over_the_batch_size():
@@ -255,7 +261,7 @@ def test_consistency_averaged_is_the_summed_term_over_the_batch_size():
     full = dict(lam_a=0.5, lam_b=0.5, lam_c=0.5)
     difference = NLALoss(10, **full)(z, z_flip, y) - NLALoss(10, consistency_reduction="mean", **full)(z, z_flip, y)
     assert difference.item() == pytest.approx(0.5 * summed.item() * (1 - 1 / 12), rel=1e-5)
-    assert build_loss("nla", epochs=10, consistency_reduction="mean").consistency_reduction == "mean"
+    assert build_method("nla", epochs=10, consistency_reduction="mean").loss.consistency_reduction == "mean"
     with pytest.raises(ValueError, match="consistency_reduction"):
         NLALoss(10, consistency_reduction="max")
     z = z.detach().requires_grad_(True)

@@ -11,15 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from fer_nla.errors import InputError
-from fer_nla.losses import (
-    available,
-    build_loss,
-    check_inputs,
-    hard_labels,
-    nla_loss,
-    require_soft_target_support,
-    soft_target_losses,
-)
+from fer_nla.losses import NLALoss, check_inputs, hard_labels, nla_loss
+from fer_nla.methods import MethodInputs, available, build_method, require_soft_target_support, soft_target_methods
 
 Z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 3.0, 0.0], [0.4, -0.3, 1.2]])
 Q = np.array([[0.6, 0.3, 0.1], [0.0, 0.25, 0.75], [0.5, 0.5, 0.0], [0.2, 0.2, 0.6]])  # row 2: a tie
@@ -35,14 +28,19 @@ def soft_ce(z, q):
     return -(q * np.log(softmax(z))).sum(axis=1).mean()
 
 
+def call(method, z, targets, z_flip=None):
+    """The method's loss of one batch; the flipped view only where the method asks for it."""
+    return method(MethodInputs(z, targets, z_flip if method.needs.flip_view else None)).loss
+
+
 def run(name, z=Z, q=Q, **options):
-    loss = build_loss(name, epochs=10, class_counts=COUNTS, **options)
+    method = build_method(name, epochs=10, class_counts=COUNTS, **options)
     zt = torch.tensor(z, dtype=torch.float64)
-    return loss(zt, zt.flip(1), torch.tensor(q, dtype=torch.float64)).item()
+    return call(method, zt, torch.tensor(q, dtype=torch.float64), zt.flip(1)).item()
 
 
 def test_which_losses_take_distributions():
-    assert soft_target_losses() == ["ce", "label_smoothing", "logit_adjusted", "sce", "nla"]
+    assert soft_target_methods() == ["ce", "label_smoothing", "logit_adjusted", "sce", "nla"]
 
 
 def test_soft_ce_is_the_formula():
@@ -71,7 +69,7 @@ def test_sce_uses_the_distribution_in_both_terms():
 
 def _value_and_grad(loss, z, z_flip, targets):
     z, z_flip = z.clone().requires_grad_(True), z_flip.clone().requires_grad_(True)
-    value = loss(z, z_flip, targets)
+    value = call(loss, z, targets, z_flip)
     value.backward()
     return value.detach(), z.grad, z_flip.grad
 
@@ -82,7 +80,7 @@ def test_one_hot_soft_targets_equal_hard_targets(name):
     z = torch.randn(12, 5, generator=g) * 2
     z_flip = z + 0.3 * torch.randn(12, 5, generator=g)
     y = torch.randint(0, 5, (12,), generator=g)
-    loss = build_loss(name, epochs=10, class_counts=[40, 30, 20, 10, 5])
+    loss = build_method(name, epochs=10, class_counts=[40, 30, 20, 10, 5])
     loss.set_epoch(4)
     hard = _value_and_grad(loss, z, z_flip, y)
     soft = _value_and_grad(loss, z, z_flip, F.one_hot(y, 5).float())
@@ -96,10 +94,9 @@ def test_nla_uses_the_argmax_of_the_distribution():
     z_flip = z + 0.5 * torch.randn(10, 4, generator=g)
     q = torch.softmax(torch.randn(10, 4, generator=g) * 2, dim=1)
     y = q.argmax(dim=1)
-    loss = build_loss("nla", epochs=10)
+    loss = NLALoss(10)
     loss.set_epoch(2)
-    value = loss(z, z_flip, q)
-    signals = loss.last
+    value, signals = loss.loss_and_signals(z, z_flip, q)
     assert value.item() == pytest.approx(loss(z, z_flip, y).item(), rel=1e-7)
     probs = torch.softmax(z, dim=1)
     torch.testing.assert_close(signals.p_gt, probs[torch.arange(10), y])  # the probability of the argmax class
@@ -116,11 +113,11 @@ def test_soft_ce_gradcheck_float64():
     z = torch.randn(4, 3, dtype=torch.float64, generator=g, requires_grad=True)
     q = torch.tensor(Q, dtype=torch.float64)
     for name in ("ce", "label_smoothing", "sce"):
-        loss = build_loss(name)
-        assert torch.autograd.gradcheck(lambda x: loss(x, None, q), (z,))  # noqa: B023
+        loss = build_method(name)
+        assert torch.autograd.gradcheck(lambda x: call(loss, x, q), (z,))  # noqa: B023
     # and the analytic gradient of soft CE: (softmax(z) - q) / B
     z.grad = None
-    build_loss("ce")(z, None, q).backward()
+    call(build_method("ce"), z, q).backward()
     torch.testing.assert_close(z.grad, (torch.softmax(z, 1) - q).detach() / 4)
 
 
@@ -130,17 +127,19 @@ def test_soft_ce_gradcheck_float64():
 def test_losses_without_a_soft_form_refuse_clearly(name, why):
     z, q = torch.zeros(2, 3), torch.full((2, 3), 1 / 3)
     for check in (True, False):  # the trainer builds losses with check=False: still a clear refusal
-        loss = build_loss(name, class_counts=COUNTS, check=check)
+        loss = build_method(name, class_counts=COUNTS, check=check)
         with pytest.raises(ValueError, match=rf"loss '{name}' cannot train on soft targets.*{why}.*loss\.name=ce"):
-            loss(z, None, q)
+            call(loss, z, q)
+        with pytest.raises(ValueError, match=rf"loss '{name}' cannot train on soft targets.*{why}"):
+            loss.loss(z, q)  # the plain loss refuses too, without the registry's list of alternatives
     with pytest.raises(InputError, match=rf"loss '{name}'.*data\.labels='distribution'.*data\.labels=plurality"):
         require_soft_target_support(name, label_mode="distribution")
 
 
 def test_every_loss_either_takes_distributions_or_refuses():
-    for name in soft_target_losses():
+    for name in soft_target_methods():
         require_soft_target_support(name, label_mode="distribution")  # no error
-    assert set(available()) - set(soft_target_losses()) == {"focal", "gce", "class_balanced"}
+    assert set(available()) - set(soft_target_methods()) == {"focal", "gce", "class_balanced"}
 
 
 def test_check_inputs_accepts_distributions_and_names_what_is_wrong():
@@ -161,4 +160,4 @@ def test_check_inputs_accepts_distributions_and_names_what_is_wrong():
     with pytest.raises(ValueError, match=r"\(3, 4\) \(float probabilities\)"):
         check_inputs(z, None, torch.zeros(3, 4, dtype=torch.int64))
     with pytest.raises(ValueError, match="soft targets must be probabilities"):
-        build_loss("ce")(z, None, bad)
+        call(build_method("ce"), z, bad)

@@ -4,7 +4,8 @@ A bench file is an ordinary training config (``data:``, ``model:``, ``optim:``, 
 ``loss:`` is ignored, the grid sets it) with a ``bench:`` section. ``--quick`` applies the
 ``bench.quick`` overrides (any ``section.key``, e.g. ``train.epochs``) on top. The same recipe
 and budget serve every method and setting; loss hyper-parameters are the published defaults
-(``fer_nla.losses``) unless ``bench.loss_options`` names others, again for all settings alike.
+(``fer_nla.losses``; methods by name: ``fer_nla.methods``) unless ``bench.loss_options`` names
+others, again for all settings alike.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fer_nla.config import (
     validate,
 )
 from fer_nla.errors import InputError
-from fer_nla.losses import available as available_losses
+from fer_nla.methods import available as available_losses
 from fer_nla.values import convert
 
 METHODS: tuple[str, ...] = ("ce", "label_smoothing", "focal", "class_balanced", "logit_adjusted", "gce", "sce", "nla")

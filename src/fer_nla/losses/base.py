@@ -1,14 +1,15 @@
-"""What every loss in fer-nla shares: one call signature and one set of input checks.
+"""What the losses in fer-nla share: input checks, the soft-target rule, the baselines' base class.
 
-Every loss is called as ``loss(logits, logits_flip, targets)`` so a training loop can switch
-method by name alone; methods with no use for the flipped view ignore it. Every loss has
-``set_epoch(epoch)`` (0-based), a no-op for methods without an epoch schedule.
+A baseline loss is called as ``loss(logits, targets)`` (:class:`Loss`); NLA's loss also takes
+the logits of the flipped view (:class:`fer_nla.losses.nla.NLALoss`). What a training method
+needs beyond that (two views, features, per-sample state) is declared by the method
+(:mod:`fer_nla.methods`), not by the loss.
 
 Targets are either class indices (``[B]``, integer) or label distributions (``[B, C]``,
 float, each row non-negative and summing to 1: "soft targets", e.g. FERPlus's vote
 distributions). A loss that has a meaning for distributions says so with the class attribute
 ``accepts_soft_targets = True``; every other loss refuses them with a message naming the loss,
-why, and what to use instead.
+why, and what to use instead (:func:`soft_target_refusal`).
 """
 
 from __future__ import annotations
@@ -106,20 +107,31 @@ def at_least_float32(x: Tensor) -> Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
-class PairLoss(nn.Module):
-    """Base of the registry's losses: ``forward(logits, logits_flip, targets) -> scalar``.
+def soft_target_refusal(name: str, reason: str, *, label_mode: str | None = None,
+                        alternatives: tuple[str, ...] = ()) -> str:
+    """Why the loss ``name`` refuses label distributions (``reason``) and what to use instead: the
+    ``alternatives`` (names of losses that take them, when the caller knows them) or hard labels."""
+    given = f"data.labels={label_mode!r} gives" if label_mode else "the targets are"
+    takes = f" (loss.name={' | '.join(alternatives)})" if alternatives else ""
+    return (
+        f"loss {name!r} cannot train on soft targets ({given} label distributions [B, C]): {reason}. "
+        f"Use a loss that takes distributions{takes} or hard labels (data.labels=plurality or majority)"
+    )
 
-    Subclasses implement ``compute``; inputs are checked first (``check=False`` skips the
-    check and its device synchronisation) and the loss itself is computed in float32 even
-    under autocast. Soft targets reach ``compute`` (in the logits' dtype) only when the class
-    sets ``accepts_soft_targets = True``; otherwise ``forward`` raises ``ValueError`` with
-    :meth:`soft_target_refusal`, whatever ``check`` says (the test costs no synchronisation).
-    A loss that reads ``logits_flip`` (NLA's consistency term) sets ``uses_flip_view = True``;
-    the trainer then forwards the flipped view too, and for every other loss it passes ``None``.
+
+class Loss(nn.Module):
+    """Base of the baseline losses: ``forward(logits [B, C], targets) -> scalar``.
+
+    ``targets`` are class indices ``int64 [B]`` or label distributions ``float [B, C]``.
+    Subclasses implement ``compute``; inputs are checked first (``check=False`` skips the check
+    and its device synchronisation) and the loss itself is computed in float32 even under
+    autocast. Soft targets reach ``compute`` (in the logits' dtype) only when the class sets
+    ``accepts_soft_targets = True``; otherwise ``forward`` raises ``ValueError``
+    (:func:`soft_target_refusal`), whatever ``check`` says (the test costs no synchronisation).
+    A training method wraps a loss (:class:`fer_nla.methods.baselines.LossMethod`).
     """
 
     loss_name: ClassVar[str] = "loss"  # the registry name, for messages
-    uses_flip_view: ClassVar[bool] = False
     accepts_soft_targets: ClassVar[bool] = False
     soft_targets_reason: ClassVar[str] = "it is defined for one class index per sample"
 
@@ -127,32 +139,15 @@ class PairLoss(nn.Module):
         super().__init__()
         self.check = check
 
-    @classmethod
-    def soft_target_refusal(cls, *, label_mode: str | None = None) -> str:
-        """Why this loss refuses label distributions and what to use instead (a message)."""
-        from fer_nla.losses import soft_target_losses  # the registry imports this module
-
-        given = f"data.labels={label_mode!r} gives" if label_mode else "the targets are"
-        return (
-            f"loss {cls.loss_name!r} cannot train on soft targets ({given} label distributions [B, C]): "
-            f"{cls.soft_targets_reason}. Use a loss that takes distributions "
-            f"(loss.name={' | '.join(soft_target_losses())}) or hard labels "
-            "(data.labels=plurality or majority)"
-        )
-
-    def set_epoch(self, epoch: int) -> None:  # noqa: B027 - a no-op by design
-        """Tell the loss the current 0-based epoch; nothing to do for most methods."""
-
-    def forward(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         soft = is_soft(targets)
         if soft and not self.accepts_soft_targets:
-            raise ValueError(self.soft_target_refusal())
+            raise ValueError(soft_target_refusal(self.loss_name, self.soft_targets_reason))
         if self.check:
-            check_inputs(logits, logits_flip, targets)
+            check_inputs(logits, None, targets)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = at_least_float32(logits)
-            flip = None if logits_flip is None else at_least_float32(logits_flip)
-            return self.compute(logits, flip, targets.to(logits.dtype) if soft else targets)
+            return self.compute(logits, targets.to(logits.dtype) if soft else targets)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError

@@ -1,6 +1,6 @@
-"""Baseline losses with the NLA call signature ``(logits, logits_flip, targets)``.
+"""Baseline losses, each called as ``loss(logits, targets)`` (:class:`~fer_nla.losses.base.Loss`).
 
-None of these uses the flipped view. Defaults are the published ones: label smoothing 0.1
+A training method wraps them (:class:`fer_nla.methods.baselines.LossMethod`). Defaults are the published ones: label smoothing 0.1
 (Szegedy et al. 2016), focal gamma 2 (Lin et al. 2017), class-balanced beta 0.9999 (Cui et al.
 2019), logit adjustment tau 1 (Menon et al. 2021), GCE q 0.7 (Zhang and Sabuncu 2018), SCE
 alpha 0.1, beta 1.0, A = log(1e-4) (Wang et al. 2019). Each is a function on tensors plus
@@ -21,19 +21,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import kornia.losses
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fer_nla.losses.base import PairLoss, is_soft
+from fer_nla.losses.base import Loss, is_soft
 
 
 # -- functions ---------------------------------------------------------------------------------
 def focal_loss(logits: Tensor, targets: Tensor, *, gamma: float = 2.0) -> Tensor:
-    """``mean_i (1 - p_t)^gamma * CE_i`` (Lin et al. 2017; no alpha balancing)."""
-    log_pt = F.log_softmax(logits, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
-    return (-((1.0 - log_pt.exp()) ** gamma) * log_pt).mean()
+    """``mean_i (1 - p_t)^gamma * CE_i`` (Lin et al. 2017; no alpha balancing) of logits ``[B, C]``
+    and class indices ``int64 [B]``: a scalar.
+
+    Computed by :func:`kornia.losses.focal_loss` with ``alpha=None`` and ``reduction="sum"``
+    divided by ``B``, which equals the formula above in value and gradient (tested). Two kornia
+    conventions are avoided on purpose: its ``alpha`` weights class 0 by ``1 - alpha`` as a
+    background class (FER has none: class 0 is an emotion), and its ``"mean"`` divides by
+    ``B * C``, not ``B``. kornia's form also gives a zero, not a NaN, gradient where ``p_t``
+    rounds to 1 with ``gamma < 1``. It takes class indices only; the focal loss has no
+    published form for label distributions, so :class:`FocalLoss` refuses them anyway.
+    """
+    return kornia.losses.focal_loss(logits, targets, alpha=None, gamma=gamma, reduction="sum") / logits.shape[0]
 
 
 def class_balanced_weights(class_counts: Sequence[int] | np.ndarray | Tensor, *, beta: float = 0.9999) -> Tensor:
@@ -91,18 +101,18 @@ def symmetric_ce(
 
 
 # -- modules -----------------------------------------------------------------------------------
-class CrossEntropy(PairLoss):
+class CrossEntropy(Loss):
     """Plain cross-entropy, batch mean; with soft targets ``q`` ``[B, C]``, ``mean_i -sum_k q_ik log p_ik``
     (the "cross-entropy loss" scheme of Barsoum et al. 2016 for FERPlus's vote distributions)."""
 
     loss_name = "ce"
     accepts_soft_targets = True
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets)
 
 
-class LabelSmoothingCE(PairLoss):
+class LabelSmoothingCE(Loss):
     """Cross-entropy against ``(1 - eps) q + eps / C`` where ``q`` is the one-hot label or the
     given label distribution (soft targets are smoothed the same way)."""
 
@@ -115,11 +125,13 @@ class LabelSmoothingCE(PairLoss):
             raise ValueError(f"smoothing must lie in [0, 1), got {smoothing}")
         self.smoothing = float(smoothing)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.smoothing)
 
 
-class FocalLoss(PairLoss):
+class FocalLoss(Loss):
+    """The focal loss (:func:`focal_loss`), batch mean."""
+
     loss_name = "focal"
     soft_targets_reason = (
         "focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017) is defined for the probability p_t of one "
@@ -130,11 +142,13 @@ class FocalLoss(PairLoss):
         super().__init__(check=check)
         self.gamma = float(gamma)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return focal_loss(logits, targets, gamma=self.gamma)
 
 
-class ClassBalancedCE(PairLoss):
+class ClassBalancedCE(Loss):
+    """CE weighted by the effective number of samples of each class (:func:`class_balanced_ce`)."""
+
     loss_name = "class_balanced"
     soft_targets_reason = (
         "class-balanced CE (Cui et al. 2019) weights each sample by the effective number of samples n_y "
@@ -145,12 +159,12 @@ class ClassBalancedCE(PairLoss):
         super().__init__(check=check)
         self.register_buffer("class_weights", class_balanced_weights(class_counts, beta=beta))
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         _check_class_count(logits, self.class_weights)
         return class_balanced_ce(logits, targets, class_weights=self.class_weights)
 
 
-class LogitAdjustedCE(PairLoss):
+class LogitAdjustedCE(Loss):
     """CE of the logits plus ``tau * log pi`` (priors from ``class_counts``, the hard labels'
     counts in training); soft targets give the soft CE of the adjusted logits."""
 
@@ -163,12 +177,14 @@ class LogitAdjustedCE(PairLoss):
         # log(0) for an empty class would make its logit -inf; a tiny prior keeps it finite.
         self.register_buffer("log_priors", class_priors(class_counts).clamp_min(1e-12).log())
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         _check_class_count(logits, self.log_priors)
         return logit_adjusted_ce(logits, targets, log_priors=self.log_priors, tau=self.tau)
 
 
-class GeneralizedCE(PairLoss):
+class GeneralizedCE(Loss):
+    """GCE (:func:`generalized_ce`), batch mean."""
+
     loss_name = "gce"
     soft_targets_reason = (
         "GCE (1 - p_y^q) / q (Zhang and Sabuncu 2018) is defined for the probability p_y of one given "
@@ -181,11 +197,11 @@ class GeneralizedCE(PairLoss):
             raise ValueError(f"q must lie in (0, 1], got {q}")
         self.q = float(q)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return generalized_ce(logits, targets, q=self.q)
 
 
-class SymmetricCE(PairLoss):
+class SymmetricCE(Loss):
     """SCE; soft targets ``q`` enter both terms as Wang et al. 2019 write them (see :func:`symmetric_ce`)."""
 
     loss_name = "sce"
@@ -195,7 +211,7 @@ class SymmetricCE(PairLoss):
         super().__init__(check=check)
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return symmetric_ce(logits, targets, alpha=self.alpha, beta=self.beta)
 
 

@@ -24,6 +24,8 @@ distribution is not used (the method is defined for one given label per sample).
 The functional core (``epoch_scale``, ``gaussian_covariance``, ``naw_weights``,
 ``js_consistency``, ``nla_loss``) works on plain tensors; :class:`NLALoss` is a thin module
 that computes the Gaussians' constants once (and on ``set_epoch``) and holds them as buffers.
+The training method that feeds it both views and records its weights is
+:class:`fer_nla.methods.nla.NLAMethod`.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from fer_nla.losses.base import PairLoss, at_least_float32, check_inputs, hard_labels
+from fer_nla.losses.base import at_least_float32, check_inputs, hard_labels, is_soft
 
 Pair = tuple[float, float]
 
@@ -209,19 +211,18 @@ def nla_loss(
                    detach_weights=detach_weights, consistency_reduction=consistency_reduction)
 
 
-class NLALoss(PairLoss):
+class NLALoss(nn.Module):
     """The NLA objective as a module: build once with the run's epoch count, call
-    ``set_epoch(e)`` (0-based) at the start of every epoch, then ``loss(z, z_flip, y)``.
-
-    After each call ``self.last`` holds the batch's detached :class:`NAWSignals` (weights,
-    p_gt, p_nn, correct) for plots and the label audit, at no extra forward.
+    ``set_epoch(e)`` (0-based) at the start of every epoch, then ``loss(z, z_flip, y)`` (logits
+    ``[B, C]`` of the images and of their horizontal flips, targets ``[B]`` or ``[B, C]``) for
+    the scalar loss, or :meth:`loss_and_signals` for the loss and the batch's
+    :class:`NAWSignals` (weights, p_gt, p_nn, correct) from the same computation.
 
     Soft targets ``[B, C]`` are accepted: the given label is their argmax (module docstring).
+    Inputs are checked unless ``check=False`` (``ValueError`` naming what is wrong).
     """
 
     loss_name = "nla"
-    uses_flip_view = True  # the consistency term compares the image with its flipped copy
-    accepts_soft_targets = True
 
     def __init__(
         self,
@@ -243,7 +244,8 @@ class NLALoss(PairLoss):
         consistency_reduction: str = "sum",
         check: bool = True,
     ) -> None:
-        super().__init__(check=check)
+        super().__init__()
+        self.check = check
         if epochs <= 0:
             raise ValueError(f"epochs must be positive, got {epochs}")
         if consistency_reduction not in CONSISTENCY_REDUCTIONS:
@@ -263,7 +265,6 @@ class NLALoss(PairLoss):
         self.register_buffer("inv_cov_t", torch.zeros(2, 2))
         self.register_buffer("norm_t", torch.zeros(()))
         self.epoch = 0
-        self.last: NAWSignals | None = None
         self.set_epoch(0)
 
     @property
@@ -281,20 +282,31 @@ class NLALoss(PairLoss):
         self.inv_cov_t.copy_(g.inv_cov)
         self.norm_t.copy_(g.norm)
 
-    def compute(self, logits: Tensor, logits_flip: Tensor | None, targets: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, logits_flip: Tensor, targets: Tensor) -> Tensor:
+        """The scalar loss (float32, even under autocast) of one batch."""
+        return self.loss_and_signals(logits, logits_flip, targets)[0]
+
+    def loss_and_signals(self, logits: Tensor, logits_flip: Tensor, targets: Tensor) -> tuple[Tensor, NAWSignals]:
+        """The scalar loss (float32) and the batch's :class:`NAWSignals` (its weights keep their
+        graph: call ``.detach()`` to record them). Raises ``ValueError`` for a missing flipped
+        view, and (with ``check``) for logits or targets of the wrong shape, type or range."""
         if logits_flip is None:
             raise ValueError("NLALoss needs logits_flip: the logits of the horizontally flipped images")
-        targets = hard_labels(targets)
-        dtype = logits.dtype
-        correct_g = GaussianConstants(self.mean_t.to(dtype), self.inv_cov_t.to(dtype), self.norm_t.to(dtype))
-        wrong_g = GaussianConstants(self.mean_f.to(dtype), self.inv_cov_f.to(dtype), self.norm_f.to(dtype))
-        signals = naw_from_constants(logits, targets, correct_g, wrong_g, t_lambda=self.t_lambda)
-        self.last = signals.detach()
-        return combine(
-            logits, logits_flip, targets, signals,
-            lam_a=self.lam_a, lam_b=self.lam_b, lam_c=self.lam_c, detach_weights=self.detach_weights,
-            consistency_reduction=self.consistency_reduction,
-        )
+        if self.check:
+            check_inputs(logits, logits_flip, targets)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits, logits_flip = at_least_float32(logits), at_least_float32(logits_flip)
+            targets = hard_labels(targets.to(logits.dtype)) if is_soft(targets) else targets  # as the baselines cast them
+            dtype = logits.dtype
+            correct_g = GaussianConstants(self.mean_t.to(dtype), self.inv_cov_t.to(dtype), self.norm_t.to(dtype))
+            wrong_g = GaussianConstants(self.mean_f.to(dtype), self.inv_cov_f.to(dtype), self.norm_f.to(dtype))
+            signals = naw_from_constants(logits, targets, correct_g, wrong_g, t_lambda=self.t_lambda)
+            loss = combine(
+                logits, logits_flip, targets, signals,
+                lam_a=self.lam_a, lam_b=self.lam_b, lam_c=self.lam_c, detach_weights=self.detach_weights,
+                consistency_reduction=self.consistency_reduction,
+            )
+        return loss, signals
 
     def extra_repr(self) -> str:
         return (

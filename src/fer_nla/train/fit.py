@@ -26,7 +26,7 @@ from fer_nla.config import Config, save_config
 from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distributed, shutdown_distributed
 from fer_nla.errors import InputError
 from fer_nla.freeze import TrailingPart, freeze_stages, swap_views
-from fer_nla.losses import require_soft_target_support
+from fer_nla.methods import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
 from fer_nla.model_init import init_model, resolve_init
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
@@ -179,7 +179,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     model, net, channels_last = _model(config, class_names, run=run, info=info, device=device, payload=payload,
                                        saved=saved, log=log)
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
-    step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net)
+    step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net,
+                                       num_samples=len(data.train_indices), distributed=info.enabled)
     if tc.cache_frozen:
         step.flip = swap_views
     loaders = build_loaders(config.data, data, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size, seed=tc.seed,
@@ -190,7 +191,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     recorder = SignalRecorder(
         num_samples=len(data.full_train), epochs=tc.epochs, train_indices=data.train_indices,
         targets=data.full_train.targets, sample_ids=data.full_train.samples,
-        with_weights=config.loss.name == "nla", device=device,
+        with_weights=step.method.sample_weights, device=device,
     ) if tc.record_signals else None
     pre = preprocess_spec(config.data)
     base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,
@@ -274,6 +275,8 @@ def _restore(session: _Session, payload: dict[str, Any]) -> None:
         session.scheduler.load_state_dict(state["scheduler"])
     if step.scaler is not None and state.get("scaler") is not None:
         step.scaler.load_state_dict(state["scaler"])
+    if state.get("method") is not None:  # the method's own parameters and per-sample state
+        step.method.load_state_dict(state["method"])
     _restore_rng(state["rng"])
     session.start_epoch = int(payload["epoch"])
     session.best_value, session.best_epoch = float(state["best_value"]), int(state["best_epoch"])
@@ -291,7 +294,7 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     started = time.perf_counter()
     seed = epoch_seed(tc.seed, epoch, session.info.rank)
     seed_everything(seed)
-    step.loss_fn.set_epoch(epoch)
+    step.method.set_epoch(epoch)
     if session.recorder is not None:
         session.recorder.start_epoch()
     progress = _progress(tc, session.info, epoch, session.loaders.steps_per_epoch * tc.batch_size * session.info.world_size,
@@ -348,6 +351,7 @@ def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any
     resume_state = {"optimizer": step.optimizer.state_dict(),
                     "scheduler": session.scheduler.state_dict() if session.scheduler is not None else None,
                     "scaler": step.scaler.state_dict() if step.scaler is not None else None, "rng": _rng_states(),
+                    "method": step.method.state_dict(),
                     "best_value": session.best_value, "best_epoch": session.best_epoch,
                     "best_metrics": session.best_metrics}
     save_checkpoint(run.last, meta, state_dict=weights, resume=resume_state)

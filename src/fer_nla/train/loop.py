@@ -63,7 +63,7 @@ def train_one_epoch(
     -1 where unknown) adds ``accuracy_clean``: the share of training samples with a known clean
     label that the model predicts as that label, as they pass through training (a model that fits
     noisy labels drifts away from it while ``accuracy`` keeps rising)."""
-    step.model.train()
+    step.model.train()  # the method stays in training mode throughout: validation never runs it
     step.first_nonfinite = None
     loss_sum = torch.zeros((), dtype=torch.float64, device=step.device)
     correct = torch.zeros((), dtype=torch.int64, device=step.device)

@@ -1,13 +1,14 @@
 """Per-sample training signals, one row per epoch, for plots and the label audit.
 
-Each step already has what is needed (NLA's ``loss.last``, or the logits for other losses),
-so recording costs no forward. Values are scattered into device buffers indexed by the
-sample's index in the training split (as ``build_dataset(..., split=train)`` numbers it),
-moved to the host once per epoch, and saved compactly as ``signals.npz``:
+Each step already has what is needed (the logits, and the per-sample weights a method returns
+in its :class:`~fer_nla.methods.MethodOutput`: NLA's NAW weights), so recording costs no
+forward. Values are scattered into device buffers indexed by the sample's index in the
+training split (as ``build_dataset(..., split=train)`` numbers it), moved to the host once per
+epoch, and saved compactly as ``signals.npz``:
 
-``p_gt``, ``p_nn``, ``weights`` (NLA only): float16 ``[epochs, N]``, NaN where a sample was
-not trained on in that epoch; ``correct``: bool ``[epochs, N]`` (the given label held the top
-probability); ``prediction``: int8 ``[epochs, N]`` (-1 unseen); ``targets`` ``[N]``,
+``p_gt``, ``p_nn``, ``weights`` (methods with ``sample_weights``, i.e. NLA): float16
+``[epochs, N]``, NaN where a sample was not trained on in that epoch; ``correct``: bool
+``[epochs, N]`` (the given label held the top probability); ``prediction``: int8 ``[epochs, N]`` (-1 unseen); ``targets`` ``[N]``,
 ``in_train`` ``[N]`` (False for samples carved out for validation), ``sample_ids`` ``[N]``.
 """
 

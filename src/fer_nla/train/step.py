@@ -1,11 +1,10 @@
-"""One optimisation step: the loss, optimizer, scheduler and precision of a run, and the two views.
+"""One optimisation step: the training method, optimizer, scheduler and precision of a run.
 
-The two views of NLA (an image and its horizontal flip) go through the model as ONE batch of
-``2B`` images by default (``two_view_forward="batched"``): one forward and one backward
-instead of two, so the convolutions run on larger batches. BatchNorm then normalises each
-layer with statistics over both views together; ``"separate"`` keeps the reference code's
-two forward calls (and its per-view BatchNorm statistics) for exact reproduction. Which a
-loss needs is its class's ``uses_flip_view``.
+The step reads what the method needs (:class:`fer_nla.methods.Needs`) and gives it exactly that:
+the forward of :func:`fer_nla.train.forward.forward_views` (one view, or the image and its
+horizontal flip; features where asked), the samples' indices where asked, in a
+:class:`~fer_nla.methods.MethodInputs`; it back-propagates the :class:`~fer_nla.methods.MethodOutput`'s
+loss through the network and the method's own parameters.
 """
 
 from __future__ import annotations
@@ -22,9 +21,11 @@ from torch import Tensor, nn
 from fer_nla.config import Config, OptimConfig
 from fer_nla.distributed import all_reduce_tensor
 from fer_nla.errors import InputError
-from fer_nla.losses import build_loss, hard_labels
+from fer_nla.losses import hard_labels
 from fer_nla.losses.nla import gt_and_nearest_negative
+from fer_nla.methods import Method, MethodInputs, MethodOutput, build_method
 from fer_nla.runtime import autocast_dtype
+from fer_nla.train.forward import ViewOutputs, check_method_fits, forward_views
 
 
 class NonFiniteStep(FloatingPointError):
@@ -63,13 +64,6 @@ def horizontal_flip(images: Tensor) -> Tensor:
     return images.flip(3)
 
 
-def needs_flip_view(loss_fn: nn.Module) -> bool:
-    """Whether the loss uses the logits of the flipped view (NLA's consistency term does; the
-    baselines ignore it), as the loss class declares with ``uses_flip_view``
-    (:class:`fer_nla.losses.base.PairLoss`); a module without the attribute gets one view."""
-    return bool(getattr(loss_fn, "uses_flip_view", False))
-
-
 @dataclass
 class StepSignals:
     """Per-sample quantities of one batch, recorded at no extra forward (all detached)."""
@@ -84,10 +78,11 @@ class StepSignals:
 
 @dataclass
 class TrainStep:
-    """The pieces one step needs; ``scaler`` only for fp16."""
+    """The pieces one step needs; ``scaler`` only for fp16. ``model``: the network that trains
+    (the DDP wrapper, or :class:`~fer_nla.freeze.TrailingPart` on cached frozen outputs)."""
 
     model: nn.Module
-    loss_fn: nn.Module
+    method: Method
     optimizer: torch.optim.Optimizer
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -107,15 +102,18 @@ class TrainStep:
         images = images.to(self.device, non_blocking=True)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
-    def forward_views(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Logits of the images and of their horizontal flips (``None`` when the loss does
-        not use the flipped view: the baselines then cost one view, not two)."""
-        if not needs_flip_view(self.loss_fn):
-            return self.model(images), None
-        flipped = self.flip(images)
-        if self.two_view_forward == "batched":
-            return self.model(torch.cat([images, flipped])).chunk(2)
-        return self.model(images), self.model(flipped)
+    def forward_views(self, images: Tensor) -> ViewOutputs:
+        """What the method's needs ask of the network for ``images`` (the baselines: one view)."""
+        return forward_views(self.model, images, needs=self.method.needs, flip=self.flip,
+                             two_view_forward=self.two_view_forward)
+
+    def method_inputs(self, views: ViewOutputs, targets: Tensor, index: Tensor) -> MethodInputs:
+        """The method's :class:`MethodInputs`: logits in float32, indices where it needs them."""
+        flip = views.logits_flip
+        indices = index.to(self.device, non_blocking=True) if self.method.needs.sample_index else None
+        return MethodInputs(views.logits.float(), targets, logits_flip=None if flip is None else flip.float(),
+                            feature_maps=views.feature_maps, feature_maps_flip=views.feature_maps_flip,
+                            features=views.features, features_flip=views.features_flip, indices=indices)
 
     def __call__(self, images: Tensor, targets: Tensor, index: Tensor, *, step_number: int = 0,
                  ) -> tuple[Tensor, Tensor, StepSignals]:
@@ -126,9 +124,10 @@ class TrainStep:
         which the epoch loop calls every few steps and at the epoch's end."""
         images, targets = self.to_device(images), targets.to(self.device, non_blocking=True)
         with self.autocast():
-            logits, logits_flip = self.forward_views(images)
-        loss = self.loss_fn(logits.float(), None if logits_flip is None else logits_flip.float(), targets)
-        self.note_nonfinite(step_number, logits=(logits, logits_flip), loss=loss)
+            views = self.forward_views(images)
+        output: MethodOutput = self.method(self.method_inputs(views, targets, index))
+        loss, logits = output.loss, views.logits
+        self.note_nonfinite(step_number, logits=(logits, views.logits_flip), loss=loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -136,13 +135,13 @@ class TrainStep:
         else:
             loss.backward()
         if self.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            torch.nn.utils.clip_grad_norm_([*self.model.parameters(), *self.method.own_parameters()], self.grad_clip)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-        return loss.detach(), logits.detach(), self.signals(logits.detach().float(), targets, index)
+        return loss.detach(), logits.detach(), self.signals(logits.detach().float(), targets, index, output)
 
     def note_nonfinite(self, step_number: int, *, logits: tuple[Tensor | None, ...], loss: Tensor) -> None:
         """Record on the device the first step whose logits, or else loss, hold a nan/inf
@@ -173,15 +172,12 @@ class TrainStep:
         kind, step = ("logits", -logits_step) if logits_step >= loss_step else ("loss", -loss_step)
         raise NonFiniteStep(kind, step)
 
-    def signals(self, logits: Tensor, targets: Tensor, index: Tensor) -> StepSignals:
-        """NAW's own record (``loss.last``) for NLA; p_gt/p_nn from the logits otherwise. With soft
-        targets ``[B, C]`` the given label is each distribution's argmax."""
-        last = getattr(self.loss_fn, "last", None)
-        prediction = logits.argmax(dim=1)
-        if last is not None:
-            return StepSignals(index, last.p_gt, last.p_nn, prediction, last.weights, last.correct)
+    def signals(self, logits: Tensor, targets: Tensor, index: Tensor, output: MethodOutput) -> StepSignals:
+        """p_gt, p_nn and whether the given label is the top class, from the logits, and the
+        per-sample weights the method gave (NLA's NAW weights; ``None`` for the baselines). With
+        soft targets ``[B, C]`` the given label is each distribution's argmax."""
         p_gt, p_nn, correct = gt_and_nearest_negative(logits, hard_labels(targets))
-        return StepSignals(index, p_gt, p_nn, prediction, None, correct)
+        return StepSignals(index, p_gt, p_nn, logits.argmax(dim=1), output.sample_weights, correct)
 
 
 def build_train_step(
@@ -192,22 +188,33 @@ def build_train_step(
     device: torch.device,
     channels_last: bool,
     net: nn.Module | None = None,
+    num_samples: int | None = None,
+    distributed: bool = False,
 ) -> tuple[TrainStep, torch.optim.lr_scheduler.LRScheduler | None]:
-    """The loss (``config.loss``, built once), optimizer, scheduler, precision and scaler of a
-    run, assembled into a :class:`TrainStep` on ``net`` (the DDP wrapper; default ``model``).
+    """The training method (``config.loss``, built once), optimizer, scheduler, precision and
+    scaler of a run, assembled into a :class:`TrainStep` on ``net`` (the network that trains:
+    the DDP wrapper or the cached trailing part; default ``model``). ``num_samples``: the
+    training split's size, for methods with per-sample state. The optimizer gets the trainable
+    parameters of ``model`` and of the method. Raises :class:`InputError` for a method the
+    config cannot build or the run cannot serve (:func:`~fer_nla.train.forward.check_method_fits`).
 
-    The loss's own input check is switched off: the step already checks the logits on every
-    rank and datasets check their targets, so it would only add a device sync per step."""
+    The method's input check is switched off: the step already checks the logits on every rank
+    and datasets check their targets, so it would only add a device sync per step."""
     tc = config.train
+    network = net if net is not None else model
     try:
-        options = {"check": False, **config.loss.options}
-        loss_fn = build_loss(config.loss.name, epochs=tc.epochs, class_counts=class_counts, **options).to(device)
+        options = dict(config.loss.options)
+        check = bool(options.pop("check", False))
+        method = build_method(config.loss.name, epochs=tc.epochs, class_counts=class_counts, num_samples=num_samples,
+                              check=check, **options).to(device)
     except ValueError as err:
         raise InputError(f"loss: {err}") from None
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], config.optim)
+    check_method_fits(method, network, distributed=distributed, arch=config.model.arch)
+    params = [p for p in model.parameters() if p.requires_grad] + method.own_parameters()
+    optimizer = build_optimizer(params, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, epochs=tc.epochs)
     amp_dtype = autocast_dtype(tc.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
-    step = TrainStep(net if net is not None else model, loss_fn, optimizer, device, amp_dtype, channels_last,
-                     tc.two_view_forward, tc.grad_clip, scaler)
+    step = TrainStep(network, method, optimizer, device, amp_dtype, channels_last, tc.two_view_forward, tc.grad_clip,
+                     scaler)
     return step, scheduler
