@@ -4,7 +4,10 @@
     python benchmarks/startup.py --out benchmarks/results/startup_cpu.md [--runs 7]
 
 Each run is timed by wall clock from the start of the process to its exit, and its peak resident
-memory is the kernel's ``ru_maxrss`` of that process (``os.wait4``). The goals of issue 22 are
+memory is the process's own high-water mark (``VmHWM`` in ``/proc/self/status``, written as it
+exits; ``ru_maxrss`` would count the parent's memory that a spawned child starts from). The
+command runs as ``python -c "from fer_nla.cli import main; ..."``, which is what the ``fer-nla``
+script does. The goals of issue 22 are
 printed beside the figures: ``--help`` under 1 s; ``predict`` on a photo under 1.5 s and 300 MB.
 A last run of predict reports which of PyTorch, torchvision, kornia and scikit-learn it imported
 (none, in a core install or beside them).
@@ -15,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,33 +47,31 @@ class Timing:
     peak_mb: list[float]
 
 
-def fer_nla_command() -> list[str]:
-    """The ``fer-nla`` entry point of this Python's environment (else ``python -m fer_nla``)."""
-    script = Path(sys.executable).with_name("fer-nla")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("fer-nla")
-    return [found] if found else [sys.executable, "-m", "fer_nla"]
+# Prepended to the code a timed process runs: at exit it writes its peak resident memory (kB).
+PEAK_REPORT = ("import atexit, sys\n"
+               "atexit.register(lambda: sys.stderr.write('peak_kb ' + next(line.split()[1] for line in "
+               "open('/proc/self/status') if line.startswith('VmHWM')) + '\\n'))\n")
+FER_NLA = "import sys\nfrom fer_nla.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
-    """``(wall seconds, peak resident MB)`` of one process running ``argv``; raises
-    ``RuntimeError`` with its error output when it fails."""
+def run_once(args: list[str], *, code: str = FER_NLA) -> tuple[float, float]:
+    """``(wall seconds, peak resident MB)`` of one new Python process running ``code`` (default:
+    the ``fer-nla`` command line) with ``args``; raises ``RuntimeError`` with its error output
+    when it fails."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", PEAK_REPORT + code, *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {error.strip()[-500:]}")
-    return seconds, usage.ru_maxrss * 1024 / 1e6  # Linux reports kilobytes
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args) or code.strip()} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    peak_kb = int(done.stderr.rsplit("peak_kb ", 1)[1].split()[0])
+    return seconds, peak_kb * 1024 / 1e6
 
 
-def measure(argv: list[str], *, runs: int) -> Timing:
-    """``runs`` timed runs of ``argv`` after one untimed run (file caches warm)."""
-    run_once(argv)
-    results = [run_once(argv) for _ in range(max(1, runs))]
+def measure(args: list[str], *, runs: int) -> Timing:
+    """``runs`` timed runs of ``fer-nla ARGS`` after one untimed run (file caches warm)."""
+    run_once(args)
+    results = [run_once(args) for _ in range(max(1, runs))]
     return Timing([s for s, _ in results], [m for _, m in results])
 
 
@@ -98,7 +98,7 @@ def report(timings: dict[str, Timing], *, heavy: list[str], load: float, runs: i
              f"- software: Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
              f"date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- each command: {runs} runs as a new process after one untimed run; wall clock to exit, "
-             "peak resident memory (ru_maxrss)",
+             "peak resident memory (VmHWM)",
              f"- modules predict imported of {', '.join(HEAVY)}: {', '.join(heavy) or 'none'}", "",
              "| command | median s | slowest s | peak MB |", "|---|---:|---:|---:|"]
     for label, timing in timings.items():
@@ -117,8 +117,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    command = fer_nla_command()
-    timings = {label: measure([*command, *argv], runs=args.runs) for label, (argv, _, _) in COMMANDS.items()}
+    timings = {label: measure(argv, runs=args.runs) for label, (argv, _, _) in COMMANDS.items()}
     heavy = heavy_modules_imported(COMMANDS["fer-nla predict group.jpg"][0])
     publish(report(timings, heavy=heavy, load=load, runs=args.runs), args.out)
 
