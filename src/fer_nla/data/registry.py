@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +14,37 @@ import numpy as np
 from fer_nla.data import synthetic
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources import affectnet, fer2013, ferplus, folder, manifest, rafdb
+from fer_nla.data.sources.common import ReadRequest
+from fer_nla.data.sources.reader import Reader
 from fer_nla.errors import InputError
 from fer_nla.values import ConversionError, convert
 
-_BUILDERS: dict[str, Callable[..., FERDataset]] = {
-    "rafdb": rafdb.build,
-    "affectnet": affectnet.build,
-    "ferplus": ferplus.build,
-    "fer2013": fer2013.build,
-    "folder": folder.build,
-    "manifest": manifest.build,
-    "synthetic": synthetic.build,
+_READERS: dict[str, Reader] = {
+    "rafdb": rafdb.RafDB(),
+    "affectnet": affectnet.AffectNet(),
+    "ferplus": ferplus.FERPlus(),
+    "fer2013": fer2013.FER2013(),
+    "folder": folder.Folder(),
+    # a manifest with a provenance rebuilds its source dataset through build_dataset
+    "manifest": manifest.Manifest(build_source=lambda name, **arguments: build_dataset(name, **arguments)),
+    "synthetic": synthetic.Synthetic(),
 }
-_SPLITS: dict[str, Callable[..., tuple[str, ...]]] = {
-    "rafdb": rafdb.splits,
-    "affectnet": affectnet.splits,
-    "ferplus": ferplus.splits,
-    "fer2013": fer2013.splits,
-    "folder": folder.splits,
-    "manifest": manifest.splits,
-    "synthetic": synthetic.splits,
-}
-_COMMON = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
-# Arguments the registry itself passes, never user options: a manifest rebuilds its source through build_dataset.
-_INTERNAL = ("build_source",)
 
 
 def available_datasets() -> list[str]:
     """Names accepted by :func:`build_dataset`."""
-    return list(_BUILDERS)
+    return list(_READERS)
 
 
 def dataset_options(name: str) -> dict[str, Any]:
-    """The extra options of dataset ``name`` and their defaults (beyond the common ones)."""
-    parameters = inspect.signature(_builder(name)).parameters
-    return {key: p.default for key, p in parameters.items() if key not in _COMMON and key not in _INTERNAL}
+    """The own options of dataset ``name`` (beyond the common ones of :class:`ReadRequest`) and
+    their defaults: the keyword arguments of its reader's ``build``.
+
+    Raises:
+        InputError: unknown dataset.
+    """
+    parameters = inspect.signature(_reader(name).build).parameters
+    return {key: p.default for key, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def build_dataset(
@@ -65,17 +61,13 @@ def build_dataset(
     """Index one split of dataset ``name`` (see :func:`available_datasets`) in the canonical
     label space. ``options`` are the dataset's own (:func:`dataset_options`), e.g.
     ``num_samples`` and ``image_size`` for ``synthetic``, ``images_dir`` for ``affectnet``."""
-    builder = _builder(name)
+    reader = _reader(name)
     options = typed_options(name, options)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
         raise InputError(f"seed={seed!r} must be an integer in 0..4294967295")
-    if name == "manifest":
-        options["build_source"] = build_dataset
+    request = reader.request(ReadRequest(root, split, labels, num_classes, seed, skip_bad_images), options)
     try:
-        return builder(
-            root=root, split=split, labels=labels, num_classes=num_classes, seed=seed,
-            skip_bad_images=skip_bad_images, **options,
-        )
+        return reader.build(request, **options)
     except csv.Error as err:  # the csv module's own limits, e.g. a field over 128 KB (a stray quote)
         raise InputError(
             f"{root}: a label file of dataset {name} is not readable CSV ({err}); look for an unmatched quote "
@@ -93,13 +85,12 @@ def typed_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
             wrong kind, as ``dataset NAME: option KEY=VALUE must be ...`` (the command line
             rewrites ``KEY=VALUE`` in its own spelling).
     """
-    builder = _builder(name)
     accepted = dataset_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         listed = ", ".join(accepted) or "none"
         raise InputError(f"dataset {name} has no option {', '.join(unknown)}; its options are: {listed}")
-    hints = typing.get_type_hints(builder)
+    hints = typing.get_type_hints(_reader(name).build)
     typed = {}
     for key, value in options.items():
         try:
@@ -116,12 +107,11 @@ def dataset_splits(name: str, *, root: str | Path | None = None, **options: Any)
     Raises:
         InputError: unknown dataset, or a root that does not exist.
     """
-    _builder(name)
-    return _SPLITS[name](root=root, **options)
+    return _reader(name).splits(root=root, **options)
 
 
-def _builder(name: str) -> Callable[..., FERDataset]:
+def _reader(name: str) -> Reader:
     try:
-        return _BUILDERS[name]
+        return _READERS[name]
     except KeyError:
-        raise InputError(f"unknown dataset {name!r}; use one of {', '.join(_BUILDERS)}") from None
+        raise InputError(f"unknown dataset {name!r}; use one of {', '.join(_READERS)}") from None

@@ -14,14 +14,17 @@ no face; image ``i`` is the same whatever ``num_samples`` is.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.sources.common import canonical_split, require_label_mode, require_num_classes
+from fer_nla.data.sources.common import ReadRequest
+from fer_nla.data.sources.reader import ClassCounts, Reader
 from fer_nla.errors import InputError
 from fer_nla.labels import class_names
 
@@ -160,62 +163,78 @@ class SyntheticFaces:
         return render_face(self.spec(index), image_size=self.image_size)
 
 
-def splits(**_: object) -> tuple[str, ...]:
-    """The synthetic set draws every split: ``train``, ``valid`` and ``test``."""
-    return tuple(SPLIT_CODES)
+class Synthetic(Reader):
+    """The embedded synthetic set: every split drawn, no files read."""
 
+    name = "synthetic"
+    title = "the synthetic set"
+    label_modes = ("majority", "distribution")
+    classes = ClassCounts(allowed=(7, 8), default=7, dataset="the synthetic set")
 
-def build(
-    *,
-    root: str | Path | None = None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    num_samples: int = 5000,
-    image_size: int = 48,
-    mix_share: float = 0.2,
-) -> FERDataset:
-    """``num_samples`` synthetic faces of ``split``. ``labels="majority"`` gives the labels
-    drawn from each face's mix (hard targets); ``"distribution"`` trains on the mix itself."""
-    del skip_bad_images  # nothing on disk
-    if root is not None and str(root) != "":
-        raise InputError(
-            f"root={str(root)!r} was given, but the dataset is the embedded synthetic set, which reads no files; "
-            "name the dataset of that folder or file: dataset='folder' for class folders (or ferplus, rafdb, "
-            "affectnet, fer2013, manifest)"
+    def request(self, given: ReadRequest, options: Mapping[str, Any]) -> ReadRequest:
+        """``given`` checked, its root first: a root means another dataset was meant.
+
+        Raises:
+            InputError: a root given, or what :meth:`Reader.request` refuses.
+        """
+        self.root_path(given.root)
+        return super().request(given, options)
+
+    def root_path(self, root: str | Path | None) -> None:
+        """No root: the synthetic set reads no files.
+
+        Raises:
+            InputError: a root given (naming the readers of folders and files).
+        """
+        if root is not None and str(root) != "":
+            raise InputError(
+                f"root={str(root)!r} was given, but the dataset is the embedded synthetic set, which reads no "
+                "files; name the dataset of that folder or file: dataset='folder' for class folders (or ferplus, "
+                "rafdb, affectnet, fer2013, manifest)"
+            )
+
+    def build(
+        self, request: ReadRequest, *, num_samples: int = 5000, image_size: int = 48, mix_share: float = 0.2
+    ) -> FERDataset:
+        """``num_samples`` synthetic faces of the split. ``labels="majority"`` gives the labels
+        drawn from each face's mix (hard targets); ``"distribution"`` trains on the mix itself.
+
+        Raises:
+            InputError: ``num_samples < 1``, ``image_size`` outside 16..512, or ``mix_share``
+                outside 0..1.
+        """
+        if int(num_samples) < 1 or not 16 <= int(image_size) <= 512 or not 0.0 <= float(mix_share) <= 1.0:
+            raise InputError(
+                f"synthetic options num_samples={num_samples}, image_size={image_size}, mix_share={mix_share}: "
+                "need num_samples >= 1, 16 <= image_size <= 512 and 0 <= mix_share <= 1"
+            )
+        classes, split, seed = class_names(request.num_classes), request.split, int(request.seed)
+        source = SyntheticFaces(
+            seed=seed, split=split, num_classes=len(classes), image_size=int(image_size), mix_share=float(mix_share)
         )
-    require_label_mode(labels, dataset="the synthetic set", allowed=("majority", "distribution"))
-    classes = class_names(require_num_classes(num_classes, dataset="the synthetic set", allowed=(7, 8), default=7))
-    split = canonical_split(split)
-    if int(num_samples) < 1 or not 16 <= int(image_size) <= 512 or not 0.0 <= float(mix_share) <= 1.0:
-        raise InputError(
-            f"synthetic options num_samples={num_samples}, image_size={image_size}, mix_share={mix_share}: "
-            "need num_samples >= 1, 16 <= image_size <= 512 and 0 <= mix_share <= 1"
+        specs = [source.spec(i) for i in range(int(num_samples))]
+        soft = np.zeros((len(specs), len(classes)), dtype=np.float32)
+        rows = np.arange(len(specs))
+        soft[rows, [s.dominant for s in specs]] += [s.weight for s in specs]
+        soft[rows, [s.partner for s in specs]] += [1.0 - s.weight for s in specs]
+        dataset = FERDataset(
+            samples=[f"synthetic:{split}:{i}" for i in rows],
+            targets=[s.label for s in specs],
+            clean_targets=[s.dominant for s in specs],
+            soft_targets=soft,
+            class_names=classes,
+            source=source,
+            name="synthetic",
+            split=split,
+            info={
+                "labels": request.labels, "seed": seed, "image_size": int(image_size), "mix_share": float(mix_share),
+                "blended": int(sum(s.partner != s.dominant for s in specs)),
+            },
         )
-    source = SyntheticFaces(
-        seed=int(seed), split=split, num_classes=len(classes), image_size=int(image_size), mix_share=float(mix_share)
-    )
-    specs = [source.spec(i) for i in range(int(num_samples))]
-    soft = np.zeros((len(specs), len(classes)), dtype=np.float32)
-    rows = np.arange(len(specs))
-    soft[rows, [s.dominant for s in specs]] += [s.weight for s in specs]
-    soft[rows, [s.partner for s in specs]] += [1.0 - s.weight for s in specs]
-    dataset = FERDataset(
-        samples=[f"synthetic:{split}:{i}" for i in rows],
-        targets=[s.label for s in specs],
-        clean_targets=[s.dominant for s in specs],
-        soft_targets=soft,
-        class_names=classes,
-        source=source,
-        name="synthetic",
-        split=split,
-        info={
-            "labels": labels, "seed": int(seed), "image_size": int(image_size), "mix_share": float(mix_share),
-            "blended": int(sum(s.partner != s.dominant for s in specs)),
-        },
-    )
-    if labels == "distribution":
-        dataset.target_mode = "soft"
-    return dataset
+        if request.labels == "distribution":
+            dataset.target_mode = "soft"
+        return dataset
+
+    def splits(self, **_: object) -> tuple[str, ...]:
+        """The synthetic set draws every split: ``train``, ``valid`` and ``test``."""
+        return tuple(SPLIT_CODES)

@@ -1,2 +1,3 @@
-"""One reader per dataset format; each exposes ``build(*, root, split, labels, num_classes,
-seed, skip_bad_images, **options) -> FERDataset`` (see :mod:`fer_nla.data.registry`)."""
+"""One reader per dataset format, each a :class:`~fer_nla.data.sources.reader.Reader` whose
+``build(request, **options) -> FERDataset`` reads one checked
+:class:`~fer_nla.data.sources.reader.ReadRequest` (see :mod:`fer_nla.data.registry`)."""

@@ -28,15 +28,7 @@ from typing import Any
 import numpy as np
 
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.sources.common import (
-    canonical_split,
-    file_dataset,
-    one_set_split,
-    require_file,
-    require_label_mode,
-    require_num_classes,
-    require_root,
-)
+from fer_nla.data.sources.common import ReadRequest, file_dataset, one_set_split, require_file
 from fer_nla.data.sources.listing import (
     INT32,
     check_split_overlap,
@@ -46,9 +38,9 @@ from fer_nla.data.sources.listing import (
     listed_integer,
     listed_path,
     listing_info,
-    require_conflict_policy,
     text_lines,
 )
+from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.errors import InputError
 from fer_nla.labels import AFFECTNET_CODES, class_names, code_table, index_of
 
@@ -59,69 +51,70 @@ LABEL_COLUMNS = ("expression", "label", "emotion")
 NON_EMOTION_CODES = (8, 9, 10)
 
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    images_dir: str | Path | None = None,
-    crop: str = "auto",
-    conflicts: str = "error",
-    allow_split_overlap: bool = False,
-) -> FERDataset:
-    """One AffectNet split in the canonical 7- or 8-class order (default 8).
+class AffectNet(ListingReader):
+    """AffectNet's CSVs: ``train`` (``training.csv``) and ``test`` (``validation.csv``), or one plain CSV."""
 
-    An image is its path and face box: a row repeated is dropped and counted, one image with
-    two labels is an error naming both lines (``conflicts="drop"`` drops it), and an image of
-    ``training.csv`` also in ``validation.csv`` is an error (``allow_split_overlap=True`` keeps
-    it); see :mod:`.listing`. Boxes reaching outside their photo are clamped, boxes wholly
-    outside drop their sample (:mod:`fer_nla.data.boxes`); all counted in ``info``.
+    name = "affectnet"
+    title = "AffectNet"
+    expect = "the AffectNet folder (with training.csv) or a CSV file"
+    classes = ClassCounts(allowed=(7, 8), default=8, dataset="AffectNet")
+    no_valid = "AffectNet has no 'valid' split of its own: its official validation.csv is the 'test' split"
 
-    Raises:
-        InputError: a malformed row (file and line), conflicting labels, split overlap, a
-            one-file CSV asked for ``test``, or an empty split.
-    """
-    del seed
-    require_label_mode(labels, dataset="AffectNet")
-    require_conflict_policy(conflicts)
-    classes = class_names(require_num_classes(num_classes, dataset="AffectNet", allowed=(7, 8), default=8))
-    split = canonical_split(split)
-    if split == "valid":
-        raise InputError(
-            "AffectNet has no 'valid' split of its own: its official validation.csv is the 'test' split; "
-            "model selection uses a part carved from 'train' (what training does with data.val_split=auto)"
+    def build(
+        self,
+        request: ReadRequest,
+        *,
+        images_dir: str | Path | None = None,
+        crop: str = "auto",
+        conflicts: str = "error",
+        allow_split_overlap: bool = False,
+    ) -> FERDataset:
+        """One AffectNet split in the canonical 7- or 8-class order (default 8).
+
+        An image is its path and face box: a row repeated is dropped and counted, one image with
+        two labels is an error naming both lines (``conflicts="drop"`` drops it), and an image of
+        ``training.csv`` also in ``validation.csv`` is an error (``allow_split_overlap=True`` keeps
+        it); see :mod:`.listing`. Boxes reaching outside their photo are clamped, boxes wholly
+        outside drop their sample (:mod:`fer_nla.data.boxes`); all counted in ``info``.
+
+        Raises:
+            InputError: a malformed row (file and line), conflicting labels, split overlap, a
+                one-file CSV asked for ``test``, or an empty split.
+        """
+        classes, split, base = class_names(request.num_classes), request.split, request.root
+        if base.is_file():
+            one_set_split(split, where=base, fix="pass root=... as the folder holding training.csv and validation.csv")
+        csv_path = _label_file(base, split)
+        image_root = _image_root(base if base.is_dir() else csv_path.parent, images_dir)
+        table = code_table(AFFECTNET_CODES, classes)
+        rows = _read(csv_path, image_root, table, classes)
+        keep, counts = drop_duplicates(
+            rows.keys, [classes[t] for t in rows.targets.tolist()], rows.lines, where=csv_path, conflicts=conflicts
         )
-    base = require_root(root, dataset="affectnet", expect="the AffectNet folder (with training.csv) or a CSV file")
-    if base.is_file():
-        one_set_split(split, where=base, fix="pass root=... as the folder holding training.csv and validation.csv")
-    csv_path = _label_file(base, split)
-    image_root = _image_root(base if base.is_dir() else csv_path.parent, images_dir)
-    table = code_table(AFFECTNET_CODES, classes)
-    rows = _read(csv_path, image_root, table, classes)
-    keep, counts = drop_duplicates(
-        rows.keys, [classes[t] for t in rows.targets.tolist()], rows.lines, where=csv_path, conflicts=conflicts
-    )
-    overlap = _overlap(base, split, rows, csv_path, image_root, table, classes, allow=allow_split_overlap)
-    paths, targets, boxes = [rows.paths[i] for i in keep], rows.targets[keep], rows.boxes
-    return file_dataset(
-        name="affectnet",
-        split=split,
-        paths=paths,
-        targets=targets,
-        class_names=classes,
-        listed_in=csv_path,
-        skip_bad_images=skip_bad_images,
-        boxes=None if boxes is None else boxes[keep],
-        crop=crop,
-        info={
-            "labels": labels, "dropped_not_in_classes": rows.dropped, **listing_info(counts, overlap),
-            "csv": str(csv_path),
-        },
-        fix_missing=f"restore them under {image_root} (or pass images_dir=...), or remove their rows",
-    )
+        overlap = _overlap(base, split, rows, csv_path, image_root, table, classes, allow=allow_split_overlap)
+        paths, targets, boxes = [rows.paths[i] for i in keep], rows.targets[keep], rows.boxes
+        return file_dataset(
+            request, name=self.name, paths=paths, targets=targets, class_names=classes, listed_in=csv_path,
+            boxes=None if boxes is None else boxes[keep], crop=crop,
+            info={"dropped_not_in_classes": rows.dropped, **listing_info(counts, overlap), "csv": str(csv_path)},
+            fix_missing=f"restore them under {image_root} (or pass images_dir=...), or remove their rows",
+        )
+
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """``train`` and ``test`` (``validation.csv``) for the official folder, of which those whose
+        file is present; a single CSV is one set, ``train``.
+
+        Raises:
+            InputError: no root, or none at that path.
+        """
+        base = self.root_path(root)
+        if base.is_file():
+            return ("train",)
+        found = []
+        for split, name in SPLIT_FILES.items():
+            if (base / name).is_file() or (base / "Manually_Annotated_file_lists" / name).is_file():
+                found.append(split)
+        return tuple(found)
 
 
 def _label_file(base: Path, split: str) -> Path:
@@ -279,15 +272,3 @@ def _target(value: str, table: np.ndarray, classes: tuple[str, ...], csv_path: P
             f"{', '.join(classes)}; fix the label"
         ) from None
 
-
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """``train`` and ``test`` (``validation.csv``) for the official folder, of which those whose
-    file is present; a single CSV is one set, ``train``."""
-    base = require_root(root, dataset="affectnet", expect="the AffectNet folder (with training.csv) or a CSV file")
-    if base.is_file():
-        return ("train",)
-    found = []
-    for split, name in SPLIT_FILES.items():
-        if (base / name).is_file() or (base / "Manually_Annotated_file_lists" / name).is_file():
-            found.append(split)
-    return tuple(found)

@@ -1,9 +1,11 @@
-"""What every reader shares: split and label-mode names, root checks, and the final build step."""
+"""What every reader shares: the request it reads, split and label-mode names, root checks, and the
+final build step."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,27 @@ LABEL_MODES: tuple[str, ...] = ("majority", "plurality", "distribution", "single
 # Not a mode of fer-nla: FERPlus's own "probability" scheme draws one label per image and epoch.
 RENAMED_MODES: dict[str, str] = {"probability": "distribution"}
 _SPLIT_ALIASES = {"training": "train", "val": "valid", "validation": "valid", "eval": "test", "testing": "test"}
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """The arguments every reader takes (:func:`fer_nla.data.build_dataset`'s common ones).
+
+    As given by the caller (``root`` a ``str``, ``Path`` or ``None``; ``split`` any spelling
+    :func:`canonical_split` accepts), and once :meth:`fer_nla.data.sources.reader.Reader.request`
+    has checked it: ``root`` the absolute :class:`~pathlib.Path` the reader reads (``None`` for a
+    dataset that reads no files), ``split`` one of :data:`SPLITS`, ``labels`` a mode the dataset
+    has, and ``num_classes`` the class count (``int``), or still ``None`` where the data decides
+    it. ``seed`` (``int``) is for readers that draw labels; ``skip_bad_images`` (``bool``) drops
+    undecodable images instead of failing.
+    """
+
+    root: str | Path | None = None
+    split: str = "train"
+    labels: str = "majority"
+    num_classes: int | None = None
+    seed: int = 0
+    skip_bad_images: bool = False
 
 
 def canonical_split(split: str) -> str:
@@ -88,14 +111,13 @@ def require_file(path: Path, *, dataset: str, fix: str) -> Path:
 
 
 def file_dataset(
+    request: ReadRequest,
     *,
     name: str,
-    split: str,
     paths: list[str],
-    targets: np.ndarray,
+    targets: Sequence[int] | np.ndarray,
     class_names: Sequence[str],
     listed_in: str | Path,
-    skip_bad_images: bool,
     boxes: np.ndarray | None = None,
     crop: str = "auto",
     clean_targets: np.ndarray | None = None,
@@ -103,16 +125,24 @@ def file_dataset(
     info: Mapping[str, Any] | None = None,
     fix_missing: str = "restore the files, or remove their lines from the label file",
 ) -> FERDataset:
-    """Check the samples of one split (not empty, every image file present, optionally every
-    image decodable) and wrap them as a :class:`FERDataset` decoding files on access."""
-    info = dict(info or {})
+    """The samples of the request's split checked (not empty, every image file present, and with
+    ``request.skip_bad_images`` the undecodable dropped and counted) as a :class:`FERDataset`
+    named ``name`` decoding files on access, its ``info`` the label mode, then ``info``.
+
+    Raises:
+        InputError: no samples, a missing image file (``fix_missing`` says what to do), every
+            image undecodable, or every face box outside its image.
+    """
+    split = request.split
+    targets = np.asarray(targets, dtype=np.int64)
+    info = {"labels": request.labels, **(info or {})}
     if not paths:
         raise InputError(
             f"{listed_in}: no samples in split {split!r} with the chosen labels and classes; "
             "check the split, the label mode and the class count asked for, or the label file"
         )
     require_files(paths, listed_in=listed_in, fix=fix_missing)
-    if skip_bad_images:
+    if request.skip_bad_images:
         bad = undecodable(paths)
         info["bad_images_dropped"] = int(bad.sum())
         if bad.any():

@@ -20,14 +20,7 @@ import numpy as np
 
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import CsvPixelImages
-from fer_nla.data.sources.common import (
-    canonical_split,
-    one_set_split,
-    require_file,
-    require_label_mode,
-    require_num_classes,
-    require_root,
-)
+from fer_nla.data.sources.common import ReadRequest, one_set_split, require_file
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     drop_duplicates,
@@ -35,8 +28,8 @@ from fer_nla.data.sources.listing import (
     header_text,
     integer_value,
     listing_info,
-    require_conflict_policy,
 )
+from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.errors import InputError
 from fer_nla.labels import FER2013_CODES, SEVEN_CLASSES, code_table
 
@@ -59,73 +52,79 @@ def pixel_problem(field: bytes, *, size: int = IMAGE_SIZE) -> str | None:
     return None
 
 
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """The splits the file's ``Usage`` column names (train/valid/test order; a file without
-    PublicTest rows declares no ``valid``), else ``train`` (one set)."""
-    csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
-    header = pixel_csv_header(csv_path)
-    if "usage" not in header:
-        return ("train",)
-    column = header.index("usage")
-    found = {_usage(fields, column, csv_path, line_no) for line_no, _, fields in pixel_csv_rows(csv_path)}
-    return tuple(name for name in dict.fromkeys(USAGE_SPLITS.values()) if name in found)
+class FER2013(ListingReader):
+    """FER2013's pixel CSV, split by its ``Usage`` column."""
 
+    name = "fer2013"
+    title = "FER2013"
+    expect = "fer2013.csv or the folder holding it"
+    classes = ClassCounts(allowed=(7,), default=7, dataset="FER2013 (7 classes)")
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    conflicts: str = "error",
-    allow_split_overlap: bool = False,
-) -> FERDataset:
-    """One FER2013 split in the canonical 7-class order.
+    def root_path(self, root: str | Path | None) -> Path:
+        """The pixel CSV: ``root`` itself, or ``fer2013.csv`` in the folder ``root``.
 
-    Every row's pixels are checked when the index is built (``size*size`` integers in 0..255),
-    so no image can fail to decode later; ``skip_bad_images`` drops and counts such rows
-    instead of failing. FER2013 rows have no image names, so an image is its pixels: an
-    identical row repeated is dropped and counted, the same pixels with two labels are an
-    error (``conflicts="drop"`` drops them) and the same pixels in two ``Usage`` splits are
-    an error (``allow_split_overlap=True`` keeps them); see :mod:`.listing`. FER2013 as
-    published holds such copies, so its own file may need those options.
+        Raises:
+            InputError: no root, none at that path, or a folder without ``fer2013.csv``.
+        """
+        return _csv_path(super().root_path(root))
 
-    Raises:
-        InputError: a malformed header or row (file and line, the value and the fix),
-            conflicting labels, split overlap, or an empty split.
-    """
-    del seed
-    require_label_mode(labels, dataset="FER2013")
-    require_num_classes(num_classes, dataset="FER2013 (7 classes)", allowed=(7,), default=7)
-    require_conflict_policy(conflicts)
-    split = canonical_split(split)
-    csv_path = _csv_path(require_root(root, dataset="fer2013", expect="fer2013.csv or the folder holding it"))
-    rows = _read_rows(csv_path, split, skip_bad_images=skip_bad_images)
-    keep, counts = drop_duplicates(
-        rows.keys, [SEVEN_CLASSES[t] for t in rows.targets.tolist()], rows.lines.tolist(), where=csv_path,
-        conflicts=conflicts,
-        describe="pixel row",
-    )
-    overlap = check_split_overlap(
-        split, rows.keys_by_split, where=csv_path, allow=allow_split_overlap, describe="pixel row"
-    )
-    if not keep.size:
-        raise InputError(f"{csv_path}: no samples in split {split!r}; check split=... or the Usage column")
-    lines = rows.lines[keep]
-    info: dict[str, Any] = {"labels": labels, **listing_info(counts, overlap)}
-    if skip_bad_images:
-        info["bad_images_dropped"] = rows.bad
-    return FERDataset(
-        samples=[f"{csv_path}:{n}" for n in lines],
-        targets=rows.targets[keep],
-        class_names=SEVEN_CLASSES,
-        source=CsvPixelImages(str(csv_path), rows.offsets[keep], lines=lines, column=rows.pixel_column),
-        name="fer2013",
-        split=split,
-        info=info,
-    )
+    def build(
+        self, request: ReadRequest, *, conflicts: str = "error", allow_split_overlap: bool = False
+    ) -> FERDataset:
+        """One FER2013 split in the canonical 7-class order.
+
+        Every row's pixels are checked when the index is built (``size*size`` integers in 0..255),
+        so no image can fail to decode later; ``skip_bad_images`` drops and counts such rows
+        instead of failing. FER2013 rows have no image names, so an image is its pixels: an
+        identical row repeated is dropped and counted, the same pixels with two labels are an
+        error (``conflicts="drop"`` drops them) and the same pixels in two ``Usage`` splits are
+        an error (``allow_split_overlap=True`` keeps them); see :mod:`.listing`. FER2013 as
+        published holds such copies, so its own file may need those options.
+
+        Raises:
+            InputError: a malformed header or row (file and line, the value and the fix),
+                conflicting labels, split overlap, or an empty split.
+        """
+        csv_path, split = request.root, request.split
+        rows = _read_rows(csv_path, split, skip_bad_images=request.skip_bad_images)
+        keep, counts = drop_duplicates(
+            rows.keys, [SEVEN_CLASSES[t] for t in rows.targets.tolist()], rows.lines.tolist(), where=csv_path,
+            conflicts=conflicts,
+            describe="pixel row",
+        )
+        overlap = check_split_overlap(
+            split, rows.keys_by_split, where=csv_path, allow=allow_split_overlap, describe="pixel row"
+        )
+        if not keep.size:
+            raise InputError(f"{csv_path}: no samples in split {split!r}; check split=... or the Usage column")
+        lines = rows.lines[keep]
+        info: dict[str, Any] = {"labels": request.labels, **listing_info(counts, overlap)}
+        if request.skip_bad_images:
+            info["bad_images_dropped"] = rows.bad
+        return FERDataset(
+            samples=[f"{csv_path}:{n}" for n in lines],
+            targets=rows.targets[keep],
+            class_names=SEVEN_CLASSES,
+            source=CsvPixelImages(str(csv_path), rows.offsets[keep], lines=lines, column=rows.pixel_column),
+            name="fer2013",
+            split=split,
+            info=info,
+        )
+
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """The splits the file's ``Usage`` column names (train/valid/test order; a file without
+        PublicTest rows declares no ``valid``), else ``train`` (one set).
+
+        Raises:
+            InputError: no root, none at that path, or a malformed header or row.
+        """
+        csv_path = self.root_path(root)
+        header = pixel_csv_header(csv_path)
+        if "usage" not in header:
+            return ("train",)
+        column = header.index("usage")
+        found = {_usage(fields, column, csv_path, line_no) for line_no, _, fields in pixel_csv_rows(csv_path)}
+        return tuple(name for name in dict.fromkeys(USAGE_SPLITS.values()) if name in found)
 
 
 @dataclass

@@ -33,15 +33,7 @@ import numpy as np
 
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources import ferplus_csv
-from fer_nla.data.sources.common import (
-    LABEL_MODES,
-    canonical_split,
-    file_dataset,
-    require_file,
-    require_label_mode,
-    require_num_classes,
-    require_root,
-)
+from fer_nla.data.sources.common import LABEL_MODES, ReadRequest, file_dataset, require_file
 from fer_nla.data.sources.listing import (
     INT32,
     check_split_overlap,
@@ -50,9 +42,9 @@ from fer_nla.data.sources.listing import (
     listed_integer,
     listed_path,
     listing_info,
-    require_conflict_policy,
     text_lines,
 )
+from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
 from fer_nla.data.votes import (
     NUM_VOTE_COLUMNS,
@@ -69,92 +61,115 @@ VOTE_NAMES = tuple(name.lower() for name in (*EMOTIONS, "unknown", "NF"))  # lab
 EXPECT = "the FERPlus folder holding FER2013Train/ and FER2013Valid/ (or fer2013.csv and fer2013new.csv)"
 
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    keep_unresolved: bool = False,
-    crop: str = "auto",
-    conflicts: str = "error",
-    allow_split_overlap: bool = False,
-) -> FERDataset:
-    """One FERPlus split under the chosen label mode, in the canonical order (default 8 classes).
+class FERPlus(ListingReader):
+    """FERPlus in its folder layout or as published (two CSVs), under any of its four label modes."""
 
-    ``root`` holds either the folder layout (``FER2013Train/label.csv`` ...) or FERPlus as
-    published: ``fer2013.csv`` (the challenge's pixels) beside ``fer2013new.csv`` (the votes).
-    Rows without an image name (FERPlus's mark for not-a-face) are dropped and counted
-    (``info["dropped_no_image_name"]``); duplicate rows, conflicting votes and names listed in
-    two splits follow :mod:`fer_nla.data.sources.listing` (``conflicts``, ``allow_split_overlap``).
+    name = "ferplus"
+    title = "FERPlus"
+    expect = EXPECT
+    label_modes = LABEL_MODES
+    classes = ClassCounts(allowed=(7, 8), default=8, dataset="FERPlus")
+
+    def root_path(self, root: str | Path | None) -> Path:
+        """The folder holding FERPlus (``root`` itself, or the folder of a CSV passed as ``root``).
+
+        Raises:
+            InputError: no root, or none at that path.
+        """
+        return ferplus_csv.folder_of(super().root_path(root))
+
+    def build(
+        self,
+        request: ReadRequest,
+        *,
+        keep_unresolved: bool = False,
+        crop: str = "auto",
+        conflicts: str = "error",
+        allow_split_overlap: bool = False,
+    ) -> FERDataset:
+        """One FERPlus split under the chosen label mode, in the canonical order (default 8 classes).
+
+        ``root`` holds either the folder layout (``FER2013Train/label.csv`` ...) or FERPlus as
+        published: ``fer2013.csv`` (the challenge's pixels) beside ``fer2013new.csv`` (the votes).
+        Rows without an image name (FERPlus's mark for not-a-face) are dropped and counted
+        (``info["dropped_no_image_name"]``); duplicate rows, conflicting votes and names listed in
+        two splits follow :mod:`fer_nla.data.sources.listing` (``conflicts``, ``allow_split_overlap``).
+
+        Raises:
+            InputError: no FERPlus layout under ``root``, a malformed row (file and line), votes
+                conflicting for one image, an image in two splits, or an empty split.
+        """
+        labels, split, skip_bad_images = request.labels, request.split, request.skip_bad_images
+        classes = class_names(request.num_classes)
+        published = ferplus_csv.is_published_layout(request.root)
+        listing, checks = _checked_listing(request, published, conflicts=conflicts, allow=allow_split_overlap)
+        rows, targets, clean, soft = labels_for_mode(
+            listing.votes, labels=labels, num_classes=len(classes), seed=request.seed, keep_unresolved=keep_unresolved
+        )
+        info = {
+            "labels": labels, "rows": listing.rows, "dropped_no_image_name": listing.no_name,
+            **checks, "dropped_no_label": int(len(listing.names) - rows.size), "seed": request.seed,
+        }
+        if published and skip_bad_images:
+            info["bad_images_dropped"] = listing.no_pixels
+        clean_rows = None if clean is None else clean[rows]
+        soft_rows = None if soft is None else soft[rows]
+        if published:
+            dataset = ferplus_csv.pixel_dataset(
+                listing, rows, targets=targets[rows], classes=classes, split=split, clean_targets=clean_rows,
+                soft_targets=soft_rows, info=info,
+            )
+        else:
+            folder = listing.label_file.parent
+            dataset = file_dataset(
+                request, name=self.name, paths=[str(folder / listing.names[i]) for i in rows],
+                targets=targets[rows], class_names=classes, listed_in=listing.label_file,
+                boxes=listing.boxes[rows], crop=crop, clean_targets=clean_rows, soft_targets=soft_rows, info=info,
+                fix_missing=f"restore them in {folder}, or remove their rows from label.csv",
+            )
+        if labels == "distribution":
+            dataset.target_mode = "soft"
+        return dataset
+
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """The splits present under ``root``: split folders with a ``label.csv``, or the ``Usage``
+        values of ``fer2013new.csv``.
+
+        Raises:
+            InputError: no root, or none at that path.
+        """
+        base = self.root_path(root)
+        if ferplus_csv.is_published_layout(base):
+            return ferplus_csv.splits(base)
+        return tuple(name for name, folder in SPLIT_FOLDERS.items() if (base / folder / "label.csv").is_file())
+
+
+def _checked_listing(
+    request: ReadRequest, published: bool, *, conflicts: str, allow: bool
+) -> tuple[VoteListing, dict[str, Any]]:
+    """The rows of the request's split (published or folder layout) with exact duplicates
+    dropped, and the counts of :func:`listing_info`.
 
     Raises:
-        InputError: no FERPlus layout under ``root``, a malformed row (file and line), votes
-            conflicting for one image, an image in two splits, or an empty split.
+        InputError: a malformed row, votes conflicting for one image (unless ``conflicts="drop"``),
+            or an image in two splits (unless ``allow``).
     """
-    require_label_mode(labels, dataset="FERPlus", allowed=LABEL_MODES)
-    classes = class_names(require_num_classes(num_classes, dataset="FERPlus", allowed=(7, 8), default=8))
-    require_conflict_policy(conflicts)
-    split = canonical_split(split)
-    base = ferplus_csv.folder_of(require_root(root, dataset="ferplus", expect=EXPECT))
-    published = ferplus_csv.is_published_layout(base)
     if published:
-        listing = ferplus_csv.read_listing(base, split, skip_bad_images=skip_bad_images)
+        listing = ferplus_csv.read_listing(request.root, request.split, skip_bad_images=request.skip_bad_images)
     else:
-        listing = read_folder_listing(base, split)
+        listing = read_folder_listing(request.root, request.split)
     keep, counts = drop_duplicates(
         listing.names, [shown_votes(v) for v in listing.votes.tolist()], listing.lines.tolist(),
         where=listing.label_file, conflicts=conflicts,
     )
-    overlap = check_split_overlap(
-        split, listing.names_by_split, where=listing.files_by_split, allow=allow_split_overlap
-    )
-    listing = listing.subset(keep)
-    rows, targets, clean, soft = labels_for_mode(
-        listing.votes, labels=labels, num_classes=len(classes), seed=seed, keep_unresolved=keep_unresolved
-    )
-    info = {
-        "labels": labels, "rows": listing.rows, "dropped_no_image_name": listing.no_name,
-        **listing_info(counts, overlap), "dropped_no_label": int(len(listing.names) - rows.size), "seed": seed,
-    }
-    if published and skip_bad_images:
-        info["bad_images_dropped"] = listing.no_pixels
-    clean_rows = None if clean is None else clean[rows]
-    soft_rows = None if soft is None else soft[rows]
-    if published:
-        dataset = ferplus_csv.pixel_dataset(
-            listing, rows, targets=targets[rows], classes=classes, split=split, clean_targets=clean_rows,
-            soft_targets=soft_rows, info=info,
-        )
-    else:
-        folder = listing.label_file.parent
-        dataset = file_dataset(
-            name="ferplus", split=split, paths=[str(folder / listing.names[i]) for i in rows],
-            targets=targets[rows], class_names=classes, listed_in=listing.label_file,
-            skip_bad_images=skip_bad_images, boxes=listing.boxes[rows], crop=crop, clean_targets=clean_rows,
-            soft_targets=soft_rows, info=info,
-            fix_missing=f"restore them in {folder}, or remove their rows from label.csv",
-        )
-    if labels == "distribution":
-        dataset.target_mode = "soft"
-    return dataset
+    overlap = check_split_overlap(request.split, listing.names_by_split, where=listing.files_by_split, allow=allow)
+    return listing.subset(keep), listing_info(counts, overlap)
 
 
 def shown_votes(votes: list[int]) -> str:
     """One row's votes as a reader of the file sees them: ``votes happiness 8, surprise 2``."""
     named = [f"{name} {count}" for name, count in zip((*EMOTIONS, "unknown", "NF"), votes) if count]
     return "votes " + (", ".join(named) or "none")
-
-
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """The splits present under ``root``: split folders with a ``label.csv``, or the ``Usage``
-    values of ``fer2013new.csv``."""
-    base = ferplus_csv.folder_of(require_root(root, dataset="ferplus", expect=EXPECT))
-    if ferplus_csv.is_published_layout(base):
-        return ferplus_csv.splits(base)
-    return tuple(name for name, folder in SPLIT_FOLDERS.items() if (base / folder / "label.csv").is_file())
 
 
 def labels_for_mode(

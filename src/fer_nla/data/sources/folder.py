@@ -22,18 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import is_system_file
-from fer_nla.data.sources.common import (
-    canonical_split,
-    file_dataset,
-    one_set_split,
-    require_label_mode,
-    require_num_classes,
-    require_root,
-)
+from fer_nla.data.sources.common import ReadRequest, file_dataset, one_set_split, require_num_classes
+from fer_nla.data.sources.reader import Reader
 from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS, class_names, index_of
 
@@ -46,65 +38,62 @@ _SPLIT_OF_NAME = {name: split for split, names in SPLIT_FOLDERS.items() for name
 EXPECT = "a folder of class folders (or of train/valid/test folders)"
 
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-) -> FERDataset:
-    """The images under the split's class folders (recursively), labelled by class folder name.
+class Folder(Reader):
+    """Class folders, optionally under split folders."""
 
-    Returns a :class:`FERDataset` of file paths (sorted per class, classes in emotion order),
-    int64 targets, and ``info`` counts ``skipped_system_files``, ``skipped_not_images``,
-    ``skipped_outside_class_folders`` and ``dropped_not_in_classes`` (contempt images of a 7-class
-    read). Raises :class:`InputError` for a root that is not a folder, a split it lacks, two
-    folders naming one split or one emotion, a folder name that is no emotion, no class
-    folders, missing images (dangling links) and, at access, undecodable images."""
-    del seed
-    require_label_mode(labels, dataset="an image folder")
-    split = canonical_split(split)
-    base = require_root(root, dataset="folder", expect=EXPECT)
-    if not base.is_dir():
-        raise InputError(f"{base}: not a folder; pass root=... pointing at a folder of class folders")
-    folder = _split_folder(base, split)
-    found, counts = _class_folders(folder)
-    has_contempt = EMOTIONS.index("contempt") in found
-    classes = class_names(
-        require_num_classes(num_classes, dataset="an image folder", allowed=(7, 8), default=8 if has_contempt else 7)
-    )
-    paths: list[str] = []
-    targets: list[int] = []
-    dropped = 0
-    for index, class_folder in sorted(found.items()):
-        files = _images_under(class_folder, counts)
-        if index >= len(classes):
-            dropped += len(files)
-            continue
-        paths.extend(files)
-        targets.extend([index] * len(files))
-    return file_dataset(
-        name="folder",
-        split=split,
-        paths=paths,
-        targets=np.asarray(targets, dtype=np.int64),
-        class_names=classes,
-        listed_in=folder,
-        skip_bad_images=skip_bad_images,
-        info={"labels": labels, "dropped_not_in_classes": dropped, **counts, "folder": str(folder)},
-        fix_missing="restore the files (for a link, the file it points to), or delete them from the folder",
-    )
+    name = "folder"
+    title = "an image folder"
+    expect = EXPECT
 
+    def build(self, request: ReadRequest) -> FERDataset:
+        """The images under the split's class folders (recursively), labelled by class folder name.
 
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """The split folders present under ``root`` (train/valid/test order, any letter case), or
-    ``train`` for a root of class folders only (one set). Raises :class:`InputError` for two
-    folders naming one split."""
-    base = require_root(root, dataset="folder", expect=EXPECT)
-    present = _split_folders(base)
-    return tuple(split for split in SPLIT_FOLDERS if split in present) or ("train",)
+        Returns a :class:`FERDataset` of file paths (sorted per class, classes in emotion order),
+        int64 targets, and ``info`` counts ``skipped_system_files``, ``skipped_not_images``,
+        ``skipped_outside_class_folders`` and ``dropped_not_in_classes`` (contempt images of a
+        7-class read).
+
+        Raises:
+            InputError: a root that is not a folder, a split it lacks, two folders naming one split
+                or one emotion, a folder name that is no emotion, no class folders, missing images
+                (dangling links) and, at access, undecodable images.
+        """
+        base = request.root
+        if not base.is_dir():
+            raise InputError(f"{base}: not a folder; pass root=... pointing at a folder of class folders")
+        folder = _split_folder(base, request.split)
+        found, counts = _class_folders(folder)
+        has_contempt = EMOTIONS.index("contempt") in found
+        classes = class_names(
+            require_num_classes(
+                request.num_classes, dataset=self.title, allowed=(7, 8), default=8 if has_contempt else 7
+            )
+        )
+        paths: list[str] = []
+        targets: list[int] = []
+        dropped = 0
+        for index, class_folder in sorted(found.items()):
+            files = _images_under(class_folder, counts)
+            if index >= len(classes):
+                dropped += len(files)
+                continue
+            paths.extend(files)
+            targets.extend([index] * len(files))
+        return file_dataset(
+            request, name=self.name, paths=paths, targets=targets, class_names=classes, listed_in=folder,
+            info={"dropped_not_in_classes": dropped, **counts, "folder": str(folder)},
+            fix_missing="restore the files (for a link, the file it points to), or delete them from the folder",
+        )
+
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """The split folders present under ``root`` (train/valid/test order, any letter case), or
+        ``train`` for a root of class folders only (one set).
+
+        Raises:
+            InputError: no root, none at that path, or two folders naming one split.
+        """
+        present = _split_folders(self.root_path(root))
+        return tuple(split for split in SPLIT_FOLDERS if split in present) or ("train",)
 
 
 def _split_folders(base: Path) -> dict[str, Path]:

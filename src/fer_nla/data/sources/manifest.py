@@ -35,13 +35,7 @@ import numpy as np
 
 from fer_nla.atomic import atomic_write, write_text_atomic
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.sources.common import (
-    canonical_split,
-    file_dataset,
-    one_set_split,
-    require_label_mode,
-    require_root,
-)
+from fer_nla.data.sources.common import ReadRequest, canonical_split, file_dataset, one_set_split
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     drop_duplicates,
@@ -49,9 +43,9 @@ from fer_nla.data.sources.listing import (
     integer_value,
     listed_path,
     listing_info,
-    require_conflict_policy,
     text_lines,
 )
+from fer_nla.data.sources.reader import ListingReader
 from fer_nla.errors import InputError
 from fer_nla.labels import EMOTIONS, class_names, index_of
 
@@ -133,74 +127,81 @@ def _shown_name(name: str) -> str:
         return ascii(name)
 
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    conflicts: str = "error",
-    allow_split_overlap: bool = False,
-    build_source: Callable[..., FERDataset] | None = None,
-) -> FERDataset:
-    """The manifest's rows of ``split`` (all rows if it has no split column).
+class Manifest(ListingReader):
+    """A manifest CSV of image paths, or of sample ids of the dataset its provenance names, which
+    ``build_source`` builds (the registry passes :func:`fer_nla.data.build_dataset`: this module
+    never imports the registry, which imports it); without it such a manifest cannot be read."""
 
-    ``build_source`` builds the dataset a manifest's provenance names (the registry passes
-    :func:`fer_nla.data.build_dataset`; this module never imports the registry, which imports it).
+    name = "manifest"
+    title = "a manifest"
+    expect = "a manifest CSV (path,label,...)"
 
-    Raises:
-        InputError: a malformed header or row (file and line), a label outside the classes,
-            conflicting labels for one path, a path in two splits, or an empty split.
-    """
-    del seed
-    require_label_mode(labels, dataset="a manifest")
-    require_conflict_policy(conflicts)
-    split = canonical_split(split)
-    manifest = require_root(root, dataset="manifest", expect="a manifest CSV (path,label,...)")
-    if not manifest.is_file():
-        raise InputError(f"{manifest}: not a file; pass root=... pointing at the manifest CSV")
-    source, all_rows, has_split = _read(manifest)
-    if not has_split:
-        one_set_split(split, where=manifest, fix="add a split column (train, valid, test)")
-    keys_by_split: dict[str, dict[str, int]] = {}
-    for row in all_rows:
-        keys_by_split.setdefault(row.split, {}).setdefault(_key(manifest, row.path, source), row.line)
-    overlap = check_split_overlap(split, keys_by_split, where=manifest, allow=allow_split_overlap)
-    rows = _rows_of_split(manifest, all_rows, split)
-    keep, counts = drop_duplicates(
-        [_key(manifest, r.path, source) for r in rows], [_shown_label(r) for r in rows], [r.line for r in rows],
-        where=manifest, conflicts=conflicts,
-    )
-    rows = [rows[i] for i in keep]
-    if not rows:
-        raise InputError(f"{manifest}: every row of split {split!r} was dropped as a conflicting label")
-    classes = _classes(manifest, rows, num_classes or (source or {}).get("num_classes"))
-    targets = np.array([r.label for r in rows], dtype=np.int64)
-    clean = np.array([r.clean for r in rows], dtype=np.int64)
-    clean_targets = clean if (clean >= 0).any() else None
-    info = {"labels": labels, "manifest": str(manifest), **listing_info(counts, overlap)}
-    if source is None:
-        return file_dataset(
-            name="manifest", split=split, paths=[_key(manifest, r.path, None) for r in rows], targets=targets,
-            class_names=classes, listed_in=manifest, skip_bad_images=skip_bad_images, clean_targets=clean_targets,
-            info=info, fix_missing="restore them, or remove their rows from the manifest",
+    def __init__(self, build_source: Callable[..., FERDataset] | None = None) -> None:
+        self.build_source = build_source
+
+    def root_path(self, root: str | Path | None) -> Path:
+        """The manifest file.
+
+        Raises:
+            InputError: no root, none at that path, or a folder.
+        """
+        manifest = super().root_path(root)
+        if not manifest.is_file():
+            raise InputError(f"{manifest}: not a file; pass root=... pointing at the manifest CSV")
+        return manifest
+
+    def build(
+        self, request: ReadRequest, *, conflicts: str = "error", allow_split_overlap: bool = False
+    ) -> FERDataset:
+        """The manifest's rows of the split (all rows if it has no split column).
+
+        Raises:
+            InputError: a malformed header or row (file and line), a label outside the classes,
+                conflicting labels for one path, a path in two splits, or an empty split.
+        """
+        manifest, split = request.root, request.split
+        source, all_rows, has_split = _read(manifest)
+        if not has_split:
+            one_set_split(split, where=manifest, fix="add a split column (train, valid, test)")
+        keys_by_split: dict[str, dict[str, int]] = {}
+        for row in all_rows:
+            keys_by_split.setdefault(row.split, {}).setdefault(_key(manifest, row.path, source), row.line)
+        overlap = check_split_overlap(split, keys_by_split, where=manifest, allow=allow_split_overlap)
+        rows = _rows_of_split(manifest, all_rows, split)
+        keep, counts = drop_duplicates(
+            [_key(manifest, r.path, source) for r in rows], [_shown_label(r) for r in rows],
+            [r.line for r in rows], where=manifest, conflicts=conflicts,
         )
-    if build_source is None:
-        raise InputError(f"{manifest}: a manifest with provenance is read through fer_nla.data.build_dataset('manifest', ...)")
-    base = _source_dataset(manifest, source, build_source, skip_bad_images=skip_bad_images)
-    return _from_source(manifest, source, base, rows, targets, clean_targets, classes, split, info)
+        rows = [rows[i] for i in keep]
+        if not rows:
+            raise InputError(f"{manifest}: every row of split {split!r} was dropped as a conflicting label")
+        classes = _classes(manifest, rows, request.num_classes or (source or {}).get("num_classes"))
+        targets = np.array([r.label for r in rows], dtype=np.int64)
+        clean = np.array([r.clean for r in rows], dtype=np.int64)
+        clean_targets = clean if (clean >= 0).any() else None
+        info = {"labels": request.labels, "manifest": str(manifest), **listing_info(counts, overlap)}
+        if source is None:
+            return file_dataset(
+                request, name=self.name, paths=[_key(manifest, r.path, None) for r in rows], targets=targets,
+                class_names=classes, listed_in=manifest, clean_targets=clean_targets, info=info,
+                fix_missing="restore them, or remove their rows from the manifest",
+            )
+        if self.build_source is None:
+            raise InputError(
+                f"{manifest}: a manifest with provenance is read through fer_nla.data.build_dataset('manifest', ...)"
+            )
+        base = _source_dataset(manifest, source, self.build_source, skip_bad_images=request.skip_bad_images)
+        return _from_source(manifest, source, base, rows, targets, clean_targets, classes, split, info)
 
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """The values of the manifest's ``split`` column (train/valid/test order), or ``train``
+        for a manifest without one.
 
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """The values of the manifest's ``split`` column (train/valid/test order), or ``train``
-    for a manifest without one."""
-    manifest = require_root(root, dataset="manifest", expect="a manifest CSV (path,label,...)")
-    if not manifest.is_file():
-        raise InputError(f"{manifest}: not a file; pass root=... pointing at the manifest CSV")
-    found = {row.split for row in _read(manifest)[1]}  # "train" for every row without a split column
-    return tuple(name for name in ("train", "valid", "test") if name in found)
+        Raises:
+            InputError: no root, none at that path, a folder, or a malformed header or row.
+        """
+        found = {row.split for row in _read(self.root_path(root))[1]}  # "train" for all rows without a split column
+        return tuple(name for name in ("train", "valid", "test") if name in found)
 
 
 @dataclass(frozen=True)

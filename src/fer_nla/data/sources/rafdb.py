@@ -10,86 +10,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.sources.common import (
-    canonical_split,
-    file_dataset,
-    require_file,
-    require_label_mode,
-    require_num_classes,
-    require_root,
-)
+from fer_nla.data.sources.common import ReadRequest, file_dataset, require_file
 from fer_nla.data.sources.listing import (
     drop_duplicates,
     integer_value,
     listed_path,
     listing_info,
-    require_conflict_policy,
     text_lines,
 )
+from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.errors import InputError
 from fer_nla.labels import RAFDB_CODES, SEVEN_CLASSES, code_table
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 
 
-def build(
-    *,
-    root: str | Path | None,
-    split: str = "train",
-    labels: str = "majority",
-    num_classes: int | None = None,
-    seed: int = 0,
-    skip_bad_images: bool = False,
-    aligned: bool = True,
-    conflicts: str = "error",
-    allow_split_overlap: bool = False,
-) -> FERDataset:
-    """The RAF-DB basic ``train`` or ``test`` split in the canonical 7-class order.
+class RafDB(ListingReader):
+    """RAF-DB basic: one list file naming each image's split and label."""
 
-    A name listed twice with the same label is dropped and counted; with two labels it is an
-    error naming both lines (``conflicts="drop"`` drops it); see :mod:`.listing`. The split is
-    the name's prefix, so no name can be in both splits (``allow_split_overlap`` is accepted for
-    uniformity with the other readers).
+    name = "rafdb"
+    title = "RAF-DB"
+    expect = "the RAF-DB basic folder (holding EmoLabel/ and Image/)"
+    classes = ClassCounts(allowed=(7,), default=7, dataset="RAF-DB basic (7 classes)")
+    no_valid = "RAF-DB has only the splits 'train' and 'test', no 'valid'"
 
-    Raises:
-        InputError: a malformed line (file and line), conflicting labels, or an empty split.
-    """
-    del seed  # nothing random in this reader
-    require_label_mode(labels, dataset="RAF-DB")
-    require_conflict_policy(conflicts)
-    require_num_classes(num_classes, dataset="RAF-DB basic (7 classes)", allowed=(7,), default=7)
-    split = canonical_split(split)
-    if split == "valid":
-        raise InputError(
-            "RAF-DB has only the splits 'train' and 'test', no 'valid'; model selection uses a part "
-            "carved from 'train' (what training does with data.val_split=auto)"
+    def build(
+        self, request: ReadRequest, *, aligned: bool = True, conflicts: str = "error", allow_split_overlap: bool = False
+    ) -> FERDataset:
+        """The RAF-DB basic ``train`` or ``test`` split in the canonical 7-class order.
+
+        A name listed twice with the same label is dropped and counted; with two labels it is an
+        error naming both lines (``conflicts="drop"`` drops it); see :mod:`.listing`. The split is
+        the name's prefix, so no name can be in both splits (``allow_split_overlap`` is accepted for
+        uniformity with the other readers).
+
+        Raises:
+            InputError: a malformed line (file and line), conflicting labels, or an empty split.
+        """
+        label_file = require_file(
+            request.root / LABEL_FILE, dataset="RAF-DB", fix=f"root=... should be the folder that holds {LABEL_FILE}"
         )
-    base = require_root(root, dataset="rafdb", expect="the RAF-DB basic folder (holding EmoLabel/ and Image/)")
-    label_file = require_file(
-        base / LABEL_FILE, dataset="RAF-DB", fix=f"root=... should be the folder that holds {LABEL_FILE}"
-    )
-    image_dir = base / "Image" / ("aligned" if aligned else "original")
-    table = code_table(RAFDB_CODES, SEVEN_CLASSES)
-    names, codes, lines = read_list(label_file, split)
-    shown = [f"{code} ({RAFDB_CODES[code]})" for code in codes]
-    keep, counts = drop_duplicates(names, shown, lines, where=label_file, conflicts=conflicts)
-    del allow_split_overlap  # the prefix decides the split: an image cannot be listed in two
-    paths = [str(image_dir / (f"{names[i].rsplit('.', 1)[0]}_aligned.jpg" if aligned else names[i])) for i in keep]
-    targets = [int(table[codes[i]]) for i in keep]
-    return file_dataset(
-        name="rafdb",
-        split=split,
-        paths=paths,
-        targets=np.asarray(targets, dtype=np.int64),
-        class_names=SEVEN_CLASSES,
-        listed_in=label_file,
-        skip_bad_images=skip_bad_images,
-        info={"labels": labels, **listing_info(counts, 0)},
-        fix_missing=f"restore them under {image_dir}, or remove their lines from the label file",
-    )
+        image_dir = request.root / "Image" / ("aligned" if aligned else "original")
+        table = code_table(RAFDB_CODES, SEVEN_CLASSES)
+        names, codes, lines = read_list(label_file, request.split)
+        shown = [f"{code} ({RAFDB_CODES[code]})" for code in codes]
+        keep, counts = drop_duplicates(names, shown, lines, where=label_file, conflicts=conflicts)
+        del allow_split_overlap  # the prefix decides the split: an image cannot be listed in two
+        paths = [
+            str(image_dir / (f"{names[i].rsplit('.', 1)[0]}_aligned.jpg" if aligned else names[i])) for i in keep
+        ]
+        return file_dataset(
+            request, name=self.name, paths=paths, targets=[int(table[codes[i]]) for i in keep],
+            class_names=SEVEN_CLASSES, listed_in=label_file, info=listing_info(counts, 0),
+            fix_missing=f"restore them under {image_dir}, or remove their lines from the label file",
+        )
+
+    def splits(self, *, root: str | Path | None, **_: Any) -> tuple[str, ...]:
+        """RAF-DB basic declares ``train`` and ``test`` (no validation split); ``root`` is not read."""
+        del root
+        return ("train", "test")
 
 
 def read_list(label_file: Path, split: str) -> tuple[list[str], list[int], list[int]]:
@@ -129,8 +109,3 @@ def read_list(label_file: Path, split: str) -> tuple[list[str], list[int], list[
             lines.append(line_no)
     return names, codes, lines
 
-
-def splits(*, root: str | Path | None, **_: Any) -> tuple[str, ...]:
-    """RAF-DB basic declares ``train`` and ``test`` (no validation split)."""
-    del root
-    return ("train", "test")
