@@ -136,3 +136,12 @@ def test_onnx_files_are_recognised_by_their_fields_without_the_onnx_package(tmp_
     for name, (data, kind) in cases.items():
         (tmp_path / name).write_bytes(data)
         assert sniff_file(tmp_path / name).kind == kind, name
+
+
+def test_a_missing_or_foreign_checkpoint_is_said_as_such_not_as_a_missing_pytorch(tmp_path):
+    (tmp_path / "photo.pt").write_bytes(PHOTO.read_bytes())
+    for checkpoint, said in ((tmp_path / "none.pt", "none.pt does not exist; pass the best.pt or last.pt"),
+                             (tmp_path / "photo.pt", "photo.pt is not a checkpoint (random or unknown bytes")):
+        done = _run_without_torch("from fer_nla.cli import main\n"
+                                  f"sys.exit(main(['predict', '--checkpoint', {str(checkpoint)!r}, {str(PHOTO)!r}]))")
+        assert done.returncode == 2 and said in done.stderr and "fer-nla[train]" not in done.stderr, done.stderr

@@ -26,7 +26,7 @@ from torch import nn
 
 from fer_nla.atomic import atomic_write
 from fer_nla.errors import InputError
-from fer_nla.file_kinds import read_torch_file
+from fer_nla.file_kinds import CHECKPOINT_TARGET, checkpoint_fix, read_torch_file
 from fer_nla.models import build_model
 
 FORMAT = "fer-nla"
@@ -123,10 +123,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     and for a ``preprocess.grayscale`` entry that is not a boolean.
     """
     path = Path(path)
-    fix = "pass the best.pt or last.pt that `fer-nla train` wrote"
-    if path.is_dir() and (path / "best.pt").is_file():
-        fix = f"pass {path / 'best.pt'} (this looks like a run folder)"
-    payload = read_torch_file(path, target="a fer-nla checkpoint", fix=fix, onnx_hint=onnx_hint,
+    payload = read_torch_file(path, target=CHECKPOINT_TARGET, fix=checkpoint_fix(path), onnx_hint=onnx_hint,
                               map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = " It looks like a bare weight file: use it as model.backbone_weights for training." if isinstance(payload, dict) else ""

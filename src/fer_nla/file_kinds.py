@@ -202,6 +202,32 @@ def describe_foreign_file(path: str | Path, *, target: str, fix: str, onnx_hint:
     return f"{path} is {what.format(detail=kind.detail)}, not {target}: {advice or fix}"
 
 
+def check_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str | None = None) -> None:
+    """Refuse, without PyTorch, what :func:`read_torch_file` would not load: a folder, a missing
+    file and a foreign file (:func:`describe_foreign_file`), each an :class:`InputError` naming
+    ``path``, ``target`` and ``fix``."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not {target}; {fix}")
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; {fix}")
+    message = describe_foreign_file(path, target=target, fix=fix, onnx_hint=onnx_hint)
+    if message is not None:
+        raise InputError(message)
+
+
+CHECKPOINT_TARGET = "a fer-nla checkpoint"  # how messages name what a checkpoint path should hold
+
+
+def checkpoint_fix(path: str | Path) -> str:
+    """What to pass instead of ``path`` where a fer-nla checkpoint is expected (a run folder:
+    its best.pt)."""
+    path = Path(path)
+    if path.is_dir() and (path / "best.pt").is_file():
+        return f"pass {path / 'best.pt'} (this looks like a run folder)"
+    return "pass the best.pt or last.pt that `fer-nla train` wrote"
+
+
 def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str | None = None,
                     map_location: Any = "cpu") -> Any:
     """The object in a PyTorch file, loaded with ``torch.load(..., weights_only=True)``.
@@ -213,13 +239,7 @@ def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str |
     ``weights_only`` off) never reach the user. Raises :class:`InputError` for all of these
     and for a missing file or a folder."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not {target}; {fix}")
-    if not path.is_file():
-        raise InputError(f"{path} does not exist; {fix}")
-    message = describe_foreign_file(path, target=target, fix=fix, onnx_hint=onnx_hint)
-    if message is not None:
-        raise InputError(message)
+    check_torch_file(path, target=target, fix=fix, onnx_hint=onnx_hint)
     import torch
 
     try:

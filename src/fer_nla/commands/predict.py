@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
     add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                        help="torch, or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files (default)")
+                        help="torch (the train extra) or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files and built-in "
+                             "models, torch for .pt checkpoints (default)")
     parser.add_argument("--device", default="auto",
                         help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps (onnx backend: auto, cpu, cuda)")
     parser.add_argument("--faces-cropped", action="store_true",

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                        help="torch, or onnx (onnxruntime); auto: onnx for .onnx files, else torch (default)")
+                        help="torch (the train extra) or onnx (onnxruntime); auto: onnx for .onnx files and built-in models, "
+                             "torch for .pt checkpoints (default)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps")
     parser.add_argument("--detector", choices=("retinaface", "haar"), default="retinaface",
                         help="face detector (default retinaface)")

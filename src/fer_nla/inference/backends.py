@@ -63,10 +63,15 @@ def onnx_backend(path: Path, *, device: str = "auto", threads: int | None = None
 
 
 def torch_backend(path: Path, *, device: str = "auto") -> Backend:
-    """A PyTorch backend of the checkpoint ``path`` on ``device``; without PyTorch installed an
-    :class:`InputError` naming the extra to install."""
+    """A PyTorch backend of the checkpoint ``path`` on ``device``. Raises :class:`InputError`
+    for a missing or foreign file (:func:`fer_nla.file_kinds.check_torch_file`, checked first)
+    and, without PyTorch installed, naming the extra to install."""
     from fer_nla.extras import require
+    from fer_nla.file_kinds import CHECKPOINT_TARGET, check_torch_file, checkpoint_fix
 
+    # a missing or foreign file is said as such first, not as a missing PyTorch
+    check_torch_file(path, target=CHECKPOINT_TARGET, fix=checkpoint_fix(path),
+                     onnx_hint="use backend='onnx' (onnxruntime) to run it")
     require("torch", purpose=f"running the checkpoint {path} with PyTorch (backend 'torch')")
     from fer_nla.inference.torch_backend import TorchBackend
 
