@@ -2,6 +2,7 @@
 ``fer-nla models`` and ``fer-nla predict`` on one photo, each run as a new process several times.
 
     python benchmarks/startup.py --out benchmarks/results/startup_cpu.md [--runs 7]
+    .venv-core/bin/python benchmarks/startup.py --out benchmarks/results/startup_cpu_core.md   # a core install
 
 Each run is timed by wall clock from the start of the process to its exit, and its peak resident
 memory is the process's own high-water mark (``VmHWM`` in ``/proc/self/status``, written as it
@@ -84,21 +85,32 @@ def heavy_modules_imported(args: list[str]) -> list[str]:
     return [m for m in found.split(",") if m]
 
 
+def install_kind() -> str:
+    """Whether PyTorch is installed beside fer-nla here (a core install has none)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "core (`pip install fer-nla`: no PyTorch installed)"
+    return "with the train extra (PyTorch installed, not imported by these commands)"
+
+
 def goal_mark(value: float, goal: float | None, unit: str) -> str:
     if goal is None:
         return ""
     return f" (goal < {goal:g} {unit}: {'met' if value < goal else '**missed**'})"
 
 
-def report(timings: dict[str, Timing], *, heavy: list[str], load: float, runs: int) -> str:
+def report(timings: dict[str, Timing], *, heavy: list[str], load: float, runs: int,
+           out: str = "benchmarks/results/startup_cpu.md") -> str:
     """The Markdown report: one row per command (median and slowest run, peak memory) with goals."""
     lines = ["# Start-up time and memory of fer-nla commands", "",
-             f"`python benchmarks/startup.py --out benchmarks/results/startup_cpu.md --runs {runs}`", "",
+             f"`python benchmarks/startup.py --out {out} --runs {runs}` (with the Python of the install measured)", "",
              machine_line(load),
              f"- software: Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
              f"date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              f"- each command: {runs} runs as a new process after one untimed run; wall clock to exit, "
              "peak resident memory (VmHWM)",
+             f"- install: {install_kind()}",
              f"- modules predict imported of {', '.join(HEAVY)}: {', '.join(heavy) or 'none'}", "",
              "| command | median s | slowest s | peak MB |", "|---|---:|---:|---:|"]
     for label, timing in timings.items():
@@ -119,7 +131,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     timings = {label: measure(argv, runs=args.runs) for label, (argv, _, _) in COMMANDS.items()}
     heavy = heavy_modules_imported(COMMANDS["fer-nla predict group.jpg"][0])
-    publish(report(timings, heavy=heavy, load=load, runs=args.runs), args.out)
+    out = str(args.out.resolve().relative_to(ROOT)) if args.out and args.out.resolve().is_relative_to(ROOT) else str(args.out)
+    publish(report(timings, heavy=heavy, load=load, runs=args.runs, out=out), args.out)
 
 
 if __name__ == "__main__":
