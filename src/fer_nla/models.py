@@ -46,8 +46,8 @@ MIN_BACKBONE_SHARE = 0.5
 # Logged by the trainer when a recipe that assumes a face-pretrained file runs without one.
 RANDOM_BACKBONE_WARNING = (
     "warning: model.backbone_weights is not set, so the backbone starts from random weights; this recipe "
-    "assumes the MS-Celeb-1M ResNet-18 (resnet18_msceleb.pth, see README 'Pretrained weights') and scores far "
-    "below the paper without it. Set model.backbone_weights=/path/to/resnet18_msceleb.pth, or "
+    "assumes the MS-Celeb-1M ResNet-18 (resnet18_msceleb.pth, see docs/datasets.md, 'Pretrained weights') "
+    "and scores far below the paper without it. Set model.backbone_weights=/path/to/resnet18_msceleb.pth, or "
     "model.expect_backbone_weights=false to train from scratch on purpose"
 )
 # Wrappers that prefix every key in saved files: DataParallel/DDP, torch.compile, Lightning.
