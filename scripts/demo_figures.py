@@ -23,13 +23,10 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import cpu_model  # noqa: E402 - the benchmarks' one reading of the CPU's name
+from suite_figures import minutes  # noqa: E402 - scripts/ is on the path when this runs as a script
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "demo_train.md"
-
-
-def minutes_seconds(seconds: float) -> str:
-    """``102.4`` -> ``1m42s`` (rounded to the second), as ``time`` prints it."""
-    whole = round(seconds)
-    return f"{whole // 60}m{whole % 60:02d}s"
 
 
 def best_val_accuracy(run: Path) -> tuple[float, int]:
@@ -40,14 +37,12 @@ def best_val_accuracy(run: Path) -> tuple[float, int]:
 
 
 def report(*, seconds: float, accuracy: float, epoch: int, load: float) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else platform.machine()
     return "\n".join([
         "# README's demo: `fer-nla train --out runs/demo`", "",
         "`python scripts/demo_figures.py` (NLA on the embedded synthetic faces, the default config)", "",
-        f"- wall time: **{minutes_seconds(seconds)}** ({seconds:.1f} s, decoding the images included)",
+        f"- wall time: **{minutes(seconds)}** ({seconds:.1f} s, decoding the images included)",
         f"- validation accuracy (best epoch, {epoch}): **{accuracy * 100:.2f}%**",
-        f"- machine: {cpu}, {os.cpu_count()} cores; load average {load:.2f} before the run",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores; load average {load:.2f} before the run",
         f"- software: Python {platform.python_version()}, torch {metadata.version('torch')}, "
         f"fer-nla {metadata.version('fer-nla')}; date {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", ""])
 
