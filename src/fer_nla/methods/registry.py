@@ -20,16 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fer_nla.errors import InputError
+from fer_nla.losses import baselines
 from fer_nla.losses.base import Loss, soft_target_refusal
-from fer_nla.losses.baselines import (
-    ClassBalancedCE,
-    CrossEntropy,
-    FocalLoss,
-    GeneralizedCE,
-    LabelSmoothingCE,
-    LogitAdjustedCE,
-    SymmetricCE,
-)
 from fer_nla.losses.nla import NLALoss
 from fer_nla.methods.base import Method, Needs
 from fer_nla.methods.baselines import LossMethod
@@ -66,8 +58,9 @@ def _nla_entry() -> MethodEntry:
 
 
 _BASELINES: dict[str, type[Loss]] = {
-    "ce": CrossEntropy, "label_smoothing": LabelSmoothingCE, "focal": FocalLoss, "class_balanced": ClassBalancedCE,
-    "logit_adjusted": LogitAdjustedCE, "gce": GeneralizedCE, "sce": SymmetricCE,
+    "ce": baselines.CrossEntropy, "label_smoothing": baselines.LabelSmoothingCE, "focal": baselines.FocalLoss,
+    "class_balanced": baselines.ClassBalancedCE, "logit_adjusted": baselines.LogitAdjustedCE,
+    "gce": baselines.GeneralizedCE, "sce": baselines.SymmetricCE,
 }
 REGISTRY: dict[str, MethodEntry] = {**{n: _loss_entry(n, c) for n, c in _BASELINES.items()}, "nla": _nla_entry()}
 
