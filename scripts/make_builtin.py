@@ -3,6 +3,12 @@ and ``NAME.onnx``, the ONNX export of that checkpoint that prediction runs witho
 
     python scripts/make_builtin.py runs/ferplus_model --name ferplus-resnet10s [--grayscale]
     python scripts/make_builtin.py --name ferplus-resnet10s      # the ONNX file of the shipped .pt only
+    python scripts/make_builtin.py --name ferplus-resnet10s --data-root ../shared/data/ferplus   # + scoring
+
+With ``--data-root`` (the training data, where the run's config read it) the checkpoint's
+``scoring`` entry is written first: the class prior of the targets the run trained on
+(:meth:`fer_nla.train.run_data.RunData.class_prior`) and the temperature fitted on the
+validation split it chose its epoch on (:func:`fer_nla.inference.scoring.calibration_report`).
 
 The ONNX file is exported with :func:`fer_nla.predict.onnx_export.export_checkpoint` and checked
 against the checkpoint (:func:`~fer_nla.predict.onnx_export.verify_export`).
@@ -22,6 +28,7 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fer_nla.builtin import get_builtin
@@ -36,14 +43,44 @@ def main() -> None:
     parser.add_argument("run", type=Path, nargs="?", help="the run folder holding best.pt (omit: export the shipped .pt)")
     parser.add_argument("--name", required=True, help="the built-in model's name (fer_nla.builtin.BUILTIN_MODELS)")
     parser.add_argument("--grayscale", action="store_true", help="record that the model expects gray faces")
+    parser.add_argument("--data-root", type=Path, help="the training data: record the class prior and temperature")
     args = parser.parse_args()
     model = get_builtin(args.name)
     if args.run is not None:
         write_checkpoint(args.run / "best.pt", WEIGHTS_DIR / model.file, grayscale=args.grayscale)
+    if args.data_root is not None:
+        write_scoring(WEIGHTS_DIR / model.file, data_root=args.data_root)
     onnx = export_checkpoint(WEIGHTS_DIR / model.file, WEIGHTS_DIR / model.onnx)
     diff = verify_export(WEIGHTS_DIR / model.file, onnx)
     print(f"wrote {onnx} ({onnx.stat().st_size / 1e6:.1f} MB; largest probability difference to the checkpoint {diff:.1e})")
     assert diff < 1e-5, diff
+
+
+def write_scoring(checkpoint: Path, *, data_root: Path) -> None:
+    """Record the checkpoint's training class prior and the temperature fitted on its validation
+    split, both read from the data its config names (at ``data_root``); the weights stay as they are."""
+    from torch.utils.data import DataLoader
+
+    from fer_nla.config import config_from_dict
+    from fer_nla.inference.backends import load_backend
+    from fer_nla.inference.classify import loader_logits
+    from fer_nla.inference.scoring import calibration_report
+    from fer_nla.train.run_data import build_run_data
+
+    meta, payload = read_meta(checkpoint), load_checkpoint(checkpoint)
+    config = config_from_dict(meta.config)
+    config.data.root = str(data_root.resolve())
+    data = build_run_data(config.data, seed=config.train.seed, log=lambda line: None)
+    backend = load_backend(checkpoint, backend="torch", device="cpu")
+    val = data.val.with_transform(backend.preprocess)
+    logits, targets = loader_logits(backend, ((x, y) for x, y, _ in DataLoader(val, batch_size=256)))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    figures = calibration_report(probs / probs.sum(axis=1, keepdims=True), targets)
+    meta = replace(meta, class_prior=data.class_prior(), temperature=figures["temperature"])
+    save_checkpoint(checkpoint, meta, state_dict=payload["state_dict"])
+    prior = ", ".join(f"{name} {share:.4f}" for name, share in zip(meta.class_names, meta.class_prior))
+    print(f"recorded in {checkpoint}: class prior {prior}; temperature {figures['temperature']:.4f} on "
+          f"{len(targets)} validation faces (ECE {100 * figures['ece']:.2f}% -> {100 * figures['ece_calibrated']:.2f}%)")
 
 
 def write_checkpoint(source: Path, target: Path, *, grayscale: bool) -> None:

@@ -45,7 +45,10 @@ class CheckpointMeta:
     ``False`` where a file lacks it): the preprocessing inference repeats; ``config``: the run's resolved config
     (``Config.to_dict()``, empty for files made elsewhere); ``epoch``: epochs trained (1-based);
     ``metrics``: the epoch's train and validation figures; ``data_fingerprint``: what identifies
-    the training data (:func:`fer_nla.train.run_folder.data_fingerprint`), checked on resume.
+    the training data (:func:`fer_nla.train.run_folder.data_fingerprint`), checked on resume;
+    ``class_prior`` (``[C]``, the training targets' class shares; ``None`` in older files) and
+    ``temperature`` (fitted on the validation split; 1.0: none): how logits become
+    probabilities at each prior (:mod:`fer_nla.inference.scoring`), saved as ``scoring``.
     """
 
     arch: str
@@ -60,6 +63,8 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: dict[str, Any] | None = None
     grayscale: bool = False
+    class_prior: tuple[float, ...] | None = None
+    temperature: float = 1.0
 
     @property
     def model_spec(self) -> dict[str, Any]:
@@ -70,23 +75,33 @@ class CheckpointMeta:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std),
                 "grayscale": self.grayscale}
 
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """The ``scoring`` entry (:class:`fer_nla.inference.scoring.Scoring` as a dict)."""
+        return {"class_prior": None if self.class_prior is None else list(self.class_prior),
+                "temperature": self.temperature}
+
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CheckpointMeta:
         """The record of a validated payload (see :func:`load_checkpoint`)."""
+        from fer_nla.inference.scoring import Scoring
+
         spec, pre = payload["model"], payload["preprocess"]
+        scoring = Scoring.from_dict(payload.get("scoring"), source="the checkpoint")
         epoch = payload.get("epoch")
         return cls(arch=str(spec["arch"]), num_classes=int(spec["num_classes"]), stem=str(spec["stem"]),
                    class_names=tuple(payload["class_names"]), image_size=int(pre["image_size"]),
                    mean=tuple(float(v) for v in pre["mean"]), std=tuple(float(v) for v in pre["std"]),
                    config=dict(payload.get("config") or {}), epoch=None if epoch is None else int(epoch),
                    metrics=dict(payload.get("metrics") or {}), data_fingerprint=payload.get("data_fingerprint"),
-                   grayscale=bool(pre.get("grayscale", False)))
+                   grayscale=bool(pre.get("grayscale", False)), class_prior=scoring.class_prior,
+                   temperature=scoring.temperature)
 
     def to_payload(self) -> dict[str, Any]:
         """The checkpoint entries of this record (plain types: ``weights_only``-safe)."""
         return {"model": self.model_spec, "class_names": list(self.class_names), "preprocess": self.preprocess,
                 "config": self.config, "epoch": self.epoch, "metrics": self.metrics,
-                "data_fingerprint": self.data_fingerprint}
+                "data_fingerprint": self.data_fingerprint, "scoring": self.scoring}
 
     def with_epoch(self, epoch: int, metrics: Mapping[str, Any]) -> CheckpointMeta:
         """This record for another epoch and its metrics."""

@@ -3,8 +3,9 @@ every metric of ``fer-nla eval``, for the command, the benchmarks and Python use
 
 Faces are scored through :mod:`fer_nla.inference`, the path ``predict`` and ``serve`` use: the
 model's own :class:`~fer_nla.inference.preprocess.Preprocess` is the dataset's transform and
-:func:`~fer_nla.inference.classify.loader_probabilities` runs either backend, so a face gets the
-same probabilities here as in ``fer-nla predict``.
+:func:`~fer_nla.inference.classify.loader_logits` runs either backend, so a face gets the
+same probabilities here as in ``fer-nla predict`` at the same operating point (class prior and
+calibration, :mod:`fer_nla.inference.scoring`).
 
 >>> result = evaluate_checkpoint("runs/raf/best.pt", dataset="rafdb", root="/data/RAF-DB", split="test")
 >>> result["overall_acc"], result["mean_acc"], result["num_samples"]
@@ -17,15 +18,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fer_nla.inference.scoring import (
+    ECE_BINS,
+    PRIOR_NAMES,
+    Prior,
+    Scoring,
+    adjusted_probabilities,
+    expected_calibration_error,
+    operating_point,
+)
+
 if TYPE_CHECKING:
     from fer_nla.checkpoint import CheckpointMeta
     from fer_nla.data.dataset import FERDataset
 
 # The keys of ``--json`` (and of the saved file), in order. ``num_samples``: samples scored;
 # ``dropped``: reason -> count of the split's samples that were not scored.
+# ``prior``/``calibrated``: the operating point of the metrics; ``ece``: the expected calibration error
+# there, before and after the model's temperature; ``operating_points``: overall, mean-class and
+# per-class accuracy at the training prior and at the uniform prior (where the model records its prior).
 EVAL_KEYS: tuple[str, ...] = (
     "overall_acc", "mean_acc", "top2_acc", "per_class_acc", "macro_f1", "mAP", "confusion_matrix", "class_names",
-    "num_samples", "dropped",
+    "num_samples", "dropped", "prior", "calibrated", "ece", "operating_points",
 )
 
 # What a reader's ``info["dropped_*"]`` count means, for the ``dropped`` reasons: every count key a
@@ -98,6 +112,8 @@ def evaluate_checkpoint(
     skip_bad_images: bool | None = None,
     options: dict[str, Any] | None = None,
     with_probabilities: bool = False,
+    prior: Prior = "train",
+    calibrated: bool = True,
 ) -> dict[str, Any]:
     """The metrics of ``checkpoint`` (a fer-nla ``.pt``, or an ONNX model from ``fer-nla
     export``, scored with onnxruntime through the same preprocessing its metadata states) on one
@@ -110,12 +126,14 @@ def evaluate_checkpoint(
     lacks, a file that is neither (one message per kind, see
     :func:`fer_nla.file_kinds.describe_foreign_file`), an ONNX model without ``dataset``, or
     data that does not fit the model. ``with_probabilities`` adds ``probs`` (float32 ``[N, C]``,
-    softmax, in the dataset's sample order) and ``targets`` (int64 ``[N]``)."""
+    softmax, in the dataset's sample order) and ``targets`` (int64 ``[N]``). ``prior`` and
+    ``calibrated`` choose the operating point, as for :class:`~fer_nla.predict.Predictor`
+    (:func:`fer_nla.inference.scoring.operating_point`, whose errors it raises)."""
     from torch.utils.data import DataLoader
 
     from fer_nla.checkpoint import check_compatible
     from fer_nla.data.sources.common import canonical_split
-    from fer_nla.inference.classify import loader_probabilities
+    from fer_nla.inference.classify import loader_logits
     from fer_nla.metrics import classification_report
 
     split = canonical_split(split)  # val -> valid: one name in the result and the saved file's name
@@ -134,13 +152,37 @@ def evaluate_checkpoint(
     ds = ds.with_transform(backend.preprocess)  # the one eval-time preprocessing (fer_nla.inference.preprocess)
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    probs, targets = loader_probabilities(backend, ((images, labels) for images, labels, _ in loader))
+    logits, targets = loader_logits(backend, ((images, labels) for images, labels, _ in loader))
+    point = operating_point(backend.scoring, num_classes=len(ds.class_names), prior=prior, calibrated=calibrated)
+    probs = adjusted_probabilities(logits, point)
     report = classification_report(targets, probs, class_names=list(ds.class_names))
-    report = {**report, "num_samples": int(len(targets)), "dropped": dropped}
+    report |= {"num_samples": int(len(targets)), "dropped": dropped, "prior": prior if isinstance(prior, str) else list(prior),
+               "calibrated": calibrated, **_scoring_report(backend.scoring, logits, targets, prior=prior,
+                                                           class_names=list(ds.class_names))}
     result = {key: report[key] for key in EVAL_KEYS} | {"dataset": name, "split": split}
     if with_probabilities:
         result |= {"probs": probs, "targets": targets}
     return result
+
+
+def _scoring_report(scoring: Scoring, logits: np.ndarray, targets: np.ndarray, *, prior: Prior,
+                    class_names: list[str]) -> dict[str, Any]:
+    """``ece`` (at ``prior``: ``before``/``after`` the model's ``temperature``) and
+    ``operating_points`` (``train`` and, where the model records its prior, ``uniform``: overall,
+    mean-class and per-class accuracy, calibrated)."""
+    from fer_nla.metrics import classification_report
+
+    num = len(class_names)
+    ece = {"temperature": scoring.temperature, "bins": ECE_BINS}
+    for key, calibrated in (("before", False), ("after", True)):
+        point = operating_point(scoring, num_classes=num, prior=prior, calibrated=calibrated)
+        ece[key] = expected_calibration_error(adjusted_probabilities(logits, point), targets)
+    points = {}
+    for name in PRIOR_NAMES if scoring.class_prior is not None else ("train",):
+        probs = adjusted_probabilities(logits, operating_point(scoring, num_classes=num, prior=name))
+        report = classification_report(targets, probs, class_names=class_names)
+        points[name] = {key: report[key] for key in ("overall_acc", "mean_acc", "per_class_acc")}
+    return {"ece": ece, "operating_points": points}
 
 
 def _load_model(checkpoint: str, *, device_name: str, dataset: str | None) -> tuple[Any, CheckpointMeta]:

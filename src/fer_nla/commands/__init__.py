@@ -51,6 +51,18 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
                              "allow_split_overlap=true, crop=never, images_dir=... (affectnet)")
 
 
+def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--prior`` and ``--uncalibrated``: the operating point of the probabilities
+    (:mod:`fer_nla.inference.scoring`), shared by predict, eval and serve."""
+    parser.add_argument("--prior", default="train", metavar="PRIOR",
+                        help="class prior the probabilities assume: train (the model's training data; default), "
+                             "uniform (every expression equally likely: balanced decisions), or comma-separated "
+                             "proportions, one per class in the model's order")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="leave out the temperature fitted on the model's validation split (the labels stay "
+                             "the same; the probabilities are less reliable as confidences)")
+
+
 # Arguments every reader takes: given by the commands' own flags, never by ``-o``.
 COMMON_KEYS: tuple[str, ...] = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from fer_nla.commands import DATASET_FLAGS, add_option_argument, int_in, parse_options
+from fer_nla.commands import DATASET_FLAGS, add_option_argument, add_scoring_arguments, int_in, parse_options
 from fer_nla.commands.models import add_model_arguments
 from fer_nla.evaluate import EVAL_KEYS, evaluate_checkpoint
 
@@ -16,6 +16,7 @@ from fer_nla.evaluate import EVAL_KEYS, evaluate_checkpoint
 # the class count and the seed are the checkpoint's.
 SPELLING: dict[str, str] = {
     **{k: v for k, v in DATASET_FLAGS.items() if k not in ("num_classes", "seed")}, "device": "--device {}",
+    "prior": "--prior {}",
 }
 
 
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the checkpoint's data.skip_bad_images when evaluating its dataset)")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda, mps")
     add_option_argument(parser)
+    add_scoring_arguments(parser)
     parser.add_argument("--output", help="where to save the metrics JSON (default: beside the checkpoint; for a "
                                          "built-in model, the current folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fer_nla.builtin import choose_model
+    from fer_nla.inference.scoring import parse_prior
     from fer_nla.metrics import format_report
 
     chosen = choose_model(args.checkpoint, model=args.model)
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         str(chosen.path), dataset=args.dataset, root=args.root, split=args.split, labels=args.labels,
         batch_size=args.batch_size, num_workers=args.num_workers, device_name=args.device,
         skip_bad_images=args.skip_bad_images, options=parse_options(args.option, spelling=SPELLING),
+        prior=parse_prior(args.prior), calibrated=not args.uncalibrated,
     )
     dataset, split = result["dataset"], result["split"]  # split canonical: --split val -> valid
     name = f"eval_{chosen.path.stem}_{dataset}_{split}.json"  # a built-in model's: not inside the package
@@ -78,9 +82,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{chosen.label} on {dataset} {split}")
         print(format_report(result))
+        print(_scoring_lines(result))
         print(_drop_line(result))
         print(f"saved {output}")
     return 0
+
+
+def _scoring_lines(result: dict[str, Any]) -> str:
+    """The calibration and the accuracy at each prior, for the text output."""
+    ece = result["ece"]
+    lines = [f"calibration: expected calibration error {100 * ece['before']:.2f}% uncalibrated, "
+             f"{100 * ece['after']:.2f}% at the model's temperature {ece['temperature']:.3f} ({ece['bins']} bins)"]
+    for name, point in result["operating_points"].items():
+        lines.append(f"prior {name}: overall {100 * point['overall_acc']:.2f}%, mean-class {100 * point['mean_acc']:.2f}%")
+    return "\n".join(lines)
 
 
 def _drop_line(result: dict[str, Any]) -> str:

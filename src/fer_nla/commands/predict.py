@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from fer_nla.commands import int_in
+from fer_nla.commands import add_scoring_arguments, int_in
 from fer_nla.commands.models import add_model_arguments
 
 if TYPE_CHECKING:
@@ -66,15 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-side", type=int, default=1600, metavar="PX",
                         help="larger images are downsized to this longest side for detection only (default 1600)")
     parser.add_argument("--batch-size", type=int_in(1), default=32, help="faces per forward pass (default 32)")
+    add_scoring_arguments(parser)
     parser.add_argument("--no-face-is-error", action="store_true", help="count images without a face as failed inputs")
     parser.add_argument("--strict", action="store_true",
                         help="count inputs read only in part (a truncated video: 'read 3 of 10 frames') as failed; "
                              "an image without a face still needs --no-face-is-error to fail")
     parser.set_defaults(func=run, spelling={"device": "--device {}", "annotate_dir": "--annotate {}",
-                                             "backend": "--backend {}"})
+                                             "backend": "--backend {}", "prior": "--prior {}"})
 
 
 def run(args: argparse.Namespace) -> int:
+    from fer_nla.inference.scoring import parse_prior
     from fer_nla.predict.files import predict_files
     from fer_nla.predict.inputs import quiet_video_decoder_logs
     from fer_nla.predict.records import FileRecord, records_to_json, write_csv
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "detector": args.detector,
         "detector_options": {"min_size": args.min_face} if args.detector == "haar" else {},
         "margin": args.margin, "batch_size": args.batch_size, "max_side": args.max_side,
-        "min_face_size": args.min_face_size,
+        "min_face_size": args.min_face_size, "prior": parse_prior(args.prior), "calibrated": not args.uncalibrated,
     }
     predictor, label = _predictor(args, options)
     _check_before_work(args, predictor)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fer_nla.commands import int_in
+from fer_nla.commands import add_scoring_arguments, int_in
 from fer_nla.commands.models import add_model_arguments
 
 
@@ -58,12 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="largest image, width x height in pixels; larger: 413 (default 50000000)")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="seconds one request may take, upload and inference (default 30); past it: 408/504")
+    add_scoring_arguments(parser)
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info",
                         help="uvicorn's log level (default info)")
     parser.set_defaults(func=run, spelling={
         "backend": "--backend {}", "detector": "--detector {}", "max_upload_bytes": "--max-upload-mb",
         "max_pixels": "--max-pixels {}", "timeout_s": "--timeout {}", "threads": "--threads {}", "queue": "--queue {}",
         "checkpoint": "--checkpoint {}", "device": "--device {}", "host": "--host {}", "port": "--port {}",
+        "prior": "--prior {}",
     })
 
 
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         model=args.model, checkpoint=args.checkpoint, backend=args.backend, device=args.device,
         detector=args.detector, max_upload_bytes=round(args.max_upload_mb * 1_000_000), max_pixels=args.max_pixels,
-        timeout_s=args.timeout, threads=args.threads, queue=args.queue,
+        timeout_s=args.timeout, threads=args.threads, queue=args.queue, prior=args.prior,
+        calibrated=not args.uncalibrated,
     )
     run_server(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
                say=lambda line: print(f"fer-nla serve: {line}", file=sys.stderr))

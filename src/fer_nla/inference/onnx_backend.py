@@ -18,12 +18,14 @@ import numpy as np
 
 from fer_nla.errors import InputError
 from fer_nla.inference.preprocess import Preprocess
+from fer_nla.inference.scoring import Scoring
 
 METADATA_FORMAT = "fer-nla"
 # metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text); the optional
-# ones are absent in files exported before they existed (grayscale: False).
+# ones are absent in files exported before they existed (grayscale: False; class_prior: none,
+# temperature: 1).
 METADATA_KEYS = ("format", "class_names", "image_size", "mean", "std", "model")
-OPTIONAL_METADATA_KEYS = ("grayscale",)
+OPTIONAL_METADATA_KEYS = ("grayscale", "class_prior", "temperature")
 ORT_LOG_ERROR = 3  # onnxruntime log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 
@@ -107,6 +109,7 @@ class OnnxBackend:
         meta = read_metadata(dict(self.session.get_modelmeta().custom_metadata_map), path=name)
         self.class_names: list[str] = list(meta["class_names"])
         self.preprocess = Preprocess.from_dict(meta, source=name)
+        self.scoring = Scoring.from_dict(meta, source=name)
         self.model_spec: dict[str, Any] = dict(meta["model"])
         self.input_name = self.session.get_inputs()[0].name
 

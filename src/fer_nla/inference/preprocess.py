@@ -201,10 +201,3 @@ def preprocess_faces(faces: Sequence[Image.Image | np.ndarray], *, preprocess: P
         chw = resized.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
         batch[i] = (chw - mean) / std
     return batch
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (stable), returned as float32."""
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fer_nla.inference.preprocess import Preprocess
+from fer_nla.inference.scoring import Scoring
 
 if TYPE_CHECKING:
     from fer_nla.checkpoint import CheckpointMeta
@@ -23,6 +24,7 @@ class TorchBackend:
                  device: torch.device | str = "cpu", meta: CheckpointMeta | None = None) -> None:
         self.device = torch.device(device)
         self.meta = meta  # the checkpoint's metadata (its training config), where it came from one
+        self.scoring = Scoring() if meta is None else Scoring(meta.class_prior, meta.temperature)
         self.model = model.to(self.device).eval()
         self.class_names = list(class_names)
         self.preprocess = preprocess

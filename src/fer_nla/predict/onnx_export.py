@@ -17,6 +17,7 @@ from fer_nla.atomic import write_bytes_atomic
 from fer_nla.errors import InputError
 from fer_nla.inference.onnx_backend import METADATA_FORMAT
 from fer_nla.inference.preprocess import Preprocess
+from fer_nla.inference.scoring import Scoring
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -46,11 +47,13 @@ def export_onnx(
     class_names: list[str],
     preprocess: Preprocess,
     model_spec: dict[str, Any] | None = None,
+    scoring: Scoring | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
     """Write ``model`` (in eval mode, on the CPU) to ``path`` atomically, as
     :func:`export_onnx_bytes` serializes it (errors as there)."""
-    data = export_onnx_bytes(model, class_names=class_names, preprocess=preprocess, model_spec=model_spec, opset=opset)
+    data = export_onnx_bytes(model, class_names=class_names, preprocess=preprocess, model_spec=model_spec,
+                             scoring=scoring, opset=opset)
     return write_bytes_atomic(Path(path), data)
 
 
@@ -60,12 +63,13 @@ def export_onnx_bytes(
     class_names: list[str],
     preprocess: Preprocess,
     model_spec: dict[str, Any] | None = None,
+    scoring: Scoring | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> bytes:
     """The serialized ONNX model of ``model`` (put in eval mode, on the CPU): input ``input`` of
     shape ``batch x 3 x S x S`` float32 (batch dynamic), output ``logits``; ``metadata_props``
-    hold ``format``, ``class_names``, ``image_size``, ``mean``, ``std``, ``grayscale`` and
-    ``model`` as JSON text.
+    hold ``format``, ``class_names``, ``image_size``, ``mean``, ``std``, ``grayscale``,
+    ``model``, ``class_prior`` and ``temperature`` (``scoring``; default: none and 1) as JSON text.
 
     Raises :class:`InputError` for an opset outside :func:`supported_opsets` and for a model
     the exporter cannot convert (one line; the exporter's own log and warnings are kept back)."""
@@ -85,6 +89,7 @@ def export_onnx_bytes(
         "mean": json.dumps(list(preprocess.mean)),
         "std": json.dumps(list(preprocess.std)),
         "grayscale": json.dumps(bool(preprocess.grayscale)),
+        **{key: json.dumps(value) for key, value in (scoring or Scoring()).to_dict().items()},
         "model": json.dumps(dict(model_spec or {})),
     }
     del proto.metadata_props[:]
@@ -125,6 +130,7 @@ def checkpoint_onnx_bytes(checkpoint: str | Path, *, opset: int = DEFAULT_OPSET)
                              onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
     return export_onnx_bytes(model, class_names=list(info.class_names),
                              preprocess=Preprocess.from_dict(info.preprocess, source=str(checkpoint)),
+                             scoring=Scoring(info.class_prior, info.temperature),
                              model_spec=info.model_spec, opset=opset)
 
 

@@ -34,9 +34,10 @@ from PIL import Image
 from fer_nla.builtin import DEFAULT_MODEL
 from fer_nla.errors import InputError
 from fer_nla.inference.backends import builtin_backend, load_backend
-from fer_nla.inference.classify import Backend, crop_probabilities, face_predictions
+from fer_nla.inference.classify import Backend, backend_scoring, crop_probabilities, face_predictions
 from fer_nla.inference.faces import DEFAULT_MARGIN, Box, FacePrediction, ScoredBox, crop_face
 from fer_nla.inference.preprocess import check_bit_depth, to_rgb_array
+from fer_nla.inference.scoring import Prior, operating_point
 from fer_nla.predict.detectors import (
     DEFAULT_DETECTOR,
     DEFAULT_MAX_SIDE,
@@ -87,6 +88,8 @@ class Predictor:
         max_side: int = DEFAULT_MAX_SIDE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         nms_iou: float = NMS_IOU,
+        prior: Prior = "train",
+        calibrated: bool = True,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size must be 1 or more, got {batch_size}")
@@ -97,6 +100,8 @@ class Predictor:
         if not 0 < nms_iou <= 1:
             raise InputError(f"nms_iou must lie in (0, 1] (1 keeps every overlapping box), got {nms_iou}")
         self.backend = backend if backend is not None else builtin_backend()
+        self.point = operating_point(backend_scoring(self.backend), num_classes=len(self.backend.class_names),
+                                     prior=prior, calibrated=calibrated)
         self.margin = margin
         self.batch_size = batch_size
         self.max_side = max_side
@@ -178,9 +183,9 @@ class Predictor:
 
     def probabilities(self, crops: Sequence[Image.Image | np.ndarray], *, bit_depth: int | None = None) -> np.ndarray:
         """``float32 [N, C]`` class probabilities of face crops (PIL images or arrays of the
-        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``
-        (:func:`~fer_nla.inference.classify.crop_probabilities`)."""
-        return crop_probabilities(self.backend, crops, batch_size=self.batch_size, bit_depth=bit_depth)
+        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``, at the predictor's
+        prior and calibration (:func:`~fer_nla.inference.classify.crop_probabilities`)."""
+        return crop_probabilities(self.backend, crops, batch_size=self.batch_size, bit_depth=bit_depth, point=self.point)
 
     def classify(self, faces: Sequence[Box | ScoredBox], crops: Sequence[Image.Image | np.ndarray]) -> list[FacePrediction]:
         """The prediction of each face from its crop (:func:`~fer_nla.inference.classify.face_predictions`)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_nla.builtin import BUILTIN_PREFIX, choose_model
+from fer_nla.inference.scoring import parse_prior
 from fer_nla.predict.predictor import Predictor
 from fer_nla.serve.settings import ServeSettings
 
@@ -21,7 +22,8 @@ def load_predictor(settings: ServeSettings) -> Predictor:
     device this machine lacks."""
     chosen = choose_model(settings.checkpoint, model=settings.model)
     ref = f"{BUILTIN_PREFIX}{chosen.builtin}" if chosen.builtin is not None else chosen.path
-    return Predictor.load(ref, backend=settings.backend, device=settings.device, detector=settings.detector)
+    return Predictor.load(ref, backend=settings.backend, device=settings.device, detector=settings.detector,
+                          prior=parse_prior(settings.prior), calibrated=settings.calibrated)
 
 
 @dataclass(frozen=True)

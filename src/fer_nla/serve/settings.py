@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_nla.errors import InputError
+from fer_nla.inference.scoring import parse_prior
 from fer_nla.values import ConversionError, convert, describe
 
 ENV_PREFIX = "FER_NLA_SERVE_"
@@ -45,7 +46,9 @@ class ServeSettings:
       and inference; past it: 408 while uploading, 504 after);
     - ``threads``: inference threads of this worker (each runs one request at a time on the one
       shared model); ``queue``: requests that may wait for a thread; a request arriving when
-      ``threads + queue`` are taken is answered 503 with ``Retry-After: retry_after_s``.
+      ``threads + queue`` are taken is answered 503 with ``Retry-After: retry_after_s``;
+    - ``prior`` (``train``, ``uniform`` or comma-separated class proportions) and ``calibrated``:
+      the operating point of the probabilities (:mod:`fer_nla.inference.scoring`).
 
     Raises :class:`InputError` naming the field and the fix for values out of range.
     """
@@ -61,10 +64,13 @@ class ServeSettings:
     threads: int = DEFAULT_THREADS
     queue: int = DEFAULT_QUEUE
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    prior: str = "train"
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         if self.model is not None and self.checkpoint is not None:
             raise InputError(f"give either a checkpoint ({self.checkpoint}) or a built-in model ({self.model}), not both")
+        parse_prior(self.prior)  # a misspelt prior fails here, before a worker starts
         if self.backend not in BACKENDS:
             raise InputError(f"backend={self.backend!r} is not one of: {', '.join(BACKENDS)}")
         if self.detector not in DETECTORS:

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from fer_nla.config import Config, save_config
 from fer_nla.distributed import DistInfo, barrier, env_dist_info, init_distributed, shutdown_distributed
 from fer_nla.errors import InputError
 from fer_nla.freeze import TrailingPart, freeze_stages, swap_views
+from fer_nla.inference.scoring import calibration_report
 from fer_nla.methods import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
 from fer_nla.model_init import init_model, resolve_init
@@ -197,7 +198,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,
                           class_names=tuple(class_names), image_size=int(pre["image_size"]), mean=tuple(pre["mean"]),
                           std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint,
-                          grayscale=bool(pre["grayscale"]))
+                          grayscale=bool(pre["grayscale"]), class_prior=data.class_prior())
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
     if data.full_train.clean_targets is not None:
         session.clean_targets = torch.as_tensor(data.full_train.clean_targets, dtype=torch.int64, device=device)
@@ -251,7 +252,8 @@ def _score_start(session: _Session) -> None:
     val, _ = _validate(session)
     session.best_value, session.best_epoch, session.best_metrics = float(val[tc.select_metric]), 0, val
     if session.info.is_main:
-        save_checkpoint(session.run.best, session.base.with_epoch(0, {"val": val}), state_dict=session.model.state_dict())
+        meta = replace(session.base.with_epoch(0, {"val": val}), temperature=val["temperature"])
+        save_checkpoint(session.run.best, meta, state_dict=session.model.state_dict())
     session.log(f"epoch 0 (model.init before training): val acc {100 * val['overall_acc']:.2f}%  val mean acc "
                 f"{100 * val['mean_acc']:.2f}%; best.pt holds it until an epoch scores higher ({tc.select_metric})")
 
@@ -323,11 +325,14 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
 
 
 def _validate(session: _Session) -> tuple[dict[str, Any], float]:
-    """The validation split's classification report and mean cross-entropy (given labels)."""
+    """The validation split's classification report, with the temperature fitted on it
+    (``temperature``, saved with the checkpoint) and the expected calibration error before and
+    after it (``ece``, ``ece_calibrated``), and the mean cross-entropy (given labels)."""
     step = session.step
     probs = predict_probabilities(session.net, session.loaders.val, device=session.device, amp_dtype=step.amp_dtype,
                                   channels_last=step.channels_last, num_classes=len(session.class_names))
     val = classification_report(probs["targets"], probs["probs"], class_names=session.class_names)
+    val |= calibration_report(probs["probs"], probs["targets"])
     return val, mean_cross_entropy(probs["targets"], probs["probs"])
 
 
@@ -343,7 +348,8 @@ def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any
     if result.accuracy_clean is not None:  # the data knows clean labels: how far training drifts from them
         line["train_acc_clean"] = result.accuracy_clean
     metrics = {"train": {"loss": result.loss, "acc": result.accuracy}, "val": val}
-    meta, weights = session.base.with_epoch(epoch + 1, metrics), session.model.state_dict()
+    meta = replace(session.base.with_epoch(epoch + 1, metrics), temperature=val["temperature"])
+    weights = session.model.state_dict()
     if session.recorder is not None:
         session.recorder.save(run.signals)
     if improved:

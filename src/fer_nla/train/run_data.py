@@ -23,6 +23,7 @@ from fer_nla.data.split import fold_indices, stratified_split, stratified_subset
 from fer_nla.data.stats import counted_facts
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD, eval_transform, train_transform
 from fer_nla.errors import InputError
+from fer_nla.inference.scoring import class_prior
 from fer_nla.losses.base import SOFT_TARGET_TOLERANCE
 
 COMMON_ARGUMENTS = ("root", "split", "labels", "num_classes", "seed", "skip_bad_images")
@@ -44,6 +45,13 @@ class RunData:
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.full_train.class_names
+
+    def class_prior(self) -> tuple[float, ...]:
+        """The class shares of the targets trained on (label distributions: their mean), saved
+        in checkpoints as ``class_prior`` (:mod:`fer_nla.inference.scoring`)."""
+        soft = self.train.target_mode == "soft" and self.full_train.soft_targets is not None
+        targets = self.full_train.soft_targets if soft else self.full_train.targets
+        return class_prior(targets[self.train_indices], num_classes=len(self.class_names))
 
 
 def preprocess_spec(cfg: DataConfig) -> dict[str, object]:

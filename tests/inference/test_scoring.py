@@ -1,0 +1,110 @@
+"""The class prior and the temperature (issue 23, items 1 and 3): operating points against Bayes'
+rule, temperature fitting against a brute-force search, the expected calibration error against a
+hand count, and the figures that travel with a model (checkpoint and ONNX metadata)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_nla.errors import InputError
+from fer_nla.inference.scoring import (
+    OperatingPoint,
+    Scoring,
+    adjusted_probabilities,
+    calibration_report,
+    class_prior,
+    expected_calibration_error,
+    fit_temperature,
+    operating_point,
+    parse_prior,
+)
+
+PRIOR = (0.5, 0.3, 0.15, 0.05)
+
+
+def test_the_uniform_prior_divides_the_training_prior_out_as_bayes_rule_says():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 4)) * 3
+    scoring = Scoring(class_prior=PRIOR, temperature=2.0)
+    p_train = adjusted_probabilities(logits, operating_point(scoring, num_classes=4))
+    np.testing.assert_allclose(p_train, np.exp(logits / 2) / np.exp(logits / 2).sum(1, keepdims=True), rtol=1e-6)
+    p_uniform = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior="uniform"))
+    expected = p_train / np.asarray(PRIOR)
+    np.testing.assert_allclose(p_uniform, expected / expected.sum(1, keepdims=True), rtol=1e-5)
+    q = (0.1, 0.2, 0.3, 0.4)
+    p_q = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior=[v * 10 for v in q]))
+    expected = p_train * np.asarray(q) / np.asarray(PRIOR)
+    np.testing.assert_allclose(p_q, expected / expected.sum(1, keepdims=True), rtol=1e-5)
+    uncalibrated = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, calibrated=False))
+    assert (uncalibrated.argmax(1) == p_train.argmax(1)).all() and not np.allclose(uncalibrated, p_train)
+
+
+def test_a_rare_class_wins_more_often_at_the_uniform_prior():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2000, 4)) + np.log(PRIOR)  # a model that learned the training prior
+    scoring = Scoring(class_prior=PRIOR)
+    train = adjusted_probabilities(logits, operating_point(scoring, num_classes=4)).argmax(1)
+    uniform = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior="uniform")).argmax(1)
+    assert (train == 3).mean() < 0.02 and 0.2 < (uniform == 3).mean() < 0.3  # the prior, divided out
+
+
+def test_priors_are_refused_with_what_to_pass():
+    with pytest.raises(InputError, match="records no training class prior"):
+        operating_point(Scoring(), num_classes=4, prior="uniform")
+    with pytest.raises(InputError, match="give 4 positive class proportions"):
+        operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=(0.5, 0.5))
+    with pytest.raises(InputError, match="give 4 positive class proportions"):
+        operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=(0.5, 0.5, 0.0, 0.0))
+    with pytest.raises(InputError, match="prior='balanced' is not a prior"):
+        operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior="balanced")
+    assert parse_prior(" Uniform ") == "uniform" and parse_prior("0.5,0.25,0.25") == (0.5, 0.25, 0.25)
+    with pytest.raises(InputError, match="comma-separated class proportions"):
+        parse_prior("mostly happy")
+    with pytest.raises(InputError, match="temperature -1.0 is not a positive number"):
+        Scoring.from_dict({"temperature": -1}, source="x.onnx")
+
+
+def test_the_fitted_temperature_minimises_the_negative_log_likelihood():
+    rng = np.random.default_rng(2)
+    targets = rng.integers(0, 5, size=3000)
+    logits = rng.normal(size=(3000, 5))
+    logits[np.arange(3000), targets] += 2.0
+    overconfident = logits * 3.0  # the same model 3x as sure of itself: its temperature is 3x as large
+    t = fit_temperature(overconfident, targets)
+
+    def nll(temperature: float) -> float:
+        p = adjusted_probabilities(overconfident, OperatingPoint(temperature, np.zeros(5))).astype(np.float64)
+        return float(-np.log(p[np.arange(3000), targets]).mean())
+
+    grid = np.linspace(0.5, 6, 1101)
+    best = grid[np.argmin([nll(g) for g in grid])]
+    assert abs(t - best) < 0.01
+    assert t == pytest.approx(3 * fit_temperature(logits, targets), rel=1e-3)
+    log_probs = np.log(adjusted_probabilities(overconfident, OperatingPoint.plain(5)).astype(np.float64))
+    assert fit_temperature(log_probs, targets) == pytest.approx(t, rel=1e-3)  # logits or log-probabilities alike
+
+
+def test_expected_calibration_error_counts_bins_by_hand():
+    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.6, 0.4], [0.3, 0.7]])
+    targets = np.array([0, 1, 0, 1])
+    # bin of 0.95: 2 samples, accuracy 0.5, confidence 0.95; bin of 0.6: 1, 1.0 vs 0.6; bin of 0.7: 1, 1.0 vs 0.7
+    expected = 0.5 * 0.45 + 0.25 * 0.4 + 0.25 * 0.3
+    assert expected_calibration_error(probs, targets) == pytest.approx(expected)
+    assert np.isnan(expected_calibration_error(np.zeros((0, 2)), np.zeros(0, dtype=int)))
+
+
+def test_calibration_lowers_the_error_of_an_overconfident_model():
+    rng = np.random.default_rng(3)
+    targets = rng.integers(0, 4, size=4000)
+    logits = rng.normal(size=(4000, 4))
+    logits[np.arange(4000), targets] += 1.5
+    probs = adjusted_probabilities(logits * 4, OperatingPoint.plain(4))
+    report = calibration_report(probs, targets)
+    assert report["ece"] > 0.15 and report["ece_calibrated"] < 0.03 and report["temperature"] > 2
+
+
+def test_the_class_prior_of_indices_and_of_distributions():
+    assert class_prior(np.array([0, 0, 1, 3]), num_classes=4) == (0.5, 0.25, 0.0, 0.25)
+    soft = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.2, 0.8]])
+    assert class_prior(soft, num_classes=4) == pytest.approx((0.25, 0.25, 0.1, 0.4))
