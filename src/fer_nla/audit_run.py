@@ -194,7 +194,7 @@ def reliability_notes(
         notes.append(
             f"too few labels to estimate their noise per class (under min_class_samples={min_class_samples}): "
             f"{named}; none of them is called 'likely noisy' (they are ranked all the same). Audit a run "
-            "with more of them, or give rule=global (which flags the classes the model finds hard)"
+            "with more of them, or give rule='global' (which flags the classes the model finds hard)"
         )
     return notes
 
