@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from fer_nla.audit import (
+    MIN_CLASS_SAMPLES,
     Calibration,
     calibrate,
     detection_quality,
     flag_highest,
+    flag_per_class,
     majority_prediction,
     suspicion_scores,
     verdicts,
@@ -28,6 +30,7 @@ from fer_nla.train.signals import load_signals
 
 CSV_COLUMNS = ("rank", "index", "path", "given_label", "predicted_label", "score", "mean_weight", "verdict")
 SIGNAL_KEYS = ("p_gt", "p_nn", "prediction", "targets", "sample_ids")
+RULES = ("per-class", "global")  # how the calibrated count is spread: within each given class, or over all
 
 
 @dataclass
@@ -35,8 +38,10 @@ class Audit:
     """Every trained sample of a run, most suspicious first.
 
     ``calibration``: the confident-learning estimate behind the calibrated verdict and whether
-    it is trusted (None under a fixed ``noisy_threshold``); ``notes``: what the user should know
-    about this audit's reliability (e.g. a run no longer than its warm-up), one line each.
+    it is trusted (None under a fixed ``noisy_threshold``); ``rule``: ``per-class`` or
+    ``global`` (see :func:`audit_run`); ``too_few``: the classes (indices) the per-class rule
+    left unflagged for having too few labels; ``notes``: what the user should know about this
+    audit's reliability (e.g. a run no longer than its warm-up), one line each.
     """
 
     class_names: tuple[str, ...]
@@ -50,6 +55,8 @@ class Audit:
     epochs: int = 0
     calibration: Calibration | None = None
     notes: list[str] = field(default_factory=list)
+    rule: str = "per-class"
+    too_few: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.index)
@@ -76,8 +83,10 @@ class Audit:
 
     def verdict_rule(self) -> dict[str, Any]:
         """The verdict rule in numbers: ``rule`` (``calibrated`` or ``fixed``), the flagged
-        count and share, the lowest flagged score and, when calibrated, the estimated noise
-        rate, the model's agreement with the given labels in the last epoch, and ``trusted``."""
+        count and share, the lowest flagged score and, when calibrated, ``count`` (``per-class``
+        or ``global``), the flags per given class, the classes with too few labels to flag, the
+        estimated noise rate, the model's agreement with the given labels in the last epoch, and
+        ``trusted``."""
         flagged = self.verdict == "likely noisy"
         out: dict[str, Any] = {
             "rule": "fixed" if self.calibration is None else "calibrated", "flagged": int(flagged.sum()),
@@ -86,6 +95,10 @@ class Audit:
         }
         if self.calibration is not None:
             c = self.calibration
+            given = self.given[flagged]
+            out.update(count=self.rule, flagged_per_class={name: int((given == k).sum())
+                                                           for k, name in enumerate(self.class_names)},
+                       too_few_to_flag=[self.class_names[k] for k in self.too_few])
             out.update(estimated_noise_rate=round(c.estimate.rate, 6), trusted=c.reliable,
                        previous_epoch_estimate=None if c.previous is None else round(c.previous.rate, 6),
                        last_epoch_agreement=round(c.estimate.agreement, 6))
@@ -101,8 +114,15 @@ def run_class_names(run: RunFolder) -> tuple[str, ...]:
     raise InputError(f"{run.root} has neither last.pt nor best.pt; is it a fer-nla run folder?")
 
 
-def check_options(*, skip_epochs: int, noisy_threshold: float | None, ambiguous_band: float) -> None:
+def check_options(
+    *, skip_epochs: int, noisy_threshold: float | None, ambiguous_band: float, rule: str = "per-class",
+    min_class_samples: int = MIN_CLASS_SAMPLES,
+) -> None:
     """Raise :class:`InputError` naming the option unless each lies in its range."""
+    if rule not in RULES:
+        raise InputError(f"rule={rule!r} is not one of {', '.join(RULES)}")
+    if min_class_samples < 0:
+        raise InputError(f"min_class_samples={min_class_samples} is negative: give 0 (trust every class) or more")
     if skip_epochs < 0:
         raise InputError(f"skip_epochs={skip_epochs} is negative: give 0 (score every epoch) or more")
     if not 0.0 <= ambiguous_band <= 1.0:
@@ -150,8 +170,12 @@ def check_signals_match(sig: dict[str, np.ndarray], run: RunFolder, *, num_class
         )
 
 
-def reliability_notes(*, epochs: int, skip_epochs: int, calibration: Calibration | None) -> list[str]:
-    """One line per reason to distrust this audit's score or verdicts."""
+def reliability_notes(
+    *, epochs: int, skip_epochs: int, calibration: Calibration | None, too_few: dict[str, int] | None = None,
+    min_class_samples: int = MIN_CLASS_SAMPLES,
+) -> list[str]:
+    """One line per reason to distrust this audit's score or verdicts; ``too_few``: the classes
+    the per-class rule left unflagged, by name, with their scored labels."""
     notes = []
     if epochs <= skip_epochs:
         notes.append(
@@ -165,24 +189,37 @@ def reliability_notes(*, epochs: int, skip_epochs: int, calibration: Calibration
             f"({calibration.estimate.rate:.1%}) would count its own errors as wrong labels. The ranking holds; "
             "train longer, or give noisy_threshold=0.3 for a fixed score"
         )
+    if too_few and (calibration is None or calibration.reliable):
+        named = ", ".join(f"{name} ({n})" for name, n in too_few.items())
+        notes.append(
+            f"too few labels to estimate their noise per class (under min_class_samples={min_class_samples}): "
+            f"{named}; none of them is called 'likely noisy' (they are ranked all the same). Audit a run "
+            "with more of them, or give rule='global' (which flags the classes the model finds hard)"
+        )
     return notes
 
 
 def audit_run(
-    run_dir: str | Path, *, skip_epochs: int = 1, noisy_threshold: float | None = None, ambiguous_band: float = 0.3
+    run_dir: str | Path, *, skip_epochs: int = 1, noisy_threshold: float | None = None, ambiguous_band: float = 0.3,
+    rule: str = "per-class", min_class_samples: int = MIN_CLASS_SAMPLES,
 ) -> Audit:
     """Rank the trained samples of ``run_dir`` by suspicion (highest first, ties by index).
 
-    Verdicts follow :mod:`fer_nla.audit`: by default as many ``likely noisy`` labels as the
-    confident-learning estimate of the noise rate on the last recorded epoch finds wrong
-    (:func:`fer_nla.audit.calibrate`), none while that estimate is not trusted (``notes``
-    says why); with ``noisy_threshold`` every score at or above it.
+    Verdicts follow :mod:`fer_nla.audit`: by default (``rule="per-class"``) each given class
+    gets as many ``likely noisy`` labels as the confident-learning estimate on the last recorded
+    epoch finds wrong among its labels, its highest scores (:func:`fer_nla.audit.flag_per_class`;
+    a class with fewer than ``min_class_samples`` scored labels gets none, and ``notes`` names
+    it); ``rule="global"`` flags the estimated total among the highest scores of all classes
+    (the rule before per-class counts: it flags the classes the model finds hard). None while
+    the estimate is not trusted (``notes`` says why); with ``noisy_threshold`` every score at or
+    above it.
 
     Raises:
         InputError: options out of range (see :func:`check_options`), a folder that is not a
             run, missing or damaged ``signals.npz``, or no checkpoint to read class names from.
     """
-    check_options(skip_epochs=skip_epochs, noisy_threshold=noisy_threshold, ambiguous_band=ambiguous_band)
+    check_options(skip_epochs=skip_epochs, noisy_threshold=noisy_threshold, ambiguous_band=ambiguous_band,
+                  rule=rule, min_class_samples=min_class_samples)
     run = RunFolder(Path(run_dir))
     sig = read_signals(run)
     class_names = run_class_names(run)
@@ -192,33 +229,44 @@ def audit_run(
     predicted = majority_prediction(sig["prediction"], num_classes=len(class_names), skip_epochs=skip_epochs)
     trained = np.flatnonzero(np.isfinite(scores))
     order = trained[np.lexsort((trained, -scores[trained]))]
-    calibration = None
+    calibration, too_few = None, ()
     if noisy_threshold is None:
-        calibration, flagged = calibrated_flags(sig, scores[order], num_classes=len(class_names))
+        calibration, flagged, too_few = calibrated_flags(sig, order, scores[order], num_classes=len(class_names),
+                                                         rule=rule, min_class_samples=min_class_samples)
         verdict = verdicts(scores[order], flagged=flagged, ambiguous_band=ambiguous_band)
     else:
         verdict = verdicts(scores[order], noisy_threshold=noisy_threshold, ambiguous_band=ambiguous_band)
     weight = mean_weights(sig, skip_epochs=skip_epochs)
+    given = sig["targets"][order]
+    sizes = {class_names[k]: int((given == k).sum()) for k in too_few}
     return Audit(
-        class_names=class_names, index=order, sample_ids=sig["sample_ids"][order], given=sig["targets"][order],
+        class_names=class_names, index=order, sample_ids=sig["sample_ids"][order], given=given,
         predicted=predicted[order], scores=scores[order], mean_weight=None if weight is None else weight[order],
-        verdict=verdict, epochs=len(p_gt), calibration=calibration,
-        notes=reliability_notes(epochs=len(p_gt), skip_epochs=skip_epochs, calibration=calibration),
+        verdict=verdict, epochs=len(p_gt), calibration=calibration, rule=rule, too_few=too_few,
+        notes=reliability_notes(epochs=len(p_gt), skip_epochs=skip_epochs, calibration=calibration, too_few=sizes,
+                                min_class_samples=min_class_samples),
     )
 
 
 def calibrated_flags(
-    sig: dict[str, np.ndarray], ranked_scores: np.ndarray, *, num_classes: int
-) -> tuple[Calibration | None, np.ndarray]:
-    """The calibration (:func:`fer_nla.audit.calibrate`) and the ``likely noisy`` mask over
-    ``ranked_scores`` (float ``[M]``, the trained samples' scores): as many of the highest as
-    the estimate counts when it is trusted, none otherwise. ``(None, all False)`` when no
-    sample was trained on."""
+    sig: dict[str, np.ndarray], order: np.ndarray, ranked_scores: np.ndarray, *, num_classes: int,
+    rule: str = "per-class", min_class_samples: int = MIN_CLASS_SAMPLES,
+) -> tuple[Calibration | None, np.ndarray, tuple[int, ...]]:
+    """The calibration (:func:`fer_nla.audit.calibrate`), the ``likely noisy`` mask over
+    ``ranked_scores`` (float ``[M]``: the scores of the trained samples ``order``, int ``[M]``)
+    and the classes left unflagged for too few labels. When the estimate is trusted: per class,
+    each class's estimated count of its highest scores (:func:`fer_nla.audit.flag_per_class`),
+    or, under ``rule="global"``, the estimated total of the highest; none otherwise.
+    ``(None, all False, ())`` when no sample was trained on."""
     if not len(ranked_scores):
-        return None, np.zeros(0, dtype=bool)
+        return None, np.zeros(0, dtype=bool), ()
     calibration = calibrate(sig["p_gt"], sig["p_nn"], sig["prediction"], sig["targets"], num_classes=num_classes)
-    count = calibration.estimate.count(len(ranked_scores)) if calibration.reliable else 0
-    return calibration, flag_highest(ranked_scores, count=count)
+    if rule == "global" or not calibration.reliable:
+        count = calibration.estimate.count(len(ranked_scores)) if calibration.reliable else 0
+        return calibration, flag_highest(ranked_scores, count=count), ()
+    flags = flag_per_class(ranked_scores, sig["targets"][order], class_rates=calibration.estimate.class_rates(),
+                           min_class_samples=min_class_samples)
+    return calibration, flags.flagged, flags.too_few
 
 
 def mean_weights(sig: dict[str, np.ndarray], *, skip_epochs: int) -> np.ndarray | None:

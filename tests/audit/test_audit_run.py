@@ -158,3 +158,15 @@ def test_contact_sheet_title_covers_no_face(tmp_path):
     # the title is above the first row of faces
     title_rows = np.flatnonzero((pixels.sum(axis=2) < 300).any(axis=1))
     assert title_rows[0] < np.flatnonzero(red.any(axis=1))[0]
+
+
+def test_classes_too_small_for_a_per_class_count_are_named_in_one_warning():
+    from fer_nla.audit_run import reliability_notes
+    from fer_nla.cli import spell_options
+    from fer_nla.commands.audit import SPELLING
+
+    notes = reliability_notes(epochs=12, skip_epochs=1, calibration=None, too_few={"disgust": 20, "contempt": 12})
+    assert len(notes) == 1 and "disgust (20), contempt (12)" in notes[0] and "min_class_samples=50" in notes[0]
+    spelled = spell_options(notes[0], SPELLING)
+    assert "--min-class-samples 50" in spelled and "--rule global" in spelled
+    assert reliability_notes(epochs=12, skip_epochs=1, calibration=None, too_few={}) == []

@@ -8,11 +8,15 @@ import sys
 
 from fer_nla.commands import DATASET_KEYS
 
+# the per-class rule's defaults, spelled here so that --help needs no numpy import
+RULES = ("per-class", "global")
+MIN_CLASS_SAMPLES = 50
+
 # The audit rebuilds the training set from the run's config.yaml: that is where to fix it.
 SPELLING: dict[str, str] = {
     **{key: f"{template} in the run's config.yaml" for key, template in DATASET_KEYS.items()},
     "skip_epochs": "--skip-epochs {}", "noisy_threshold": "--noisy-threshold {}",
-    "ambiguous_band": "--ambiguous-band {}",
+    "ambiguous_band": "--ambiguous-band {}", "rule": "--rule {}", "min_class_samples": "--min-class-samples {}",
 }
 SHEET_FACES = 36  # faces on the contact sheet when --top does not say
 
@@ -25,10 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Ranks the training samples of a run folder by a suspicion score computed from the signals\n"
             "recorded during training (no extra forward): the mean over epochs of p_nn - p_gt, the margin by\n"
             "which the nearest wrong class beat the given label (area under the margin, Pleiss et al. 2020).\n\n"
-            "Verdicts: 'likely noisy' for as many of the highest scores as confident learning (Northcutt\n"
-            "et al. 2021) on the last epoch's predictions estimates wrong labels (on planted symmetric\n"
-            "noise of 5%, 20% and 40% the flagged share is within 5 points of the planted rate, or 30%\n"
-            "of it where that is more); 'ambiguous' for |score| < --ambiguous-band; 'clean' otherwise.\n"
+            "Verdicts: 'likely noisy', within each given class, for as many of its highest scores as\n"
+            "confident learning (Northcutt et al. 2021) on the last epoch's predictions estimates wrong\n"
+            "labels of that class (per-class thresholds and counts: a class the model finds hard is not\n"
+            "flagged for it; a class with fewer than --min-class-samples labels is not flagged, with a\n"
+            "warning; on planted symmetric noise of 5%, 20% and 40% the flagged share is within 5 points\n"
+            "of the planted rate, or 30% of it where that is more); 'ambiguous' for |score| <\n"
+            "--ambiguous-band; 'clean' otherwise. --rule global takes the highest scores of all classes.\n"
             "While the model is still learning (the estimate moved by more than 5 points over the last\n"
             "epoch, or the model barely beats chance) no label is called likely noisy and a warning says\n"
             "why. --noisy-threshold replaces the count by a fixed score."
@@ -48,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noisy-threshold", type=float, default=None, metavar="SCORE",
                         help="call every score >= SCORE (in [-1, 1]) 'likely noisy' instead of the calibrated count "
                              "(default: calibrated by confident learning)")
+    parser.add_argument("--rule", choices=RULES, default="per-class",
+                        help="spread the calibrated count within each given class (per-class, the default) or over "
+                             "all labels (global: flags the classes the model finds hard)")
+    parser.add_argument("--min-class-samples", type=int, default=MIN_CLASS_SAMPLES, metavar="N",
+                        help="per-class rule: a class with fewer scored labels is not flagged, with a warning "
+                             "(default %(default)s)")
     parser.add_argument("--ambiguous-band", type=float, default=0.3, metavar="B",
                         help="|score| below which an unflagged label is 'ambiguous', in [0, 1] (default %(default)s)")
     parser.add_argument("--evaluate", action="store_true",
@@ -65,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top is not None and args.top <= 0:
         raise InputError(f"--top {args.top}: must be 1 or more")
     audit = audit_run(args.run, skip_epochs=args.skip_epochs, noisy_threshold=args.noisy_threshold,
-                      ambiguous_band=args.ambiguous_band)
+                      ambiguous_band=args.ambiguous_band, rule=args.rule, min_class_samples=args.min_class_samples)
     for note in audit.notes:
         print(f"fer-nla audit: warning: {spell_options(note, SPELLING)}", file=sys.stderr)
     path = write_csv(audit, args.out, top=args.top)
@@ -90,8 +103,10 @@ def print_summary(audit, summary: dict) -> None:
     c = summary["verdict_rule"]
     if c["rule"] == "calibrated" and c["trusted"]:
         lowest = "" if c["lowest_flagged_score"] is None else f", scores >= {c['lowest_flagged_score']:+.3f}"
+        where = "within each given class" if c["count"] == "per-class" else "over all classes"
+        lowest = "" if c["count"] == "per-class" else lowest  # per class, each class has its own lowest
         print(f"estimated noise rate {c['estimated_noise_rate']:.1%} (confident learning on the last epoch): "
-              f"{c['flagged']} labels flagged likely noisy{lowest}")
+              f"{c['flagged']} labels flagged likely noisy, highest scores {where}{lowest}")
     print(f"ranked list: {summary['csv']}")
     if "sheet" in summary:
         print(f"contact sheet: {summary['sheet']}")
