@@ -94,6 +94,18 @@ def test_builtin_model_card_figures_are_what_the_shipped_weights_score(builtin_v
     assert card8[1:5] == [pct(scores[key]) for key in ("overall_acc", "mean_acc", "top2_acc", "macro_f1")]
 
 
+def test_builtin_model_card_operating_points_and_calibration_are_what_the_shipped_weights_score(builtin_valid_scores):
+    scores = builtin_valid_scores
+    for prior in ("train", "uniform"):
+        point = scores["operating_points"][prior]
+        cells = row(CARD, "train (default)" if prior == "train" else prior)
+        assert cells[:2] == [pct(point["overall_acc"]), pct(point["mean_acc"])], prior
+        assert cells[2:] == [pct(point["per_class_acc"][name]) for name in CLASSES], prior
+    ece = scores["ece"]
+    assert f"temperature {ece['temperature']:.3f}" in flat(CARD)
+    assert f"{pct(ece['before'])} uncalibrated, {pct(ece['after'])} calibrated" in flat(CARD)
+
+
 # --- prediction speed, detectors, crop margin ---------------------------------------------------
 
 def test_inference_speed_equals_the_inference_benchmark():
