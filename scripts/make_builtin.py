@@ -28,7 +28,6 @@ import copy
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fer_nla.builtin import get_builtin
@@ -64,7 +63,7 @@ def write_scoring(checkpoint: Path, *, data_root: Path) -> None:
     from fer_nla.config import config_from_dict
     from fer_nla.inference.backends import load_backend
     from fer_nla.inference.classify import loader_logits
-    from fer_nla.inference.scoring import calibration_report
+    from fer_nla.inference.scoring import OperatingPoint, adjusted_probabilities, calibration_report
     from fer_nla.train.run_data import build_run_data
 
     meta, payload = read_meta(checkpoint), load_checkpoint(checkpoint)
@@ -74,8 +73,7 @@ def write_scoring(checkpoint: Path, *, data_root: Path) -> None:
     backend = load_backend(checkpoint, backend="torch", device="cpu")
     val = data.val.with_transform(backend.preprocess)
     logits, targets = loader_logits(backend, ((x, y) for x, y, _ in DataLoader(val, batch_size=256)))
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    figures = calibration_report(probs / probs.sum(axis=1, keepdims=True), targets)
+    figures = calibration_report(adjusted_probabilities(logits, OperatingPoint.plain(logits.shape[1])), targets)
     meta = replace(meta, class_prior=data.class_prior(), temperature=figures["temperature"])
     save_checkpoint(checkpoint, meta, state_dict=payload["state_dict"])
     prior = ", ".join(f"{name} {share:.4f}" for name, share in zip(meta.class_names, meta.class_prior))
