@@ -6,9 +6,10 @@ and ``NAME.onnx``, the ONNX export of that checkpoint that prediction runs witho
     python scripts/make_builtin.py --name ferplus-resnet10s --data-root ../shared/data/ferplus   # + scoring
 
 With ``--data-root`` (the training data, where the run's config read it) the checkpoint's
-``scoring`` entry is written first: the class prior of the targets the run trained on
-(:meth:`fer_nla.train.run_data.RunData.class_prior`) and the temperature fitted on the
-validation split it chose its epoch on (:func:`fer_nla.inference.scoring.calibration_report`).
+``scoring`` entry is written first (:func:`fer_nla.train.scoring_record.record_scoring`): the
+class prior of the targets the run trained on, the logit offset of its loss, the temperature
+fitted on the validation split it chose its epoch on, and with ``--default-tau`` the default
+operating point.
 
 The ONNX file is exported with :func:`fer_nla.predict.onnx_export.export_checkpoint` and checked
 against the checkpoint (:func:`~fer_nla.predict.onnx_export.verify_export`).
@@ -42,43 +43,35 @@ def main() -> None:
     parser.add_argument("run", type=Path, nargs="?", help="the run folder holding best.pt (omit: export the shipped .pt)")
     parser.add_argument("--name", required=True, help="the built-in model's name (fer_nla.builtin.BUILTIN_MODELS)")
     parser.add_argument("--grayscale", action="store_true", help="record that the model expects gray faces")
-    parser.add_argument("--data-root", type=Path, help="the training data: record the class prior and temperature")
+    parser.add_argument("--data-root", type=Path, help="the training data: record the class prior, logit offset "
+                        "and temperature")
+    parser.add_argument("--default-tau", type=float, help="with --data-root: the default operating point, the "
+                        "prior pi ** (1 - tau) (0: train, 1: uniform)")
     args = parser.parse_args()
     model = get_builtin(args.name)
     if args.run is not None:
         write_checkpoint(args.run / "best.pt", WEIGHTS_DIR / model.file, grayscale=args.grayscale)
     if args.data_root is not None:
-        write_scoring(WEIGHTS_DIR / model.file, data_root=args.data_root)
+        write_scoring(WEIGHTS_DIR / model.file, data_root=args.data_root, default_tau=args.default_tau)
     onnx = export_checkpoint(WEIGHTS_DIR / model.file, WEIGHTS_DIR / model.onnx)
     diff = verify_export(WEIGHTS_DIR / model.file, onnx)
     print(f"wrote {onnx} ({onnx.stat().st_size / 1e6:.1f} MB; largest probability difference to the checkpoint {diff:.1e})")
     assert diff < 1e-5, diff
 
 
-def write_scoring(checkpoint: Path, *, data_root: Path) -> None:
-    """Record the checkpoint's training class prior and the temperature fitted on its validation
-    split, both read from the data its config names (at ``data_root``); the weights stay as they are."""
-    from torch.utils.data import DataLoader
+def write_scoring(checkpoint: Path, *, data_root: Path, default_tau: float | None) -> None:
+    """Record the checkpoint's scoring entry (:func:`fer_nla.train.scoring_record.record_scoring`)
+    from the data its config names, at ``data_root``; the weights stay as they are."""
+    from fer_nla.train.scoring_record import record_scoring
 
-    from fer_nla.config import config_from_dict
-    from fer_nla.inference.backends import load_backend
-    from fer_nla.inference.classify import loader_logits
-    from fer_nla.inference.scoring import OperatingPoint, adjusted_probabilities, calibration_report
-    from fer_nla.train.run_data import build_run_data
-
-    meta, payload = read_meta(checkpoint), load_checkpoint(checkpoint)
-    config = config_from_dict(meta.config)
-    config.data.root = str(data_root.resolve())
-    data = build_run_data(config.data, seed=config.train.seed, log=lambda line: None)
-    backend = load_backend(checkpoint, backend="torch", device="cpu")
-    val = data.val.with_transform(backend.preprocess)
-    logits, targets = loader_logits(backend, ((x, y) for x, y, _ in DataLoader(val, batch_size=256)))
-    figures = calibration_report(adjusted_probabilities(logits, OperatingPoint.plain(logits.shape[1])), targets)
-    meta = replace(meta, class_prior=data.class_prior(), temperature=figures["temperature"])
-    save_checkpoint(checkpoint, meta, state_dict=payload["state_dict"])
-    prior = ", ".join(f"{name} {share:.4f}" for name, share in zip(meta.class_names, meta.class_prior))
-    print(f"recorded in {checkpoint}: class prior {prior}; temperature {figures['temperature']:.4f} on "
-          f"{len(targets)} validation faces (ECE {100 * figures['ece']:.2f}% -> {100 * figures['ece_calibrated']:.2f}%)")
+    meta = read_meta(checkpoint)
+    figures = record_scoring(checkpoint, data_root=data_root, default_tau=default_tau)
+    prior = ", ".join(f"{name} {share:.4f}" for name, share in zip(meta.class_names, figures["class_prior"]))
+    default = figures["default_prior"]
+    default = default if isinstance(default, str) else ", ".join(f"{v:.4f}" for v in default)
+    print(f"recorded in {checkpoint}: class prior {prior}; logit offset {figures['logit_offset']}; default prior "
+          f"{default}; temperature {figures['temperature']:.4f} on {figures['num_faces']} validation faces "
+          f"(ECE {100 * figures['ece']:.2f}% -> {100 * figures['ece_calibrated']:.2f}%)")
 
 
 def write_checkpoint(source: Path, target: Path, *, grayscale: bool) -> None:

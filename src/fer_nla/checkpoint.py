@@ -47,8 +47,10 @@ class CheckpointMeta:
     ``metrics``: the epoch's train and validation figures; ``data_fingerprint``: what identifies
     the training data (:func:`fer_nla.train.run_folder.data_fingerprint`), checked on resume;
     ``class_prior`` (``[C]``, the training targets' class shares; ``None`` in older files) and
-    ``temperature`` (fitted on the validation split; 1.0: none): how logits become
-    probabilities at each prior (:mod:`fer_nla.inference.scoring`), saved as ``scoring``.
+    ``temperature`` (fitted on the validation split; 1.0: none), ``logit_offset`` (``[C]``, what a
+    logit-adjusted loss added to the logits; ``None``: zeros) and ``default_prior`` (the operating
+    point used when none is named): how logits become probabilities at each prior
+    (:mod:`fer_nla.inference.scoring`), saved as ``scoring``.
     """
 
     arch: str
@@ -65,6 +67,8 @@ class CheckpointMeta:
     grayscale: bool = False
     class_prior: tuple[float, ...] | None = None
     temperature: float = 1.0
+    logit_offset: tuple[float, ...] | None = None
+    default_prior: str | tuple[float, ...] = "train"
 
     @property
     def model_spec(self) -> dict[str, Any]:
@@ -77,9 +81,15 @@ class CheckpointMeta:
 
     @property
     def scoring(self) -> dict[str, Any]:
-        """The ``scoring`` entry (:class:`fer_nla.inference.scoring.Scoring` as a dict)."""
-        return {"class_prior": None if self.class_prior is None else list(self.class_prior),
-                "temperature": self.temperature}
+        """The ``scoring`` entry (:meth:`scoring_record` as a dict)."""
+        return self.scoring_record().to_dict()
+
+    def scoring_record(self) -> Any:
+        """The :class:`fer_nla.inference.scoring.Scoring` of this model."""
+        from fer_nla.inference.scoring import Scoring
+
+        return Scoring(class_prior=self.class_prior, temperature=self.temperature, logit_offset=self.logit_offset,
+                       default_prior=self.default_prior)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CheckpointMeta:
@@ -95,7 +105,8 @@ class CheckpointMeta:
                    config=dict(payload.get("config") or {}), epoch=None if epoch is None else int(epoch),
                    metrics=dict(payload.get("metrics") or {}), data_fingerprint=payload.get("data_fingerprint"),
                    grayscale=bool(pre.get("grayscale", False)), class_prior=scoring.class_prior,
-                   temperature=scoring.temperature)
+                   temperature=scoring.temperature, logit_offset=scoring.logit_offset,
+                   default_prior=scoring.default_prior)
 
     def to_payload(self) -> dict[str, Any]:
         """The checkpoint entries of this record (plain types: ``weights_only``-safe)."""

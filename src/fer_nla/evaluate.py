@@ -20,7 +20,6 @@ import numpy as np
 
 from fer_nla.inference.scoring import (
     ECE_BINS,
-    PRIOR_NAMES,
     Prior,
     Scoring,
     adjusted_probabilities,
@@ -112,7 +111,7 @@ def evaluate_checkpoint(
     skip_bad_images: bool | None = None,
     options: dict[str, Any] | None = None,
     with_probabilities: bool = False,
-    prior: Prior = "train",
+    prior: Prior = "default",
     calibrated: bool = True,
 ) -> dict[str, Any]:
     """The metrics of ``checkpoint`` (a fer-nla ``.pt``, or an ONNX model from ``fer-nla
@@ -168,8 +167,8 @@ def evaluate_checkpoint(
 def _scoring_report(scoring: Scoring, logits: np.ndarray, targets: np.ndarray, *, prior: Prior,
                     class_names: list[str]) -> dict[str, Any]:
     """``ece`` (at ``prior``: ``before``/``after`` the model's ``temperature``) and
-    ``operating_points`` (``train`` and, where the model records its prior, ``uniform``: overall,
-    mean-class and per-class accuracy, calibrated)."""
+    ``operating_points`` (``train`` and, where the model records its prior, ``uniform`` and, where
+    it is neither, the model's ``default``: overall, mean-class and per-class accuracy, calibrated)."""
     from fer_nla.metrics import classification_report
 
     num = len(class_names)
@@ -178,7 +177,9 @@ def _scoring_report(scoring: Scoring, logits: np.ndarray, targets: np.ndarray, *
         point = operating_point(scoring, num_classes=num, prior=prior, calibrated=calibrated)
         ece[key] = expected_calibration_error(adjusted_probabilities(logits, point), targets)
     points = {}
-    for name in PRIOR_NAMES if scoring.class_prior is not None else ("train",):
+    names = ["train"] + (["uniform"] if scoring.class_prior is not None else [])
+    names += ["default"] if scoring.default_prior not in names else []
+    for name in names:
         probs = adjusted_probabilities(logits, operating_point(scoring, num_classes=num, prior=name))
         report = classification_report(targets, probs, class_names=class_names)
         points[name] = {key: report[key] for key in ("overall_acc", "mean_acc", "per_class_acc")}

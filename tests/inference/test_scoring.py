@@ -18,6 +18,7 @@ from fer_nla.inference.scoring import (
     fit_temperature,
     operating_point,
     parse_prior,
+    prior_power,
 )
 
 PRIOR = (0.5, 0.3, 0.15, 0.05)
@@ -108,3 +109,56 @@ def test_the_class_prior_of_indices_and_of_distributions():
     assert class_prior(np.array([0, 0, 1, 3]), num_classes=4) == (0.5, 0.25, 0.0, 0.25)
     soft = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.2, 0.8]])
     assert class_prior(soft, num_classes=4) == pytest.approx((0.25, 0.25, 0.1, 0.4))
+
+
+def test_a_logit_adjusted_model_gets_its_training_prior_back_at_the_train_point():
+    rng = np.random.default_rng(2)
+    balanced = rng.normal(size=(8, 4)) * 2  # a balanced-softmax network's logits (tau = 1)
+    offset = tuple(np.log(PRIOR))
+    adjusted = Scoring(class_prior=PRIOR, temperature=1.5, logit_offset=offset)
+    plain = Scoring(class_prior=PRIOR, temperature=1.5)
+    at = {prior: adjusted_probabilities(balanced, operating_point(adjusted, num_classes=4, prior=prior))
+          for prior in ("train", "uniform")}
+    # train: the logits plus log pi, as the loss saw them; uniform: those moved by Bayes' rule
+    np.testing.assert_allclose(at["train"], adjusted_probabilities(balanced + np.log(PRIOR), operating_point(plain, num_classes=4)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(at["uniform"], adjusted_probabilities(
+        balanced + np.log(PRIOR), operating_point(plain, num_classes=4, prior="uniform")), rtol=1e-6)
+    with pytest.raises(InputError, match="3 logit offsets for 4 classes"):
+        operating_point(Scoring(class_prior=PRIOR, logit_offset=offset[:3]), num_classes=4)
+
+
+def test_the_default_prior_is_what_the_model_records():
+    logits = np.random.default_rng(3).normal(size=(5, 4))
+    q = prior_power(PRIOR, 0.5)
+    expected = np.sqrt(PRIOR) / np.sqrt(PRIOR).sum()
+    assert q == pytest.approx(tuple(expected)) and prior_power(PRIOR, 0.0) == pytest.approx(PRIOR)
+    assert prior_power(PRIOR, 1.0) == pytest.approx((0.25,) * 4)
+    scoring = Scoring(class_prior=PRIOR, default_prior=q)
+    default = adjusted_probabilities(logits, operating_point(scoring, num_classes=4))
+    named = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior=q))
+    np.testing.assert_array_equal(default, named)
+    # the shift is -0.5 log pi: half-way between train and uniform
+    np.testing.assert_allclose(operating_point(scoring, num_classes=4).shift,
+                               np.log(q) - np.log(PRIOR), rtol=1e-9)
+    assert operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior="default").shift == pytest.approx(np.zeros(4))
+    assert parse_prior("default") == "default"
+
+
+def test_the_scoring_entry_round_trips_and_refuses_a_damaged_default():
+    scoring = Scoring(class_prior=PRIOR, temperature=0.8, logit_offset=tuple(np.log(PRIOR)), default_prior=(0.4, 0.3, 0.2, 0.1))
+    assert Scoring.from_dict(scoring.to_dict()) == scoring
+    assert Scoring.from_dict({"class_prior": list(PRIOR)}).default_prior == "train"  # files written before it
+    with pytest.raises(InputError, match="default prior 'sideways'"):
+        Scoring.from_dict({"default_prior": "sideways"}, source="m.onnx")
+
+
+def test_calibration_at_the_training_prior_of_a_logit_adjusted_model():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, size=400)
+    train_logits = rng.normal(size=(400, 4)) + 3 * np.eye(4)[y]
+    offset = np.log(PRIOR)
+    probs = adjusted_probabilities(train_logits - offset, OperatingPoint.plain(4))  # what the network outputs
+    report = calibration_report(probs, y, logit_offset=offset)
+    assert report["temperature"] == pytest.approx(calibration_report(
+        adjusted_probabilities(train_logits, OperatingPoint.plain(4)), y)["temperature"], rel=1e-3)

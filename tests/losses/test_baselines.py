@@ -73,6 +73,40 @@ def test_class_balanced():
     assert run("class_balanced", beta=0.5) == pytest.approx((w_half[Y] * CE).mean(), rel=1e-5)
 
 
+def test_class_balanced_on_label_distributions_weights_each_class_term():
+    beta = 0.9999
+    w = (1 - beta) / (1 - beta**COUNTS)
+    w = w * 3 / w.sum()
+    q = np.array([[0.6, 0.4, 0.0], [0.0, 0.1, 0.9], [0.2, 0.7, 0.1]])
+    expected = -(w * q * np.log(P)).sum(axis=1).mean()
+    method = build_method("class_balanced", class_counts=COUNTS)
+    z = torch.tensor(Z, dtype=torch.float32)
+    assert call(method, z, torch.tensor(q, dtype=torch.float32)).item() == pytest.approx(expected, rel=1e-5)
+    one_hot = torch.eye(3)[torch.tensor(Y)]
+    assert call(method, z, one_hot).item() == pytest.approx(run("class_balanced"), rel=1e-6)
+
+
+def test_logit_adjusted_losses_record_the_offset_they_add():
+    log_prior = np.log(COUNTS / COUNTS.sum())
+    assert build_method("logit_adjusted", class_counts=COUNTS).logit_offset() == pytest.approx(log_prior, rel=1e-6)
+    assert build_method("logit_adjusted", class_counts=COUNTS, tau=0.5).logit_offset() == pytest.approx(0.5 * log_prior, rel=1e-6)
+    assert build_method("nla", epochs=10, class_counts=COUNTS, prior_tau=1.0).logit_offset() == pytest.approx(log_prior, rel=1e-6)
+    for name in ("ce", "class_balanced", "nla"):
+        assert build_method(name, epochs=10, class_counts=COUNTS).logit_offset() is None
+
+
+def test_nla_with_prior_tau_is_nla_on_the_adjusted_logits():
+    offset = torch.tensor(np.log(COUNTS / COUNTS.sum()), dtype=torch.float32)
+    z = torch.tensor(Z, dtype=torch.float32)
+    adjusted = build_method("nla", epochs=10, class_counts=COUNTS, prior_tau=1.0)
+    plain = build_method("nla", epochs=10, class_counts=COUNTS)
+    expected = call(plain, z + offset, torch.tensor(Y), z.flip(1) + offset).item()
+    assert call(adjusted, z, torch.tensor(Y), z.flip(1)).item() == pytest.approx(expected, rel=1e-6)
+    assert expected != pytest.approx(call(plain, z, torch.tensor(Y), z.flip(1)).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="prior_tau needs class_counts"):
+        build_method("nla", epochs=10, prior_tau=1.0)
+
+
 def test_class_balanced_beta_zero_is_plain_ce():
     assert run("class_balanced", beta=0.0) == pytest.approx(CE.mean(), rel=1e-6)
 

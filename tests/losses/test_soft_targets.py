@@ -40,7 +40,7 @@ def run(name, z=Z, q=Q, **options):
 
 
 def test_which_losses_take_distributions():
-    assert soft_target_methods() == ["ce", "label_smoothing", "logit_adjusted", "sce", "nla"]
+    assert soft_target_methods() == ["ce", "label_smoothing", "class_balanced", "logit_adjusted", "sce", "nla"]
 
 
 def test_soft_ce_is_the_formula():
@@ -122,7 +122,7 @@ def test_soft_ce_gradcheck_float64():
 
 
 @pytest.mark.parametrize(("name", "why"), [
-    ("focal", "Lin et al. 2017"), ("gce", "Zhang and Sabuncu 2018"), ("class_balanced", "Cui et al. 2019"),
+    ("focal", "Lin et al. 2017"), ("gce", "Zhang and Sabuncu 2018"),
 ])
 def test_losses_without_a_soft_form_refuse_clearly(name, why):
     z, q = torch.zeros(2, 3), torch.full((2, 3), 1 / 3)
@@ -139,7 +139,7 @@ def test_losses_without_a_soft_form_refuse_clearly(name, why):
 def test_every_loss_either_takes_distributions_or_refuses():
     for name in soft_target_methods():
         require_soft_target_support(name, label_mode="distribution")  # no error
-    assert set(available()) - set(soft_target_methods()) == {"focal", "gce", "class_balanced"}
+    assert set(available()) - set(soft_target_methods()) == {"focal", "gce"}
 
 
 def test_check_inputs_accepts_distributions_and_names_what_is_wrong():

@@ -54,10 +54,11 @@ def add_option_argument(parser: argparse.ArgumentParser) -> None:
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     """``--prior`` and ``--uncalibrated``: the operating point of the probabilities
     (:mod:`fer_nla.inference.scoring`), shared by predict, eval and serve."""
-    parser.add_argument("--prior", default="train", metavar="PRIOR",
-                        help="class prior the probabilities assume: train (the model's training data; default), "
-                             "uniform (every expression equally likely: balanced decisions), or comma-separated "
-                             "proportions, one per class in the model's order")
+    parser.add_argument("--prior", default="default", metavar="PRIOR",
+                        help="class prior the probabilities assume: default (the one the model records as its "
+                             "default; `fer-nla models` and the model card say which), train (the model's training "
+                             "data), uniform (every expression equally likely: balanced decisions), or "
+                             "comma-separated proportions, one per class in the model's order")
     parser.add_argument("--uncalibrated", action="store_true",
                         help="leave out the temperature fitted on the model's validation split (the labels stay "
                              "the same; the probabilities are less reliable as confidences)")

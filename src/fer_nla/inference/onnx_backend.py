@@ -25,7 +25,7 @@ METADATA_FORMAT = "fer-nla"
 # ones are absent in files exported before they existed (grayscale: False; class_prior: none,
 # temperature: 1).
 METADATA_KEYS = ("format", "class_names", "image_size", "mean", "std", "model")
-OPTIONAL_METADATA_KEYS = ("grayscale", "class_prior", "temperature")
+OPTIONAL_METADATA_KEYS = ("grayscale", "class_prior", "temperature", "logit_offset", "default_prior")
 ORT_LOG_ERROR = 3  # onnxruntime log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 

@@ -9,12 +9,18 @@ probabilities"; the logit adjustment of Menon et al. 2021, ICLR):
     p_q(y | x) = softmax(z / T + log q - log pi)_y
 
 ``T`` is the temperature fitted on validation data (Guo et al. 2017, "On calibration of modern
-neural networks"), ``z`` the logits. The operating points:
+neural networks"), ``z`` the logits at the training prior. A network trained with a
+logit-adjusted loss (Menon et al. 2021; balanced softmax, Ren et al. 2020, is ``tau = 1``)
+learns logits ``z_net`` whose softmax is balanced by construction: its loss added
+``offset = tau * log pi`` before the softmax, so ``z = z_net + offset`` (``logit_offset``,
+recorded with the model; zeros for every other loss). The operating points:
 
 - ``train``: ``q = pi``, the data the model was trained on (the prior term is zero);
 - ``uniform``: ``q`` uniform, every class equally likely a priori (balanced decisions: the
   largest mean-class accuracy a prior shift gives);
-- given proportions ``q`` (one per class, normalised): the prior where the model is used.
+- given proportions ``q`` (one per class, normalised): the prior where the model is used;
+- ``default``: the one the model records as its default (``default_prior``: one of the above;
+  ``train`` where it records none), what predict, eval and serve use when no prior is named.
 
 Nothing here imports PyTorch.
 """
@@ -29,7 +35,7 @@ import numpy as np
 
 from fer_nla.errors import InputError
 
-PRIOR_NAMES: tuple[str, ...] = ("train", "uniform")
+PRIOR_NAMES: tuple[str, ...] = ("default", "train", "uniform")
 Prior = Union[str, Sequence[float]]
 ECE_BINS = 15  # Guo et al. 2017's bin count
 
@@ -37,11 +43,16 @@ ECE_BINS = 15  # Guo et al. 2017's bin count
 @dataclass(frozen=True)
 class Scoring:
     """What a model records about its outputs: ``class_prior`` (``[C]``, the training targets'
-    class shares, summing to 1; ``None`` in files written before it existed) and
-    ``temperature`` (> 0; 1.0: uncalibrated)."""
+    class shares, summing to 1; ``None`` in files written before it existed),
+    ``temperature`` (> 0; 1.0: uncalibrated), ``logit_offset`` (``[C]``, what the training loss
+    added to the network's logits before its softmax, ``tau * log pi`` for a logit-adjusted loss;
+    ``None``: zeros) and ``default_prior`` (``train``, ``uniform`` or ``C`` proportions: the
+    operating point used when none is named)."""
 
     class_prior: tuple[float, ...] | None = None
     temperature: float = 1.0
+    logit_offset: tuple[float, ...] | None = None
+    default_prior: str | tuple[float, ...] = "train"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any] | None, *, source: str = "the model") -> Scoring:
@@ -49,11 +60,18 @@ class Scoring:
         :class:`InputError` naming ``source`` for a damaged entry."""
         spec = dict(spec or {})
         try:
-            prior = spec.get("class_prior")
+            prior, offset = spec.get("class_prior"), spec.get("logit_offset")
+            default = spec.get("default_prior", "train")
             scoring = cls(class_prior=None if prior is None else tuple(float(p) for p in prior),
-                          temperature=float(spec.get("temperature", 1.0)))
+                          temperature=float(spec.get("temperature", 1.0)),
+                          logit_offset=None if offset is None else tuple(float(v) for v in offset),
+                          default_prior=default if isinstance(default, str) else tuple(float(v) for v in default))
         except (TypeError, ValueError):
             raise InputError(f"{source}: its scoring entry {spec!r} is damaged; write the model again with fer-nla") from None
+        if scoring.default_prior in ("default",) or (isinstance(scoring.default_prior, str)
+                                                     and scoring.default_prior not in PRIOR_NAMES):
+            raise InputError(f"{source}: its default prior {scoring.default_prior!r} is not train, uniform or "
+                             "proportions; write the model again with fer-nla")
         if not (np.isfinite(scoring.temperature) and scoring.temperature > 0):
             raise InputError(f"{source}: temperature {scoring.temperature!r} is not a positive number; "
                              "write the model again with fer-nla")
@@ -61,13 +79,16 @@ class Scoring:
 
     def to_dict(self) -> dict[str, Any]:
         return {"class_prior": None if self.class_prior is None else list(self.class_prior),
-                "temperature": self.temperature}
+                "temperature": self.temperature,
+                "logit_offset": None if self.logit_offset is None else list(self.logit_offset),
+                "default_prior": self.default_prior if isinstance(self.default_prior, str) else list(self.default_prior)}
 
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """How :func:`adjusted_probabilities` turns logits into probabilities: divide by
-    ``temperature``, add ``shift`` (``float64 [C]``, ``log q - log pi``; zeros at the training prior)."""
+    """How :func:`adjusted_probabilities` turns the network's logits into probabilities: divide
+    by ``temperature``, add ``shift`` (``float64 [C]``, ``offset / T + log q - log pi``; zeros at
+    the training prior of a model without a logit offset)."""
 
     temperature: float
     shift: np.ndarray
@@ -78,26 +99,43 @@ class OperatingPoint:
         return cls(1.0, np.zeros(num_classes))
 
 
-def operating_point(scoring: Scoring, *, num_classes: int, prior: Prior = "train",
+def operating_point(scoring: Scoring, *, num_classes: int, prior: Prior = "default",
                     calibrated: bool = True) -> OperatingPoint:
-    """The :class:`OperatingPoint` of ``prior`` (``train``, ``uniform`` or ``C`` proportions)
-    with the recorded temperature (``calibrated``) or none. Raises :class:`InputError` for an
-    unknown prior name, proportions of the wrong count or not positive, and ``uniform`` or
-    proportions for a model that records no training prior."""
+    """The :class:`OperatingPoint` of ``prior`` (``default``, ``train``, ``uniform`` or ``C``
+    proportions) with the recorded temperature (``calibrated``) or none. Raises
+    :class:`InputError` for an unknown prior name, proportions of the wrong count or not
+    positive, a logit offset of the wrong count, and ``uniform`` or proportions for a model that
+    records no training prior."""
     temperature = scoring.temperature if calibrated else 1.0
+    offset = np.zeros(num_classes) if scoring.logit_offset is None else np.asarray(scoring.logit_offset, dtype=np.float64)
+    if offset.shape != (num_classes,):
+        raise InputError(f"the model records {offset.size} logit offsets for {num_classes} classes; "
+                         "write the model again with fer-nla")
+    if isinstance(prior, str) and prior == "default":
+        prior = scoring.default_prior
     if isinstance(prior, str) and prior == "train":
-        return OperatingPoint(temperature, np.zeros(num_classes))
+        return OperatingPoint(temperature, offset / temperature)
     target = _target_prior(prior, num_classes=num_classes)
     if scoring.class_prior is None:
         raise InputError("the model records no training class prior, so its outputs cannot be moved to another "
                          "prior: use prior='train', or a model trained or written by this fer-nla")
     trained = np.asarray(scoring.class_prior, dtype=np.float64)
-    return OperatingPoint(temperature, np.log(target) - np.log(np.maximum(trained, 1e-12)))
+    return OperatingPoint(temperature, offset / temperature + np.log(target) - np.log(np.maximum(trained, 1e-12)))
+
+
+def prior_power(class_prior: Sequence[float], tau: float) -> tuple[float, ...]:
+    """The proportions ``q`` proportional to ``pi ** (1 - tau)`` (``[C]``, summing to 1): the
+    prior whose operating point subtracts ``tau * log pi`` from the training prior's logits
+    (``tau = 0``: ``train``; ``tau = 1``: ``uniform``; between: a compromise, Menon et al. 2021's
+    post-hoc adjustment with strength ``tau``)."""
+    pi = np.maximum(np.asarray(class_prior, dtype=np.float64), 1e-12)
+    q = pi ** (1.0 - float(tau))
+    return tuple(float(v) for v in q / q.sum())
 
 
 def parse_prior(text: str) -> Prior:
-    """A prior as the command line and serve's settings spell it: ``train``, ``uniform``, or
-    comma-separated proportions (``0.35,0.3,...``, one per class). Raises :class:`InputError` for
+    """A prior as the command line and serve's settings spell it: ``default``, ``train``,
+    ``uniform``, or comma-separated proportions (``0.35,0.3,...``, one per class). Raises :class:`InputError` for
     text that is none of these."""
     word = str(text).strip().lower()
     if word in PRIOR_NAMES:
@@ -105,15 +143,15 @@ def parse_prior(text: str) -> Prior:
     try:
         return tuple(float(part) for part in word.split(","))
     except ValueError:
-        raise InputError(f"prior={text!r} is not a prior fer-nla knows; use prior='train', prior='uniform' "
-                         "or comma-separated class proportions such as 0.3,0.2,...") from None
+        raise InputError(f"prior={text!r} is not a prior fer-nla knows; use prior='default', prior='train', "
+                         "prior='uniform' or comma-separated class proportions such as 0.3,0.2,...") from None
 
 
 def _target_prior(prior: Prior, *, num_classes: int) -> np.ndarray:
     if isinstance(prior, str):
         if prior not in PRIOR_NAMES:
-            raise InputError(f"prior={prior!r} is not a prior fer-nla knows; use prior='train', prior='uniform' "
-                             f"or {num_classes} class proportions")
+            raise InputError(f"prior={prior!r} is not a prior fer-nla knows; use prior='default', prior='train', "
+                             f"prior='uniform' or {num_classes} class proportions")
         return np.full(num_classes, 1.0 / num_classes)
     values = np.asarray(prior, dtype=np.float64).reshape(-1)
     if values.size != num_classes or not np.all(np.isfinite(values)) or np.any(values <= 0):
@@ -188,14 +226,19 @@ def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, *, bins: 
     return float(total)
 
 
-def calibration_report(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def calibration_report(probs: np.ndarray, targets: np.ndarray, *,
+                       logit_offset: Sequence[float] | None = None) -> dict[str, float]:
     """The temperature fitted on ``[N, C]`` probabilities against class indices ``[N]``
-    (:func:`fit_temperature` on their logarithms: ``temperature``) and the expected calibration
-    error before (``ece``) and after it (``ece_calibrated``): what ``fer-nla train`` records for
-    each epoch's validation split and saves with best.pt."""
+    (:func:`fit_temperature` on their logarithms plus ``logit_offset``, the training prior's
+    logits of a logit-adjusted model: ``temperature``) and the expected calibration error at the
+    training prior before (``ece``) and after it (``ece_calibrated``): what ``fer-nla train``
+    records for each epoch's validation split and saves with best.pt."""
     with np.errstate(divide="ignore"):
         log_probs = np.log(np.asarray(probs, dtype=np.float64))
+    if logit_offset is not None:
+        log_probs = log_probs + np.asarray(logit_offset, dtype=np.float64)
     temperature = fit_temperature(log_probs, targets)
+    before = adjusted_probabilities(log_probs, OperatingPoint.plain(log_probs.shape[1]))
     calibrated = adjusted_probabilities(log_probs, OperatingPoint(temperature, np.zeros(log_probs.shape[1])))
-    return {"temperature": temperature, "ece": expected_calibration_error(probs, targets),
+    return {"temperature": temperature, "ece": expected_calibration_error(before, targets),
             "ece_calibrated": expected_calibration_error(calibrated, targets)}

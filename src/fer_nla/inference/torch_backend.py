@@ -24,7 +24,7 @@ class TorchBackend:
                  device: torch.device | str = "cpu", meta: CheckpointMeta | None = None) -> None:
         self.device = torch.device(device)
         self.meta = meta  # the checkpoint's metadata (its training config), where it came from one
-        self.scoring = Scoring() if meta is None else Scoring(meta.class_prior, meta.temperature)
+        self.scoring = Scoring() if meta is None else meta.scoring_record()
         self.model = model.to(self.device).eval()
         self.class_names = list(class_names)
         self.preprocess = preprocess

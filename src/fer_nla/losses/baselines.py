@@ -62,9 +62,14 @@ def class_balanced_weights(class_counts: Sequence[int] | np.ndarray | Tensor, *,
 
 
 def class_balanced_ce(logits: Tensor, targets: Tensor, *, class_weights: Tensor) -> Tensor:
-    """``mean_i w_{y_i} * CE_i`` with effective-number class weights."""
+    """``mean_i w_{y_i} * CE_i`` with effective-number class weights ``[C]``; with a label
+    distribution ``targets`` ``[B, C]``, ``mean_i sum_k w_k q_ik (-log p_ik)`` (each class's term
+    weighted by its own class weight; equal to the hard form for one-hot rows)."""
+    weights = class_weights.to(logits.dtype)
+    if targets.dim() == 2:
+        return -(weights * targets.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
     ce = F.cross_entropy(logits, targets, reduction="none")
-    return (class_weights.to(logits.dtype)[targets] * ce).mean()
+    return (weights[targets] * ce).mean()
 
 
 def class_priors(class_counts: Sequence[int] | np.ndarray | Tensor) -> Tensor:
@@ -150,10 +155,7 @@ class ClassBalancedCE(Loss):
     """CE weighted by the effective number of samples of each class (:func:`class_balanced_ce`)."""
 
     loss_name = "class_balanced"
-    soft_targets_reason = (
-        "class-balanced CE (Cui et al. 2019) weights each sample by the effective number of samples n_y "
-        "of its one class y, which a label distribution does not have"
-    )
+    accepts_soft_targets = True  # a distribution weights each class's term by its class weight
 
     def __init__(self, class_counts: Sequence[int] | np.ndarray | Tensor, *, beta: float = 0.9999, check: bool = True) -> None:
         super().__init__(check=check)
@@ -176,6 +178,11 @@ class LogitAdjustedCE(Loss):
         self.tau = float(tau)
         # log(0) for an empty class would make its logit -inf; a tiny prior keeps it finite.
         self.register_buffer("log_priors", class_priors(class_counts).clamp_min(1e-12).log())
+
+    def logit_offset(self) -> list[float]:
+        """``[C]``, ``tau * log pi``: added to the logits before the softmax, so the network's own
+        logits are balanced (``tau = 1``) and the training prior's are these plus the offset."""
+        return [float(v) for v in (self.tau * self.log_priors).tolist()]
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         _check_class_count(logits, self.log_priors)

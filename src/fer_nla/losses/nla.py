@@ -13,7 +13,10 @@ then grows with the batch size) unless ``consistency_reduction="mean"``. Measure
 fine-tuning a pretrained network on noisy FERPlus labels (``fer-nla bench regime``, 3 seeds,
 ``benchmarks/results/pretrained_regime.md``), the mean gave 3.8 (single-vote labels) and 6.6
 (30% symmetric noise) points more mean-class accuracy than the reference's sum at batch 32,
-and ``detach_weights=True`` 0.5 and 4.3; the defaults stay the reference's.
+and ``detach_weights=True`` 0.5 and 4.3; the defaults stay the reference's. ``prior_tau``
+(default 0, the reference) adds ``prior_tau * log pi`` (``pi``: the training labels' class
+shares) to both views' logits before everything else: NLA on a logit-adjusted, balanced base
+(Menon et al. 2021), whose network logits are balanced by construction.
 
 Soft targets (label distributions ``[B, C]``): the given label is the argmax of the
 distribution (the first of tied maxima), so ``p_gt`` is the probability of that class and the
@@ -31,8 +34,10 @@ The training method that feeds it both views and records its weights is
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -242,10 +247,17 @@ class NLALoss(nn.Module):
         t_lambda: float = 1.0,
         detach_weights: bool = False,
         consistency_reduction: str = "sum",
+        prior_tau: float = 0.0,
+        class_counts: Sequence[int] | np.ndarray | Tensor | None = None,
         check: bool = True,
     ) -> None:
         super().__init__()
         self.check = check
+        self.prior_tau = float(prior_tau)
+        if self.prior_tau and class_counts is None:
+            raise ValueError("prior_tau needs class_counts (the training labels' class counts)")
+        counts = np.ones(1) if class_counts is None else np.asarray(class_counts, dtype=np.float64)
+        self.register_buffer("log_priors", torch.as_tensor(counts / counts.sum()).clamp_min(1e-12).log().float())
         if epochs <= 0:
             raise ValueError(f"epochs must be positive, got {epochs}")
         if consistency_reduction not in CONSISTENCY_REDUCTIONS:
@@ -296,6 +308,9 @@ class NLALoss(nn.Module):
             check_inputs(logits, logits_flip, targets)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits, logits_flip = at_least_float32(logits), at_least_float32(logits_flip)
+            if self.prior_tau:  # logit adjustment (Menon et al. 2021): NLA on the training prior's logits
+                offset = self.prior_tau * self.log_priors.to(logits.dtype)
+                logits, logits_flip = logits + offset, logits_flip + offset
             targets = hard_labels(targets.to(logits.dtype)) if is_soft(targets) else targets  # as the baselines cast them
             dtype = logits.dtype
             correct_g = GaussianConstants(self.mean_t.to(dtype), self.inv_cov_t.to(dtype), self.norm_t.to(dtype))
@@ -308,9 +323,14 @@ class NLALoss(nn.Module):
             )
         return loss, signals
 
+    def logit_offset(self) -> list[float] | None:
+        """``[C]``, ``prior_tau * log pi`` when the loss adjusts the logits (``prior_tau != 0``),
+        else ``None``: see :meth:`fer_nla.methods.base.Method.logit_offset`."""
+        return [float(v) for v in (self.prior_tau * self.log_priors).tolist()] if self.prior_tau else None
+
     def extra_repr(self) -> str:
         return (
             f"epochs={self.epochs}, lam=({self.lam_a}, {self.lam_b}, {self.lam_c}), slope={self.slope}, "
             f"schedule={self.schedule}, t_lambda={self.t_lambda}, detach_weights={self.detach_weights}, "
-            f"consistency_reduction={self.consistency_reduction!r}"
+            f"consistency_reduction={self.consistency_reduction!r}, prior_tau={self.prior_tau}"
         )

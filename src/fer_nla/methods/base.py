@@ -126,6 +126,13 @@ class Method(nn.Module):
     def set_epoch(self, epoch: int) -> None:  # noqa: B027 - a no-op by design
         """Tell the method the current 0-based epoch; nothing to do for most methods."""
 
+    def logit_offset(self) -> list[float] | None:
+        """``[C]``: what the method adds to the network's logits before its softmax (``tau * log
+        pi`` for a logit-adjusted loss), so that the logits at the training prior are the network's
+        plus this; ``None`` for the methods that add nothing. Recorded with every checkpoint
+        (:mod:`fer_nla.inference.scoring`)."""
+        return None
+
     def own_parameters(self) -> list[nn.Parameter]:
         """The method's trainable parameters (an extra head, ...): the trainer optimises them."""
         return [p for p in self.parameters() if p.requires_grad]

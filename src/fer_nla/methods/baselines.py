@@ -22,6 +22,11 @@ class LossMethod(Method):
         self.loss = loss
         self.refusal = refusal
 
+    def logit_offset(self) -> list[float] | None:
+        """The loss's ``logit_offset`` (a logit-adjusted loss's ``tau * log pi``), else ``None``."""
+        offset = getattr(self.loss, "logit_offset", None)
+        return None if offset is None else offset()
+
     def forward(self, inputs: MethodInputs) -> MethodOutput:
         """The loss of the image logits ``[B, K]`` against the targets; the flipped view, features
         and indices are not used (and not computed by the trainer)."""

@@ -25,6 +25,10 @@ class NLAMethod(Method):
         """Move NAW's "correct" Gaussian to epoch ``epoch`` (0-based) of its schedule."""
         self.loss.set_epoch(epoch)
 
+    def logit_offset(self) -> list[float] | None:
+        """The loss's ``prior_tau * log pi`` when it adjusts the logits, else ``None``."""
+        return self.loss.logit_offset()
+
     def forward(self, inputs: MethodInputs) -> MethodOutput:
         """The NLA loss of the two views' logits ``[B, K]``; ``sample_weights``: the detached NAW
         weights ``float32 [B]``. Raises ``ValueError`` without ``logits_flip``."""

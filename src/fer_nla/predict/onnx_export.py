@@ -69,7 +69,8 @@ def export_onnx_bytes(
     """The serialized ONNX model of ``model`` (put in eval mode, on the CPU): input ``input`` of
     shape ``batch x 3 x S x S`` float32 (batch dynamic), output ``logits``; ``metadata_props``
     hold ``format``, ``class_names``, ``image_size``, ``mean``, ``std``, ``grayscale``,
-    ``model``, ``class_prior`` and ``temperature`` (``scoring``; default: none and 1) as JSON text.
+    ``model``, and the ``scoring`` entries (``class_prior``, ``temperature``, ``logit_offset``,
+    ``default_prior``; default: none, 1, none, train) as JSON text.
 
     Raises :class:`InputError` for an opset outside :func:`supported_opsets` and for a model
     the exporter cannot convert (one line; the exporter's own log and warnings are kept back)."""
@@ -130,7 +131,7 @@ def checkpoint_onnx_bytes(checkpoint: str | Path, *, opset: int = DEFAULT_OPSET)
                              onnx_hint="it is already exported; run it with `fer-nla predict --backend onnx`")
     return export_onnx_bytes(model, class_names=list(info.class_names),
                              preprocess=Preprocess.from_dict(info.preprocess, source=str(checkpoint)),
-                             scoring=Scoring(info.class_prior, info.temperature),
+                             scoring=info.scoring_record(),
                              model_spec=info.model_spec, opset=opset)
 
 

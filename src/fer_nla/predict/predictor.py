@@ -88,7 +88,7 @@ class Predictor:
         max_side: int = DEFAULT_MAX_SIDE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         nms_iou: float = NMS_IOU,
-        prior: Prior = "train",
+        prior: Prior = "default",
         calibrated: bool = True,
     ) -> None:
         if batch_size < 1:

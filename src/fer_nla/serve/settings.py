@@ -47,7 +47,7 @@ class ServeSettings:
     - ``threads``: inference threads of this worker (each runs one request at a time on the one
       shared model); ``queue``: requests that may wait for a thread; a request arriving when
       ``threads + queue`` are taken is answered 503 with ``Retry-After: retry_after_s``;
-    - ``prior`` (``train``, ``uniform`` or comma-separated class proportions) and ``calibrated``:
+    - ``prior`` (``default``, ``train``, ``uniform`` or comma-separated class proportions) and ``calibrated``:
       the operating point of the probabilities (:mod:`fer_nla.inference.scoring`).
 
     Raises :class:`InputError` naming the field and the fix for values out of range.
@@ -64,7 +64,7 @@ class ServeSettings:
     threads: int = DEFAULT_THREADS
     queue: int = DEFAULT_QUEUE
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
-    prior: str = "train"
+    prior: str = "default"
     calibrated: bool = True
 
     def __post_init__(self) -> None:

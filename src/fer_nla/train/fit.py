@@ -198,7 +198,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,
                           class_names=tuple(class_names), image_size=int(pre["image_size"]), mean=tuple(pre["mean"]),
                           std=tuple(pre["std"]), config=config.to_dict(), data_fingerprint=fingerprint,
-                          grayscale=bool(pre["grayscale"]), class_prior=data.class_prior())
+                          grayscale=bool(pre["grayscale"]), class_prior=data.class_prior(),
+                          logit_offset=_offset(step.method.logit_offset()))
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
     if data.full_train.clean_targets is not None:
         session.clean_targets = torch.as_tensor(data.full_train.clean_targets, dtype=torch.int64, device=device)
@@ -332,8 +333,12 @@ def _validate(session: _Session) -> tuple[dict[str, Any], float]:
     probs = predict_probabilities(session.net, session.loaders.val, device=session.device, amp_dtype=step.amp_dtype,
                                   channels_last=step.channels_last, num_classes=len(session.class_names))
     val = classification_report(probs["targets"], probs["probs"], class_names=session.class_names)
-    val |= calibration_report(probs["probs"], probs["targets"])
+    val |= calibration_report(probs["probs"], probs["targets"], logit_offset=session.base.logit_offset)
     return val, mean_cross_entropy(probs["targets"], probs["probs"])
+
+
+def _offset(offset: list[float] | None) -> tuple[float, ...] | None:
+    return None if offset is None else tuple(offset)
 
 
 def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any], *, val_loss: float, lr: float,
