@@ -26,11 +26,12 @@ from fer_nla.audit import (
 )
 from fer_nla.errors import InputError
 from fer_nla.train.run_folder import RunFolder
-from fer_nla.train.signals import load_signals
+from fer_nla.train.signals import UNIFORM_KEYS, load_signals
 
 CSV_COLUMNS = ("rank", "index", "path", "given_label", "predicted_label", "score", "mean_weight", "verdict")
 SIGNAL_KEYS = ("p_gt", "p_nn", "prediction", "targets", "sample_ids")
 RULES = ("per-class", "global")  # how the calibrated count is spread: within each given class, or over all
+PRIORS = ("uniform", "train")  # the probabilities the audit reads: the class prior divided out, or as trained
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Audit:
     notes: list[str] = field(default_factory=list)
     rule: str = "per-class"
     too_few: tuple[int, ...] = ()
+    prior: str = "train"
 
     def __len__(self) -> int:
         return len(self.index)
@@ -92,6 +94,7 @@ class Audit:
             "rule": "fixed" if self.calibration is None else "calibrated", "flagged": int(flagged.sum()),
             "flagged_share": float(flagged.mean()) if len(self) else 0.0,
             "lowest_flagged_score": round(float(self.scores[flagged].min()), 6) if flagged.any() else None,
+            "prior": self.prior,
         }
         if self.calibration is not None:
             c = self.calibration
@@ -116,11 +119,13 @@ def run_class_names(run: RunFolder) -> tuple[str, ...]:
 
 def check_options(
     *, skip_epochs: int, noisy_threshold: float | None, ambiguous_band: float, rule: str = "per-class",
-    min_class_samples: int = MIN_CLASS_SAMPLES,
+    min_class_samples: int = MIN_CLASS_SAMPLES, prior: str = "uniform",
 ) -> None:
     """Raise :class:`InputError` naming the option unless each lies in its range."""
     if rule not in RULES:
         raise InputError(f"rule={rule!r} is not one of {', '.join(RULES)}")
+    if prior not in PRIORS:
+        raise InputError(f"prior={prior!r} is not one of {', '.join(PRIORS)}")
     if min_class_samples < 0:
         raise InputError(f"min_class_samples={min_class_samples} is negative: give 0 (trust every class) or more")
     if skip_epochs < 0:
@@ -170,6 +175,17 @@ def check_signals_match(sig: dict[str, np.ndarray], run: RunFolder, *, num_class
         )
 
 
+def signals_at_prior(sig: dict[str, np.ndarray], prior: str) -> tuple[dict[str, np.ndarray], str]:
+    """The signals the audit scores and the prior they are at: with ``prior="uniform"`` the
+    run's ``p_gt_uniform``, ``p_nn_uniform`` and ``prediction_uniform`` (the training class prior
+    divided out, :func:`fer_nla.train.step.uniform_shift`) stand in for ``p_gt``, ``p_nn`` and
+    ``prediction``; a run recorded before they existed is scored at ``train``."""
+    if prior == "uniform" and all(key in sig for key in UNIFORM_KEYS):
+        return {**sig, "p_gt": sig["p_gt_uniform"], "p_nn": sig["p_nn_uniform"],
+                "prediction": sig["prediction_uniform"]}, "uniform"
+    return sig, "train"
+
+
 def reliability_notes(
     *, epochs: int, skip_epochs: int, calibration: Calibration | None, too_few: dict[str, int] | None = None,
     min_class_samples: int = MIN_CLASS_SAMPLES,
@@ -201,7 +217,7 @@ def reliability_notes(
 
 def audit_run(
     run_dir: str | Path, *, skip_epochs: int = 1, noisy_threshold: float | None = None, ambiguous_band: float = 0.3,
-    rule: str = "per-class", min_class_samples: int = MIN_CLASS_SAMPLES,
+    rule: str = "per-class", min_class_samples: int = MIN_CLASS_SAMPLES, prior: str = "uniform",
 ) -> Audit:
     """Rank the trained samples of ``run_dir`` by suspicion (highest first, ties by index).
 
@@ -212,18 +228,22 @@ def audit_run(
     it); ``rule="global"`` flags the estimated total among the highest scores of all classes
     (the rule before per-class counts: it flags the classes the model finds hard). None while
     the estimate is not trusted (``notes`` says why); with ``noisy_threshold`` every score at or
-    above it.
+    above it. ``prior="uniform"`` (default) scores the probabilities with the training class
+    prior divided out (:func:`signals_at_prior`): a model's pull towards the common classes
+    otherwise reads as noise in the rare ones' labels (measured on FERPlus with planted noise,
+    ``tests/audit/test_ferplus_planted.py``); ``prior="train"`` scores them as trained.
 
     Raises:
         InputError: options out of range (see :func:`check_options`), a folder that is not a
             run, missing or damaged ``signals.npz``, or no checkpoint to read class names from.
     """
     check_options(skip_epochs=skip_epochs, noisy_threshold=noisy_threshold, ambiguous_band=ambiguous_band,
-                  rule=rule, min_class_samples=min_class_samples)
+                  rule=rule, min_class_samples=min_class_samples, prior=prior)
     run = RunFolder(Path(run_dir))
     sig = read_signals(run)
     class_names = run_class_names(run)
     check_signals_match(sig, run, num_classes=len(class_names))
+    sig, used = signals_at_prior(sig, prior)
     p_gt, p_nn = sig["p_gt"].astype(np.float32), sig["p_nn"].astype(np.float32)
     scores = suspicion_scores(p_gt, p_nn, skip_epochs=skip_epochs)
     predicted = majority_prediction(sig["prediction"], num_classes=len(class_names), skip_epochs=skip_epochs)
@@ -242,9 +262,12 @@ def audit_run(
     return Audit(
         class_names=class_names, index=order, sample_ids=sig["sample_ids"][order], given=given,
         predicted=predicted[order], scores=scores[order], mean_weight=None if weight is None else weight[order],
-        verdict=verdict, epochs=len(p_gt), calibration=calibration, rule=rule, too_few=too_few,
+        verdict=verdict, epochs=len(p_gt), calibration=calibration, rule=rule, too_few=too_few, prior=used,
         notes=reliability_notes(epochs=len(p_gt), skip_epochs=skip_epochs, calibration=calibration, too_few=sizes,
-                                min_class_samples=min_class_samples),
+                                min_class_samples=min_class_samples)
+        + ([] if used == prior else [f"the run's signals were recorded before fer-nla kept them at the uniform prior: "
+                                     "audited at the training prior, where a model's pull towards the common classes "
+                                     "reads as noise in the rare ones; train the run again for the uniform view"]),
     )
 
 

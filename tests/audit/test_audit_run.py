@@ -13,6 +13,7 @@ from fer_nla.audit import suspicion_scores
 from fer_nla.audit_run import CSV_COLUMNS, Audit, audit_run, contact_sheet, evaluate_against_clean
 from fer_nla.cli import main
 from fer_nla.commands.audit import SHEET_FACES
+from fer_nla.errors import InputError
 from fer_nla.config import load_config
 from fer_nla.train.fit import fit
 from fer_nla.train.signals import load_signals
@@ -33,7 +34,9 @@ def run_dir(tmp_path_factory):
 def test_audit_ranks_every_trained_sample_by_the_recorded_margins(run_dir):
     audit = audit_run(run_dir, skip_epochs=1)
     sig = load_signals(run_dir / "signals.npz")
-    expected = suspicion_scores(sig["p_gt"].astype(np.float32), sig["p_nn"].astype(np.float32), skip_epochs=1)
+    assert audit.prior == "uniform"  # the default: the signals with the training prior divided out
+    expected = suspicion_scores(sig["p_gt_uniform"].astype(np.float32), sig["p_nn_uniform"].astype(np.float32),
+                                skip_epochs=1)
     trained = np.flatnonzero(np.isfinite(expected))
     assert sorted(audit.index.tolist()) == trained.tolist()
     assert np.all(np.diff(audit.scores) <= 0)
@@ -170,3 +173,19 @@ def test_classes_too_small_for_a_per_class_count_are_named_in_one_warning():
     spelled = spell_options(notes[0], SPELLING)
     assert "--min-class-samples 50" in spelled and "--rule global" in spelled
     assert reliability_notes(epochs=12, skip_epochs=1, calibration=None, too_few={}) == []
+
+
+def test_the_train_prior_audit_reads_the_signals_as_trained_and_old_runs_fall_back_to_it(run_dir, tmp_path):
+    sig = load_signals(run_dir / "signals.npz")
+    audit = audit_run(run_dir, skip_epochs=1, prior="train")
+    expected = suspicion_scores(sig["p_gt"].astype(np.float32), sig["p_nn"].astype(np.float32), skip_epochs=1)
+    assert audit.prior == "train" and audit.scores == pytest.approx(expected[audit.index])
+    assert not np.allclose(sig["p_gt"].astype(np.float32), sig["p_gt_uniform"].astype(np.float32), equal_nan=True)
+    old = tmp_path / "old_run"
+    shutil.copytree(run_dir, old)
+    np.savez_compressed(old / "signals.npz", **{k: v for k, v in sig.items() if not k.endswith("_uniform")})
+    fallback = audit_run(old, skip_epochs=1)
+    assert fallback.prior == "train" and fallback.scores == pytest.approx(audit.scores)
+    assert any("recorded before fer-nla kept them at the uniform prior" in note for note in fallback.notes)
+    with pytest.raises(InputError, match="prior='balanced' is not one of uniform, train"):
+        audit_run(run_dir, prior="balanced")

@@ -176,4 +176,4 @@ def test_the_command_spells_the_rules_and_the_class_minimum_the_library_uses():
     from fer_nla import audit_run, commands
     from fer_nla.commands import audit as command
 
-    assert commands and command.RULES == audit_run.RULES and command.MIN_CLASS_SAMPLES == MIN_CLASS_SAMPLES
+    assert commands and command.RULES == audit_run.RULES and command.PRIORS == audit_run.PRIORS and command.MIN_CLASS_SAMPLES == MIN_CLASS_SAMPLES

@@ -10,6 +10,7 @@ from fer_nla.commands import DATASET_KEYS
 
 # the per-class rule's defaults, spelled here so that --help needs no numpy import
 RULES = ("per-class", "global")
+PRIORS = ("uniform", "train")
 MIN_CLASS_SAMPLES = 50
 
 # The audit rebuilds the training set from the run's config.yaml: that is where to fix it.
@@ -17,6 +18,7 @@ SPELLING: dict[str, str] = {
     **{key: f"{template} in the run's config.yaml" for key, template in DATASET_KEYS.items()},
     "skip_epochs": "--skip-epochs {}", "noisy_threshold": "--noisy-threshold {}",
     "ambiguous_band": "--ambiguous-band {}", "rule": "--rule {}", "min_class_samples": "--min-class-samples {}",
+    "prior": "--prior {}",
 }
 SHEET_FACES = 36  # faces on the contact sheet when --top does not say
 
@@ -58,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rule", choices=RULES, default="per-class",
                         help="spread the calibrated count within each given class (per-class, the default) or over "
                              "all labels (global: flags the classes the model finds hard)")
+    parser.add_argument("--prior", choices=PRIORS, default="uniform",
+                        help="score the probabilities with the training class prior divided out (uniform, the "
+                             "default: a model's pull towards common classes is not read as noise in the rare "
+                             "ones) or as trained (train)")
     parser.add_argument("--min-class-samples", type=int, default=MIN_CLASS_SAMPLES, metavar="N",
                         help="per-class rule: a class with fewer scored labels is not flagged, with a warning "
                              "(default %(default)s)")
@@ -78,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top is not None and args.top <= 0:
         raise InputError(f"--top {args.top}: must be 1 or more")
     audit = audit_run(args.run, skip_epochs=args.skip_epochs, noisy_threshold=args.noisy_threshold,
-                      ambiguous_band=args.ambiguous_band, rule=args.rule, min_class_samples=args.min_class_samples)
+                      ambiguous_band=args.ambiguous_band, rule=args.rule, min_class_samples=args.min_class_samples,
+                      prior=args.prior)
     for note in audit.notes:
         print(f"fer-nla audit: warning: {spell_options(note, SPELLING)}", file=sys.stderr)
     path = write_csv(audit, args.out, top=args.top)

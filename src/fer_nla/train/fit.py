@@ -192,7 +192,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     recorder = SignalRecorder(
         num_samples=len(data.full_train), epochs=tc.epochs, train_indices=data.train_indices,
         targets=data.full_train.targets, sample_ids=data.full_train.samples,
-        with_weights=step.method.sample_weights, device=device,
+        with_weights=step.method.sample_weights, device=device, with_uniform=step.to_uniform is not None,
     ) if tc.record_signals else None
     pre = preprocess_spec(config.data)
     base = CheckpointMeta(arch=config.model.arch, num_classes=len(class_names), stem=config.model.stem,

@@ -10,6 +10,9 @@ epoch, and saved compactly as ``signals.npz``:
 ``[epochs, N]``, NaN where a sample was not trained on in that epoch; ``correct``: bool
 ``[epochs, N]`` (the given label held the top probability); ``prediction``: int8 ``[epochs, N]`` (-1 unseen); ``targets`` ``[N]``,
 ``in_train`` ``[N]`` (False for samples carved out for validation), ``sample_ids`` ``[N]``.
+``p_gt_uniform``, ``p_nn_uniform`` (float16) and ``prediction_uniform`` (int8), where the step
+gives them: the same at the uniform prior (the training labels' class prior divided out of the
+softmax, :func:`fer_nla.train.step.uniform_shift`), what the label audit reads by default.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from fer_nla.atomic import atomic_write
 from fer_nla.distributed import all_reduce_tensor
 from fer_nla.train.step import StepSignals
 
-FLOAT_KEYS = ("p_gt", "p_nn", "weights")
+FLOAT_KEYS = ("p_gt", "p_nn", "weights", "p_gt_uniform", "p_nn_uniform")
+UNIFORM_KEYS = ("p_gt_uniform", "p_nn_uniform", "prediction_uniform")
 
 
 class SignalRecorder:
@@ -41,6 +45,7 @@ class SignalRecorder:
         sample_ids: list[str],
         with_weights: bool,
         device: torch.device,
+        with_uniform: bool = False,
     ) -> None:
         self.num_samples, self.epochs, self.device = num_samples, epochs, device
         self.with_weights = with_weights
@@ -49,10 +54,12 @@ class SignalRecorder:
         self.in_train = np.zeros(num_samples, dtype=bool)
         self.in_train[np.asarray(train_indices, dtype=np.int64)] = True
         self.sample_ids = np.asarray(sample_ids, dtype=str)
-        keys = FLOAT_KEYS if with_weights else FLOAT_KEYS[:2]
+        keys = ["p_gt", "p_nn"] + (["weights"] if with_weights else []) + (list(UNIFORM_KEYS[:2]) if with_uniform else [])
         self.rows: dict[str, np.ndarray] = {k: np.full((epochs, num_samples), np.nan, np.float16) for k in keys}
         self.rows["correct"] = np.zeros((epochs, num_samples), dtype=bool)
         self.rows["prediction"] = np.full((epochs, num_samples), -1, dtype=np.int8)
+        if with_uniform:
+            self.rows["prediction_uniform"] = np.full((epochs, num_samples), -1, dtype=np.int8)
         self.done = 0
         self._buffers: dict[str, torch.Tensor] = {}
 
@@ -71,15 +78,19 @@ class SignalRecorder:
         if signals.correct is not None:
             b["correct"].index_add_(0, idx, signals.correct.float())
         b["prediction"].index_copy_(0, idx, signals.prediction.float() + 1.0)
+        if "prediction_uniform" in b and signals.prediction_uniform is not None:
+            b["p_gt_uniform"].index_add_(0, idx, signals.p_gt_uniform.float())
+            b["p_nn_uniform"].index_add_(0, idx, signals.p_nn_uniform.float())
+            b["prediction_uniform"].index_copy_(0, idx, signals.prediction_uniform.float() + 1.0)
         b["count"].index_add_(0, idx, torch.ones_like(idx, dtype=torch.float32))
 
     def end_epoch(self, epoch: int) -> None:
         """Reduce the epoch over ranks (means where a sample was seen twice) into row ``epoch``."""
         b = self._buffers
         for key in b:
-            if key == "prediction" and dist.is_available() and dist.is_initialized():
+            if key.startswith("prediction") and dist.is_available() and dist.is_initialized():
                 dist.all_reduce(b[key], op=dist.ReduceOp.MAX)
-            elif key != "prediction":
+            elif not key.startswith("prediction"):
                 all_reduce_tensor(b[key])
         count = b["count"].cpu().numpy()
         seen = count > 0

@@ -74,6 +74,9 @@ class StepSignals:
     prediction: Tensor
     weights: Tensor | None = None
     correct: Tensor | None = None
+    p_gt_uniform: Tensor | None = None  # the same at the uniform prior (the training prior divided out)
+    p_nn_uniform: Tensor | None = None
+    prediction_uniform: Tensor | None = None
 
 
 @dataclass
@@ -92,6 +95,7 @@ class TrainStep:
     scaler: torch.amp.GradScaler | None = None
     first_nonfinite: Tensor | None = None  # set by note_nonfinite
     flip: Callable[[Tensor], Tensor] = horizontal_flip  # the flipped view of a batch (cached views: swap_views)
+    to_uniform: Tensor | None = None  # [C], added to the logits: their softmax at the uniform prior (signals)
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -176,8 +180,14 @@ class TrainStep:
         """p_gt, p_nn and whether the given label is the top class, from the logits, and the
         per-sample weights the method gave (NLA's NAW weights; ``None`` for the baselines). With
         soft targets ``[B, C]`` the given label is each distribution's argmax."""
-        p_gt, p_nn, correct = gt_and_nearest_negative(logits, hard_labels(targets))
-        return StepSignals(index, p_gt, p_nn, logits.argmax(dim=1), output.sample_weights, correct)
+        given = hard_labels(targets)
+        p_gt, p_nn, correct = gt_and_nearest_negative(logits, given)
+        signals = StepSignals(index, p_gt, p_nn, logits.argmax(dim=1), output.sample_weights, correct)
+        if self.to_uniform is not None:  # the label audit's default view: the class prior divided out
+            balanced = logits.detach().float() + self.to_uniform
+            signals.p_gt_uniform, signals.p_nn_uniform, _ = gt_and_nearest_negative(balanced, given)
+            signals.prediction_uniform = balanced.argmax(dim=1)
+        return signals
 
 
 def build_train_step(
@@ -216,5 +226,17 @@ def build_train_step(
     amp_dtype = autocast_dtype(tc.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
     step = TrainStep(network, method, optimizer, device, amp_dtype, channels_last, tc.two_view_forward, tc.grad_clip,
-                     scaler)
+                     scaler, to_uniform=uniform_shift(class_counts, method.logit_offset(), device=device))
     return step, scheduler
+
+
+def uniform_shift(class_counts: np.ndarray, logit_offset: list[float] | None, *, device: torch.device) -> Tensor:
+    """``float32 [C]``: what moves a network's logits to the uniform prior, ``offset - log pi``
+    (``pi``: the training labels' class shares from ``class_counts``, floored at 1e-12;
+    ``offset``: what the method adds before its softmax, :meth:`Method.logit_offset`): Bayes'
+    rule, as :mod:`fer_nla.inference.scoring` applies it at prediction time."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    shift = -np.log(np.maximum(counts / max(counts.sum(), 1.0), 1e-12))
+    if logit_offset is not None:
+        shift = shift + np.asarray(logit_offset, dtype=np.float64)
+    return torch.as_tensor(shift, dtype=torch.float32, device=device)
