@@ -131,7 +131,9 @@ def describe_builtin(name: str = DEFAULT_MODEL) -> dict:
     """What ``fer-nla models`` shows of the built-in model ``name``, read from its ONNX file's
     metadata (no PyTorch needed): ``name``, ``default`` (bool), ``summary``, ``arch``,
     ``num_classes``, ``class_names``, ``image_size`` (px), ``grayscale`` (bool), ``file`` (the
-    checkpoint), ``onnx`` and ``card`` (absolute paths, str) and ``card_exists``. Raises
+    checkpoint), ``onnx`` and ``card`` (absolute paths, str), ``card_exists``, ``default_prior``
+    (``train``, ``uniform`` or the class shares, the operating point used when none is named) and
+    ``temperature``. Raises
     :class:`~fer_nla.errors.InputError` as :func:`builtin_path`."""
     from fer_nla.inference.onnx_backend import OnnxBackend
 
@@ -143,4 +145,6 @@ def describe_builtin(name: str = DEFAULT_MODEL) -> dict:
             "arch": str(backend.model_spec.get("arch", "")), "num_classes": len(backend.class_names),
             "class_names": list(backend.class_names), "image_size": backend.preprocess.image_size,
             "grayscale": backend.preprocess.grayscale, "file": str(builtin_path(model.name)), "onnx": str(onnx),
-            "card": str(card), "card_exists": card.is_file()}
+            "card": str(card), "card_exists": card.is_file(), "temperature": backend.scoring.temperature,
+            "default_prior": backend.scoring.default_prior if isinstance(backend.scoring.default_prior, str)
+            else list(backend.scoring.default_prior)}

@@ -58,7 +58,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         lines.append("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
         card = row["card"] if row["card_exists"] else f"{row['card']} (missing)"
         lines += [f"  classes: {', '.join(row['class_names'])}", f"  weights: {row['file']}", f"  onnx:    {row['onnx']}",
-                  f"  card:    {card}"]
+                  f"  card:    {card}", f"  prior:   {prior_text(row)}"]
     return "\n".join(lines)
 
 
@@ -68,3 +68,11 @@ def _cell(row: dict[str, Any], key: str) -> str:
     if key == "input":
         return f"{row['image_size']}x{row['image_size']} {'gray' if row['grayscale'] else 'RGB'}"
     return str(row[key])
+
+
+def prior_text(row: dict) -> str:
+    """The default operating point and temperature of a :func:`describe_builtin` row, in words."""
+    prior = row["default_prior"]
+    if not isinstance(prior, str):
+        prior = "class shares " + ", ".join(f"{name} {share:.3f}" for name, share in zip(row["class_names"], prior))
+    return f"default {prior} (--prior train|uniform|... for another), temperature {row['temperature']:.3f}"
