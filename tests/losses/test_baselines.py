@@ -91,7 +91,9 @@ def test_logit_adjusted_losses_record_the_offset_they_add():
     assert build_method("logit_adjusted", class_counts=COUNTS).logit_offset() == pytest.approx(log_prior, rel=1e-6)
     assert build_method("logit_adjusted", class_counts=COUNTS, tau=0.5).logit_offset() == pytest.approx(0.5 * log_prior, rel=1e-6)
     assert build_method("nla", epochs=10, class_counts=COUNTS, prior_tau=1.0).logit_offset() == pytest.approx(log_prior, rel=1e-6)
-    for name in ("ce", "class_balanced", "nla"):
+    weights = class_balanced_weights(COUNTS).numpy()
+    assert build_method("class_balanced", class_counts=COUNTS).logit_offset() == pytest.approx(-np.log(weights), rel=1e-6)
+    for name in ("ce", "focal", "nla"):
         assert build_method(name, epochs=10, class_counts=COUNTS).logit_offset() is None
 
 

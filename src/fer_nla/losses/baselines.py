@@ -161,6 +161,13 @@ class ClassBalancedCE(Loss):
         super().__init__(check=check)
         self.register_buffer("class_weights", class_balanced_weights(class_counts, beta=beta))
 
+    def logit_offset(self) -> list[float]:
+        """``[C]``, ``-log w``: the minimiser of a loss that weights class ``k`` by ``w_k`` is the
+        softmax at the prior ``pi_k w_k`` (normalised), so the logits at the training prior are
+        the network's minus ``log w`` (the equivalence of re-weighting and logit adjustment,
+        Menon et al. 2021, Sec. 4). A class with weight 0 (no samples) gets offset ``-log 1e-12``."""
+        return [float(v) for v in (-self.class_weights.double().clamp_min(1e-12).log()).tolist()]
+
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         _check_class_count(logits, self.class_weights)
         return class_balanced_ce(logits, targets, class_weights=self.class_weights)
