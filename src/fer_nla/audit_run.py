@@ -15,23 +15,25 @@ import numpy as np
 
 from fer_nla.audit import (
     MIN_CLASS_SAMPLES,
+    VIEWS,
     Calibration,
     calibrate,
     detection_quality,
     flag_highest,
     flag_per_class,
     majority_prediction,
+    signals_at_prior,
     suspicion_scores,
     verdicts,
 )
 from fer_nla.errors import InputError
 from fer_nla.train.run_folder import RunFolder
-from fer_nla.train.signals import UNIFORM_KEYS, load_signals
+from fer_nla.train.signals import load_signals
 
 CSV_COLUMNS = ("rank", "index", "path", "given_label", "predicted_label", "score", "mean_weight", "verdict")
 SIGNAL_KEYS = ("p_gt", "p_nn", "prediction", "targets", "sample_ids")
 RULES = ("per-class", "global")  # how the calibrated count is spread: within each given class, or over all
-PRIORS = ("uniform", "train")  # the probabilities the audit reads: the class prior divided out, or as trained
+PRIORS = VIEWS  # the probabilities the audit reads: the class prior divided out, or as trained
 
 
 @dataclass
@@ -175,17 +177,6 @@ def check_signals_match(sig: dict[str, np.ndarray], run: RunFolder, *, num_class
         )
 
 
-def signals_at_prior(sig: dict[str, np.ndarray], prior: str) -> tuple[dict[str, np.ndarray], str]:
-    """The signals the audit scores and the prior they are at: with ``prior="uniform"`` the
-    run's ``p_gt_uniform``, ``p_nn_uniform`` and ``prediction_uniform`` (the training class prior
-    divided out, :func:`fer_nla.train.step.uniform_shift`) stand in for ``p_gt``, ``p_nn`` and
-    ``prediction``; a run recorded before they existed is scored at ``train``."""
-    if prior == "uniform" and all(key in sig for key in UNIFORM_KEYS):
-        return {**sig, "p_gt": sig["p_gt_uniform"], "p_nn": sig["p_nn_uniform"],
-                "prediction": sig["prediction_uniform"]}, "uniform"
-    return sig, "train"
-
-
 def reliability_notes(
     *, epochs: int, skip_epochs: int, calibration: Calibration | None, too_few: dict[str, int] | None = None,
     min_class_samples: int = MIN_CLASS_SAMPLES,
@@ -229,7 +220,7 @@ def audit_run(
     (the rule before per-class counts: it flags the classes the model finds hard). None while
     the estimate is not trusted (``notes`` says why); with ``noisy_threshold`` every score at or
     above it. ``prior="uniform"`` (default) scores the probabilities with the training class
-    prior divided out (:func:`signals_at_prior`): a model's pull towards the common classes
+    prior divided out (:func:`fer_nla.audit.signals_at_prior`): a model's pull towards the common classes
     otherwise reads as noise in the rare ones' labels (measured on FERPlus with planted noise,
     ``tests/audit/test_ferplus_planted.py``); ``prior="train"`` scores them as trained.
 
@@ -243,7 +234,10 @@ def audit_run(
     sig = read_signals(run)
     class_names = run_class_names(run)
     check_signals_match(sig, run, num_classes=len(class_names))
-    sig, used = signals_at_prior(sig, prior)
+    try:
+        sig, used = signals_at_prior(sig, prior)
+    except ValueError as err:
+        raise InputError(f"{run.signals}: {err}; it is damaged: train the run again, or audit with prior='train'") from None
     p_gt, p_nn = sig["p_gt"].astype(np.float32), sig["p_nn"].astype(np.float32)
     scores = suspicion_scores(p_gt, p_nn, skip_epochs=skip_epochs)
     predicted = majority_prediction(sig["prediction"], num_classes=len(class_names), skip_epochs=skip_epochs)

@@ -20,6 +20,7 @@ import numpy as np
 
 from fer_nla.inference.scoring import (
     ECE_BINS,
+    OperatingPoint,
     Prior,
     Scoring,
     adjusted_probabilities,
@@ -113,6 +114,7 @@ def evaluate_checkpoint(
     with_probabilities: bool = False,
     prior: Prior = "default",
     calibrated: bool = True,
+    network_logits: bool = False,
 ) -> dict[str, Any]:
     """The metrics of ``checkpoint`` (a fer-nla ``.pt``, or an ONNX model from ``fer-nla
     export``, scored with onnxruntime through the same preprocessing its metadata states) on one
@@ -127,7 +129,10 @@ def evaluate_checkpoint(
     data that does not fit the model. ``with_probabilities`` adds ``probs`` (float32 ``[N, C]``,
     softmax, in the dataset's sample order) and ``targets`` (int64 ``[N]``). ``prior`` and
     ``calibrated`` choose the operating point, as for :class:`~fer_nla.predict.Predictor`
-    (:func:`fer_nla.inference.scoring.operating_point`, whose errors it raises)."""
+    (:func:`fer_nla.inference.scoring.operating_point`, whose errors it raises).
+    ``network_logits=True`` scores the softmax of the network's logits with no prior shift and no
+    logit offset (the temperature still applies when ``calibrated``): what training's validation
+    and the benchmark grids score, so a logit-adjusted cell is scored at its own logits."""
     from torch.utils.data import DataLoader
 
     from fer_nla.checkpoint import check_compatible
@@ -153,6 +158,8 @@ def evaluate_checkpoint(
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     logits, targets = loader_logits(backend, ((images, labels) for images, labels, _ in loader))
     point = operating_point(backend.scoring, num_classes=len(ds.class_names), prior=prior, calibrated=calibrated)
+    if network_logits:
+        point = OperatingPoint(point.temperature, np.zeros(len(ds.class_names)))
     probs = adjusted_probabilities(logits, point)
     report = classification_report(targets, probs, class_names=list(ds.class_names))
     report |= {"num_samples": int(len(targets)), "dropped": dropped, "prior": prior if isinstance(prior, str) else list(prior),

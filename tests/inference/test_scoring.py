@@ -162,3 +162,20 @@ def test_calibration_at_the_training_prior_of_a_logit_adjusted_model():
     report = calibration_report(probs, y, logit_offset=offset)
     assert report["temperature"] == pytest.approx(calibration_report(
         adjusted_probabilities(train_logits, OperatingPoint.plain(4)), y)["temperature"], rel=1e-3)
+
+
+def test_a_class_the_model_never_saw_keeps_its_logit_at_every_prior():
+    prior = (0.6, 0.4, 0.0)  # an 8-class head trained on data without contempt, say
+    point = operating_point(Scoring(class_prior=prior), num_classes=3, prior="uniform")
+    assert point.shift[2] == 0.0 and point.shift[:2] == pytest.approx(np.log(1 / 3) - np.log(prior[:2]))
+
+
+def test_damaged_scoring_entries_are_refused_naming_the_file():
+    for spec, message in [
+        ({"default_prior": "uniform"}, "needs the training class prior"),
+        ({"class_prior": [0.5, 0.5], "default_prior": [0.2, 0.3, 0.5]}, "3 proportions for 2 classes"),
+        ({"class_prior": [0.5, 0.5], "logit_offset": [1.0, float("nan")]}, "is not 2 finite numbers"),
+        ({"class_prior": [0.5, 0.5], "logit_offset": [1.0]}, "is not 2 finite numbers"),
+    ]:
+        with pytest.raises(InputError, match=rf"m\.onnx: .*{message}"):
+            Scoring.from_dict(spec, source="m.onnx")

@@ -51,6 +51,10 @@ beat its nearest rival by that margin across training); ``ambiguous`` otherwise 
 places, or a rival led but the label was not flagged: a doubtful label is never called clean);
 ``likely noisy`` takes precedence.
 
+**Which probabilities.** By default the signals are read at the uniform prior, the training
+class prior divided out (:func:`signals_at_prior`): a model's pull towards the common classes
+otherwise reads as noise in the rare ones' labels.
+
 All functions work on plain numpy arrays with keyword-only options.
 """
 
@@ -58,9 +62,11 @@ from fer_nla.audit.noise import SETTLED_CHANGE, Calibration, NoiseEstimate, cali
 from fer_nla.audit.quality import ClassDetection, DetectionQuality, class_detection, detection_quality, roc_auc
 from fer_nla.audit.scores import majority_prediction, scored_epochs, suspicion_scores
 from fer_nla.audit.verdicts import MIN_CLASS_SAMPLES, VERDICTS, ClassFlags, flag_highest, flag_per_class, verdicts
+from fer_nla.audit.views import UNIFORM_KEYS, VIEWS, signals_at_prior
 
 __all__ = [
     "MIN_CLASS_SAMPLES", "SETTLED_CHANGE", "VERDICTS", "Calibration", "ClassDetection", "ClassFlags", "DetectionQuality",
     "NoiseEstimate", "calibrate", "class_detection", "detection_quality", "estimate_noise", "flag_highest",
-    "flag_per_class", "majority_prediction", "off_class", "roc_auc", "scored_epochs", "suspicion_scores", "verdicts",
+    "flag_per_class", "majority_prediction", "off_class", "roc_auc", "scored_epochs", "signals_at_prior",
+    "suspicion_scores", "verdicts", "UNIFORM_KEYS", "VIEWS",
 ]

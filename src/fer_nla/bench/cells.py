@@ -105,7 +105,8 @@ def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints
     else:
         scored = evaluate_checkpoint(str(folder.best), dataset=test.dataset, root=test.root, split=test.split,
                                      labels=test.labels, options=test.options, device_name=config.train.device,
-                                     batch_size=config.train.eval_batch_size, with_probabilities=with_probabilities)
+                                     batch_size=config.train.eval_batch_size, with_probabilities=with_probabilities,
+                                     network_logits=True)  # as validation scores them: comparable across methods
     history = [{"epoch": m["epoch"], "train_loss": m["train_loss"], "train_acc": m["train_acc"],
                 **({"train_acc_clean": m["train_acc_clean"]} if "train_acc_clean" in m else {}),
                 "val_loss": m["val_loss"], "val_overall_acc": m["val"]["overall_acc"],

@@ -10,7 +10,7 @@ from fer_nla.commands import DATASET_KEYS
 
 # the per-class rule's defaults, spelled here so that --help needs no numpy import
 RULES = ("per-class", "global")
-PRIORS = ("uniform", "train")
+PRIORS = ("uniform", "train")  # fer_nla.audit.VIEWS, spelled here so that --help needs no numpy import
 MIN_CLASS_SAMPLES = 50
 
 # The audit rebuilds the training set from the run's config.yaml: that is where to fix it.

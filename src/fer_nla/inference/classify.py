@@ -4,7 +4,7 @@
 serve`` and ``fer-nla eval`` all score faces here, with either backend (:mod:`.backends`): the
 crops go through :func:`~fer_nla.inference.preprocess.preprocess_faces`, the backend gives logits,
 :func:`~fer_nla.inference.scoring.adjusted_probabilities` gives probabilities at an operating
-point (the model's temperature and a class prior; plain softmax without one), and
+point (the model's temperature, its logit offset and a class prior; plain softmax without one), and
 :func:`face_predictions` pairs them with their boxes. So a face gets the same probabilities
 whichever command or backend scores it (a test checks eval, Predictor with both backends and
 serve against each other on real faces).

@@ -23,7 +23,7 @@ from fer_nla.inference.scoring import Scoring
 METADATA_FORMAT = "fer-nla"
 # metadata_props keys written by fer_nla.predict.onnx_export (values are JSON text); the optional
 # ones are absent in files exported before they existed (grayscale: False; class_prior: none,
-# temperature: 1).
+# temperature: 1; logit_offset: none; default_prior: train).
 METADATA_KEYS = ("format", "class_names", "image_size", "mean", "std", "model")
 OPTIONAL_METADATA_KEYS = ("grayscale", "class_prior", "temperature", "logit_offset", "default_prior")
 ORT_LOG_ERROR = 3  # onnxruntime log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal

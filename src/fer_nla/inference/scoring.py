@@ -68,14 +68,28 @@ class Scoring:
                           default_prior=default if isinstance(default, str) else tuple(float(v) for v in default))
         except (TypeError, ValueError):
             raise InputError(f"{source}: its scoring entry {spec!r} is damaged; write the model again with fer-nla") from None
-        if scoring.default_prior in ("default",) or (isinstance(scoring.default_prior, str)
-                                                     and scoring.default_prior not in PRIOR_NAMES):
-            raise InputError(f"{source}: its default prior {scoring.default_prior!r} is not train, uniform or "
-                             "proportions; write the model again with fer-nla")
+        scoring.check(source)
         if not (np.isfinite(scoring.temperature) and scoring.temperature > 0):
             raise InputError(f"{source}: temperature {scoring.temperature!r} is not a positive number; "
                              "write the model again with fer-nla")
         return scoring
+
+    def check(self, source: str) -> None:
+        """Raise :class:`InputError` naming ``source`` for entries that disagree: a default prior
+        that is not ``train``/``uniform``/proportions, offsets or proportions whose count is not
+        the class prior's, non-finite offsets, or a non-train default without a class prior."""
+        fix = "write the model again with fer-nla"
+        default, size = self.default_prior, None if self.class_prior is None else len(self.class_prior)
+        if isinstance(default, str) and default not in ("train", "uniform"):
+            raise InputError(f"{source}: its default prior {default!r} is not train, uniform or proportions; {fix}")
+        if default != "train" and size is None:
+            raise InputError(f"{source}: its default prior {default!r} needs the training class prior, which it lacks; {fix}")
+        if not isinstance(default, str) and (len(default) != size or not all(v > 0 for v in default)):
+            raise InputError(f"{source}: its default prior has {len(default)} proportions for {size} classes, or one "
+                             f"not positive; {fix}")
+        if self.logit_offset is not None and (not np.all(np.isfinite(self.logit_offset))
+                                              or (size is not None and len(self.logit_offset) != size)):
+            raise InputError(f"{source}: its logit offset {list(self.logit_offset)} is not {size} finite numbers; {fix}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"class_prior": None if self.class_prior is None else list(self.class_prior),
@@ -120,7 +134,9 @@ def operating_point(scoring: Scoring, *, num_classes: int, prior: Prior = "defau
         raise InputError("the model records no training class prior, so its outputs cannot be moved to another "
                          "prior: use prior='train', or a model trained or written by this fer-nla")
     trained = np.asarray(scoring.class_prior, dtype=np.float64)
-    return OperatingPoint(temperature, offset / temperature + np.log(target) - np.log(np.maximum(trained, 1e-12)))
+    # a class the model never saw (share 0) keeps its logit: dividing by ~0 would make it win everywhere
+    moved = np.where(trained > 0, np.log(target) - np.log(np.maximum(trained, 1e-300)), 0.0)
+    return OperatingPoint(temperature, offset / temperature + moved)
 
 
 def prior_power(class_prior: Sequence[float], tau: float) -> tuple[float, ...]:

@@ -165,8 +165,10 @@ class ClassBalancedCE(Loss):
         """``[C]``, ``-log w``: the minimiser of a loss that weights class ``k`` by ``w_k`` is the
         softmax at the prior ``pi_k w_k`` (normalised), so the logits at the training prior are
         the network's minus ``log w`` (the equivalence of re-weighting and logit adjustment,
-        Menon et al. 2021, Sec. 4). A class with weight 0 (no samples) gets offset ``-log 1e-12``."""
-        return [float(v) for v in (-self.class_weights.double().clamp_min(1e-12).log()).tolist()]
+        Menon et al. 2021, Sec. 4). A class with weight 0 (no samples) gets offset 0: the loss never
+        moved its logit."""
+        w = self.class_weights.double()
+        return [float(v) for v in torch.where(w > 0, -w.clamp_min(1e-300).log(), torch.zeros_like(w)).tolist()]
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         _check_class_count(logits, self.class_weights)

@@ -257,7 +257,9 @@ class NLALoss(nn.Module):
         if self.prior_tau and class_counts is None:
             raise ValueError("prior_tau needs class_counts (the training labels' class counts)")
         counts = np.ones(1) if class_counts is None else np.asarray(class_counts, dtype=np.float64)
-        self.register_buffer("log_priors", torch.as_tensor(counts / counts.sum()).clamp_min(1e-12).log().float())
+        # rebuilt from class_counts, not saved: checkpoints written before it existed still load
+        self.register_buffer("log_priors", torch.as_tensor(counts / counts.sum()).clamp_min(1e-12).log().float(),
+                             persistent=False)
         if epochs <= 0:
             raise ValueError(f"epochs must be positive, got {epochs}")
         if consistency_reduction not in CONSISTENCY_REDUCTIONS:

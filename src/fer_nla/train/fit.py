@@ -29,7 +29,7 @@ from fer_nla.freeze import TrailingPart, freeze_stages, swap_views
 from fer_nla.inference.scoring import calibration_report
 from fer_nla.methods import require_soft_target_support
 from fer_nla.metrics import HEADLINE_METRICS, classification_report, mean_cross_entropy
-from fer_nla.model_init import init_model, resolve_init
+from fer_nla.model_init import init_model, init_source, resolve_init
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
 from fer_nla.runtime import epoch_seed, resolve_device, seed_everything, set_determinism, use_channels_last
 from fer_nla.train.loaders import Loaders, build_loaders
@@ -181,7 +181,8 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
                                        saved=saved, log=log)
     counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
     step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net,
-                                       num_samples=len(data.train_indices), distributed=info.enabled)
+                                       num_samples=len(data.train_indices), distributed=info.enabled,
+                                       class_prior=data.class_prior())
     if tc.cache_frozen:
         step.flip = swap_views
     loaders = build_loaders(config.data, data, batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size, seed=tc.seed,
@@ -250,10 +251,12 @@ def _score_start(session: _Session) -> None:
     fine-tuning run never ends worse on its validation split than the model it started from:
     an epoch replaces it only by scoring higher."""
     tc = session.config.train
-    val, _ = _validate(session)
+    init_offset = init_source(session.config.model.init).meta.logit_offset  # the init network's, not the loss's
+    val, _ = _validate(session, logit_offset=init_offset)
     session.best_value, session.best_epoch, session.best_metrics = float(val[tc.select_metric]), 0, val
     if session.info.is_main:
-        meta = replace(session.base.with_epoch(0, {"val": val}), temperature=val["temperature"])
+        meta = replace(session.base.with_epoch(0, {"val": val}), temperature=val["temperature"],
+                       logit_offset=init_offset)
         save_checkpoint(session.run.best, meta, state_dict=session.model.state_dict())
     session.log(f"epoch 0 (model.init before training): val acc {100 * val['overall_acc']:.2f}%  val mean acc "
                 f"{100 * val['mean_acc']:.2f}%; best.pt holds it until an epoch scores higher ({tc.select_metric})")
@@ -313,7 +316,7 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     lr = learning_rate(step.optimizer)
     if session.scheduler is not None:
         session.scheduler.step()
-    val, val_loss = _validate(session)
+    val, val_loss = _validate(session, logit_offset=session.base.logit_offset)
     if session.recorder is not None:
         session.recorder.end_epoch(epoch)
     session.epoch_seconds.append(time.perf_counter() - started)
@@ -325,15 +328,16 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     barrier()
 
 
-def _validate(session: _Session) -> tuple[dict[str, Any], float]:
+def _validate(session: _Session, *, logit_offset: tuple[float, ...] | None) -> tuple[dict[str, Any], float]:
     """The validation split's classification report, with the temperature fitted on it
     (``temperature``, saved with the checkpoint) and the expected calibration error before and
-    after it (``ece``, ``ece_calibrated``), and the mean cross-entropy (given labels)."""
+    after it (``ece``, ``ece_calibrated``) at the training prior (the network's logits plus
+    ``logit_offset``), and the mean cross-entropy (given labels)."""
     step = session.step
     probs = predict_probabilities(session.net, session.loaders.val, device=session.device, amp_dtype=step.amp_dtype,
                                   channels_last=step.channels_last, num_classes=len(session.class_names))
     val = classification_report(probs["targets"], probs["probs"], class_names=session.class_names)
-    val |= calibration_report(probs["probs"], probs["targets"], logit_offset=session.base.logit_offset)
+    val |= calibration_report(probs["probs"], probs["targets"], logit_offset=logit_offset)
     return val, mean_cross_entropy(probs["targets"], probs["probs"])
 
 

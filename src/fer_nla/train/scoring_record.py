@@ -26,8 +26,8 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     validation faces, at the training prior) and ``default_prior``. ``default_tau`` (0..1) sets the
     default operating point to the proportions ``pi ** (1 - tau)``
     (:func:`fer_nla.inference.scoring.prior_power`); ``None`` keeps the checkpoint's default.
-    Raises :class:`~fer_nla.errors.InputError` for a checkpoint without a run config or data that
-    cannot be read."""
+    Raises :class:`~fer_nla.errors.InputError` for ``default_tau`` outside [0, 1], a checkpoint
+    without a run config or data that cannot be read. A last.pt keeps its resume states."""
     from torch.utils.data import DataLoader
 
     from fer_nla.config import config_from_dict
@@ -39,6 +39,8 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     from fer_nla.train.run_data import build_run_data
 
     checkpoint = Path(checkpoint)
+    if default_tau is not None and not 0.0 <= default_tau <= 1.0:
+        raise InputError(f"default_tau={default_tau}: give a prior power between 0 (train) and 1 (uniform)")
     meta, payload = read_meta(checkpoint), load_checkpoint(checkpoint)
     if not meta.config:
         raise InputError(f"{checkpoint} records no training run config, so its training data is unknown; "
@@ -61,6 +63,6 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     default = meta.default_prior if default_tau is None else prior_power(prior, default_tau)
     meta = replace(meta, class_prior=prior, temperature=figures["temperature"],
                    logit_offset=None if offset is None else tuple(offset), default_prior=default)
-    save_checkpoint(checkpoint, meta, state_dict=payload["state_dict"])
+    save_checkpoint(checkpoint, meta, state_dict=payload["state_dict"], resume=payload.get("resume"))
     return {"class_prior": list(prior), "logit_offset": offset, "default_prior": default,
             "num_faces": int(len(targets)), **figures}

@@ -25,11 +25,11 @@ import torch
 import torch.distributed as dist
 
 from fer_nla.atomic import atomic_write
+from fer_nla.audit.views import UNIFORM_KEYS
 from fer_nla.distributed import all_reduce_tensor
 from fer_nla.train.step import StepSignals
 
 FLOAT_KEYS = ("p_gt", "p_nn", "weights", "p_gt_uniform", "p_nn_uniform")
-UNIFORM_KEYS = ("p_gt_uniform", "p_nn_uniform", "prediction_uniform")
 
 
 class SignalRecorder:
@@ -124,6 +124,9 @@ class SignalRecorder:
         if not path.is_file():
             return
         with np.load(path, allow_pickle=False) as data:
+            if epochs_done > 0 and any(key in self.rows and key not in data.files for key in UNIFORM_KEYS):
+                for key in UNIFORM_KEYS:  # recorded before the uniform view existed: a partial view would
+                    self.rows.pop(key, None)  # silently drop its first epochs from the audit; keep none
             for key in self.rows:
                 if key in data.files:
                     rows = data[key][:epochs_done]

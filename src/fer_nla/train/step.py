@@ -9,7 +9,7 @@ loss through the network and the method's own parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -200,11 +200,14 @@ def build_train_step(
     net: nn.Module | None = None,
     num_samples: int | None = None,
     distributed: bool = False,
+    class_prior: Sequence[float] | None = None,
 ) -> tuple[TrainStep, torch.optim.lr_scheduler.LRScheduler | None]:
     """The training method (``config.loss``, built once), optimizer, scheduler, precision and
     scaler of a run, assembled into a :class:`TrainStep` on ``net`` (the network that trains:
     the DDP wrapper or the cached trailing part; default ``model``). ``num_samples``: the
-    training split's size, for methods with per-sample state. The optimizer gets the trainable
+    training split's size, for methods with per-sample state. ``class_prior``: the training
+    targets' class shares (the checkpoint's), for the signals at the uniform prior (default: the
+    shares of ``class_counts``). The optimizer gets the trainable
     parameters of ``model`` and of the method. Raises :class:`InputError` for a method the
     config cannot build or the run cannot serve (:func:`~fer_nla.train.forward.check_method_fits`).
 
@@ -226,17 +229,21 @@ def build_train_step(
     amp_dtype = autocast_dtype(tc.precision, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype is torch.float16 else None
     step = TrainStep(network, method, optimizer, device, amp_dtype, channels_last, tc.two_view_forward, tc.grad_clip,
-                     scaler, to_uniform=uniform_shift(class_counts, method.logit_offset(), device=device))
+                     scaler, to_uniform=uniform_shift(class_counts if class_prior is None else class_prior,
+                                                      method.logit_offset(), device=device))
     return step, scheduler
 
 
-def uniform_shift(class_counts: np.ndarray, logit_offset: list[float] | None, *, device: torch.device) -> Tensor:
+def uniform_shift(class_prior: Sequence[float] | np.ndarray, logit_offset: list[float] | None, *,
+                  device: torch.device) -> Tensor:
     """``float32 [C]``: what moves a network's logits to the uniform prior, ``offset - log pi``
-    (``pi``: the training labels' class shares from ``class_counts``, floored at 1e-12;
-    ``offset``: what the method adds before its softmax, :meth:`Method.logit_offset`): Bayes'
-    rule, as :mod:`fer_nla.inference.scoring` applies it at prediction time."""
-    counts = np.asarray(class_counts, dtype=np.float64)
-    shift = -np.log(np.maximum(counts / max(counts.sum(), 1.0), 1e-12))
+    (``pi``: the training targets' class shares, the ``class_prior`` a checkpoint records; a
+    class with share 0 is not shifted; ``offset``: what the method adds before its softmax,
+    :meth:`Method.logit_offset`): Bayes' rule, as :mod:`fer_nla.inference.scoring` applies it
+    at prediction time."""
+    pi = np.asarray(class_prior, dtype=np.float64)
+    pi = pi / max(pi.sum(), 1e-300)
+    shift = np.where(pi > 0, -np.log(np.maximum(pi, 1e-300)), 0.0)
     if logit_offset is not None:
         shift = shift + np.asarray(logit_offset, dtype=np.float64)
     return torch.as_tensor(shift, dtype=torch.float32, device=device)
