@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--default-tau", type=float, help="with --data-root: the default operating point, the "
                         "prior pi ** (1 - tau) (0: train, 1: uniform)")
     args = parser.parse_args()
+    if args.default_tau is not None and args.data_root is None:
+        parser.error("--default-tau is recorded with the scoring entry: give --data-root too")
     model = get_builtin(args.name)
     if args.run is not None:
         write_checkpoint(args.run / "best.pt", WEIGHTS_DIR / model.file, grayscale=args.grayscale)
