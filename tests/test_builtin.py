@@ -150,7 +150,7 @@ def test_predict_without_a_checkpoint_uses_the_builtin_model(tmp_path: Path, cap
     out = capsys.readouterr()
     file, rest = out.out.strip().split(": ", 1)
     assert file == str(image) and rest.split()[0] in FERPLUS_CLASSES and rest.endswith("box [0, 0, 72, 72]")
-    assert f"model: built-in model {DEFAULT_MODEL}\n" in out.err
+    assert f"model: built-in model {DEFAULT_MODEL}; prior default, calibrated\n" in out.err
     assert main(["predict", "--model", DEFAULT_MODEL, str(image), "--faces-cropped", "--json"]) == 0
     [record] = json.loads(capsys.readouterr().out)
     assert record["faces"][0]["label"] == rest.split()[0]  # the same model by name

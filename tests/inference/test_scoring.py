@@ -39,6 +39,11 @@ def test_the_uniform_prior_divides_the_training_prior_out_as_bayes_rule_says():
     np.testing.assert_allclose(p_q, expected / expected.sum(1, keepdims=True), rtol=1e-5)
     uncalibrated = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, calibrated=False))
     assert (uncalibrated.argmax(1) == p_train.argmax(1)).all() and not np.allclose(uncalibrated, p_train)
+    # at any prior, leaving the temperature out changes confidences only, never labels
+    for prior in ("uniform", q):
+        raw = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior=prior, calibrated=False))
+        calibrated = adjusted_probabilities(logits, operating_point(scoring, num_classes=4, prior=prior))
+        assert (raw.argmax(1) == calibrated.argmax(1)).all() and not np.allclose(raw, calibrated)
 
 
 def test_a_rare_class_wins_more_often_at_the_uniform_prior():
@@ -53,10 +58,15 @@ def test_a_rare_class_wins_more_often_at_the_uniform_prior():
 def test_priors_are_refused_with_what_to_pass():
     with pytest.raises(InputError, match="records no training class prior"):
         operating_point(Scoring(), num_classes=4, prior="uniform")
-    with pytest.raises(InputError, match="give 4 positive class proportions"):
+    with pytest.raises(InputError, match=r"prior: 2 values \(0.5, 0.5\) for 4 classes; .* 4 positive class proportions"):
         operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=(0.5, 0.5))
-    with pytest.raises(InputError, match="give 4 positive class proportions"):
+    with pytest.raises(InputError, match=r"prior: 4 values \(0.5, 0.5, 0, 0\) for 4 classes.*small share such as 0.001"):
         operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=(0.5, 0.5, 0.0, 0.0))
+    for bad in (None, 0.5, {"neutral": 1.0}):  # a raw TypeError before
+        with pytest.raises(InputError, match=rf"prior: {bad!r} for 4 classes"):
+            operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=bad)
+    assert operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior=" Uniform ").shift == \
+        pytest.approx(operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior="uniform").shift)
     with pytest.raises(InputError, match="prior='balanced' is not a prior"):
         operating_point(Scoring(class_prior=PRIOR), num_classes=4, prior="balanced")
     assert parse_prior(" Uniform ") == "uniform" and parse_prior("0.5,0.25,0.25") == (0.5, 0.25, 0.25)

@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     }
     predictor, label = _predictor(args, options)
     _check_before_work(args, predictor)
-    print(f"model: {label}", file=sys.stderr)  # once it loaded: a usage error stays the only line
+    scoring = "calibrated" if not args.uncalibrated else "uncalibrated"
+    print(f"model: {label}; prior {args.prior.strip().lower() if ',' not in args.prior else 'as given'}, {scoring}",
+          file=sys.stderr)  # once it loaded: a usage error stays the only line
 
     def show(record: FileRecord) -> None:
         if args.json:

@@ -1,8 +1,8 @@
 """How logits become the probabilities a user sees: the calibration temperature and the class
 prior, both recorded with the model (a checkpoint's ``scoring`` entry, an ONNX file's metadata).
 
-A classifier trained on data whose classes have the prior ``pi`` (FERPlus: neutral 35%, disgust
-0.5%) learns ``p(y | x)`` under that prior. Its probabilities at another prior ``q`` follow from
+A classifier trained on data whose classes have the prior ``pi`` (FERPlus train's vote
+distributions: neutral 33%, disgust 0.9%) learns ``p(y | x)`` under that prior. Its probabilities at another prior ``q`` follow from
 Bayes' rule (Saerens et al. 2002, "Adjusting the outputs of a classifier to new a priori
 probabilities"; the logit adjustment of Menon et al. 2021, ICLR):
 
@@ -116,27 +116,33 @@ class OperatingPoint:
 def operating_point(scoring: Scoring, *, num_classes: int, prior: Prior = "default",
                     calibrated: bool = True) -> OperatingPoint:
     """The :class:`OperatingPoint` of ``prior`` (``default``, ``train``, ``uniform`` or ``C``
-    proportions) with the recorded temperature (``calibrated``) or none. Raises
-    :class:`InputError` for an unknown prior name, proportions of the wrong count or not
+    proportions; names in any case) with the recorded temperature (``calibrated``) or none.
+    Uncalibrated, the prior shift is scaled by the temperature (``softmax(z + T * shift)``), so
+    the labels are those of the calibrated point and only the confidences differ. Raises
+    :class:`InputError` for an unknown prior name or type, proportions of the wrong count or not
     positive, a logit offset of the wrong count, and ``uniform`` or proportions for a model that
     records no training prior."""
-    temperature = scoring.temperature if calibrated else 1.0
+    temperature = scoring.temperature
     offset = np.zeros(num_classes) if scoring.logit_offset is None else np.asarray(scoring.logit_offset, dtype=np.float64)
     if offset.shape != (num_classes,):
         raise InputError(f"the model records {offset.size} logit offsets for {num_classes} classes; "
                          "write the model again with fer-nla")
+    if isinstance(prior, str):
+        prior = prior.strip().lower()
     if isinstance(prior, str) and prior == "default":
         prior = scoring.default_prior
     if isinstance(prior, str) and prior == "train":
-        return OperatingPoint(temperature, offset / temperature)
-    target = _target_prior(prior, num_classes=num_classes)
-    if scoring.class_prior is None:
-        raise InputError("the model records no training class prior, so its outputs cannot be moved to another "
-                         "prior: use prior='train', or a model trained or written by this fer-nla")
-    trained = np.asarray(scoring.class_prior, dtype=np.float64)
-    # a class the model never saw (share 0) keeps its logit: dividing by ~0 would make it win everywhere
-    moved = np.where(trained > 0, np.log(target) - np.log(np.maximum(trained, 1e-300)), 0.0)
-    return OperatingPoint(temperature, offset / temperature + moved)
+        shift = offset / temperature
+    else:
+        target = _target_prior(prior, num_classes=num_classes)
+        if scoring.class_prior is None:
+            raise InputError("the model records no training class prior, so its outputs cannot be moved to another "
+                             "prior: use prior='train', or a model trained or written by this fer-nla")
+        trained = np.asarray(scoring.class_prior, dtype=np.float64)
+        # a class the model never saw (share 0) keeps its logit: dividing by ~0 would make it win everywhere
+        moved = np.where(trained > 0, np.log(target) - np.log(np.maximum(trained, 1e-300)), 0.0)
+        shift = offset / temperature + moved
+    return OperatingPoint(temperature, shift) if calibrated else OperatingPoint(1.0, temperature * shift)
 
 
 def prior_power(class_prior: Sequence[float], tau: float) -> tuple[float, ...]:
@@ -169,10 +175,17 @@ def _target_prior(prior: Prior, *, num_classes: int) -> np.ndarray:
             raise InputError(f"prior={prior!r} is not a prior fer-nla knows; use prior='default', prior='train', "
                              f"prior='uniform' or {num_classes} class proportions")
         return np.full(num_classes, 1.0 / num_classes)
-    values = np.asarray(prior, dtype=np.float64).reshape(-1)
-    if values.size != num_classes or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise InputError(f"prior={list(prior)!r}: give {num_classes} positive class proportions, one per class "
-                         "in the model's class order (they are normalised)")
+    values = None
+    if prior is not None and not isinstance(prior, (Mapping, bool, int, float)):
+        try:
+            values = np.asarray(prior, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            values = None
+    if values is None or values.size != num_classes or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        given = repr(prior) if values is None else f"{values.size} values ({', '.join(f'{v:g}' for v in values)})"
+        raise InputError(f"prior: {given} for {num_classes} classes; give 'default', 'train', 'uniform' or "
+                         f"{num_classes} positive class proportions, one per class in the model's order (they are "
+                         "normalised; a class you never expect still needs a small share such as 0.001)")
     return values / values.sum()
 
 
