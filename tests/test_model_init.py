@@ -179,8 +179,8 @@ def _scored(monkeypatch, scores: list[float]) -> None:
     """fit's validation with its overall accuracy replaced, call by call, by ``scores``."""
     real, queue = fit_module._validate, iter(scores)
 
-    def validate(session):
-        val, loss = real(session)
+    def validate(session, **kwargs):
+        val, loss = real(session, **kwargs)
         return {**val, "overall_acc": next(queue)}, loss
 
     monkeypatch.setattr(fit_module, "_validate", validate)

@@ -131,7 +131,8 @@ def describe_builtin(name: str = DEFAULT_MODEL) -> dict:
     """What ``fer-nla models`` shows of the built-in model ``name``, read from its ONNX file's
     metadata (no PyTorch needed): ``name``, ``default`` (bool), ``summary``, ``arch``,
     ``num_classes``, ``class_names``, ``image_size`` (px), ``grayscale`` (bool), ``file`` (the
-    checkpoint), ``onnx`` and ``card`` (absolute paths, str), ``card_exists``, ``default_prior``
+    checkpoint), ``onnx`` and ``card`` (absolute paths, str), ``card_exists``, ``class_prior``
+    (the training class shares, or ``None``), ``default_prior``
     (``train``, ``uniform`` or the class shares, the operating point used when none is named) and
     ``temperature``. Raises
     :class:`~fer_nla.errors.InputError` as :func:`builtin_path`."""
@@ -146,5 +147,6 @@ def describe_builtin(name: str = DEFAULT_MODEL) -> dict:
             "class_names": list(backend.class_names), "image_size": backend.preprocess.image_size,
             "grayscale": backend.preprocess.grayscale, "file": str(builtin_path(model.name)), "onnx": str(onnx),
             "card": str(card), "card_exists": card.is_file(), "temperature": backend.scoring.temperature,
+            "class_prior": None if backend.scoring.class_prior is None else list(backend.scoring.class_prior),
             "default_prior": backend.scoring.default_prior if isinstance(backend.scoring.default_prior, str)
             else list(backend.scoring.default_prior)}

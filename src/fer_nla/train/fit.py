@@ -251,7 +251,7 @@ def _score_start(session: _Session) -> None:
     fine-tuning run never ends worse on its validation split than the model it started from:
     an epoch replaces it only by scoring higher."""
     tc = session.config.train
-    init_offset = init_source(session.config.model.init).meta.logit_offset  # the init network's, not the loss's
+    init_offset = _init_offset(init_source(session.config.model.init).meta, session.class_names)
     val, _ = _validate(session, logit_offset=init_offset)
     session.best_value, session.best_epoch, session.best_metrics = float(val[tc.select_metric]), 0, val
     if session.info.is_main:
@@ -339,6 +339,15 @@ def _validate(session: _Session, *, logit_offset: tuple[float, ...] | None) -> t
     val = classification_report(probs["targets"], probs["probs"], class_names=session.class_names)
     val |= calibration_report(probs["probs"], probs["targets"], logit_offset=logit_offset)
     return val, mean_cross_entropy(probs["targets"], probs["probs"])
+
+
+def _init_offset(init: CheckpointMeta, class_names: list[str]) -> tuple[float, ...] | None:
+    """The logit offset an init network carries (its own loss's, not this run's), mapped to the
+    run's classes by name as its head is (a class it lacks: 0); ``None`` where it records none."""
+    if init.logit_offset is None:
+        return None
+    by_name = dict(zip(init.class_names, init.logit_offset))
+    return tuple(float(by_name.get(name, 0.0)) for name in class_names)
 
 
 def _offset(offset: list[float] | None) -> tuple[float, ...] | None:
