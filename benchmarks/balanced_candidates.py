@@ -102,6 +102,15 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def curves_table(results: list[dict[str, Any]]) -> str:
+    """The Markdown table of every candidate's curve: overall / mean-class accuracy per ``tau``."""
+    lines = ["| tau | " + " | ".join(r["name"] for r in results) + " |", "|---:|" + "---|" * len(results)]
+    for k, tau in enumerate(TAUS):
+        cells = [f"{100 * r['curve'][k]['overall_acc']:.2f} / {100 * r['curve'][k]['mean_acc']:.2f}" for r in results]
+        lines.append(f"| {tau:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, required=True, help="FERPlus (FER2013Train/, FER2013Valid/)")
@@ -118,6 +127,8 @@ def main() -> None:
             print(f"{name}: merit tau {m['tau']:.1f} overall {100 * m['overall_acc']:.2f} mean {100 * m['mean_acc']:.2f}",
                   flush=True)
     print(table(results))
+    print()
+    print(curves_table(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 
