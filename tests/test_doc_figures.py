@@ -299,3 +299,20 @@ def test_the_demo_figures_in_readme_equal_the_demo_run():
     accuracy = re.search(r"validation accuracy \(best epoch, \d+\): \*\*([\d.]+%)\*\*", text)[1]
     quick = flat(README[README.index("## Quick start"):README.index("## Test")])
     assert f"{wall}, validation accuracy {accuracy}" in quick
+
+
+# --- issue 23: the balanced candidates and the built-in model's default prior --------------------
+
+def test_balanced_candidate_tables_are_what_their_json_holds_and_the_card_uses_the_rule_winner():
+    spec = importlib.util.spec_from_file_location("balanced_candidates", ROOT / "benchmarks" / "balanced_candidates.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads(result("balanced_candidates.json"))
+    text = result("balanced_candidates.md")
+    assert module.table(results) in text and module.curves_table(results) in text
+    ranked = sorted(results, key=lambda r: (r["merit"]["qualifies"], r["merit"]["mean_acc"]), reverse=True)
+    shipped = next(r for r in results if r["name"] == "shipped")
+    assert ranked[0]["merit"]["mean_acc"] - shipped["merit"]["mean_acc"] < 0.005  # no candidate beats it by the tie band
+    tau = shipped["merit"]["tau"]
+    assert f"--default-tau {tau:g}" in flat(CARD) and f"`pi ** {1 - tau:g}`" in flat(CARD)
+    assert pct(shipped["merit"]["mean_acc"]) in row(CARD, "default")
