@@ -179,11 +179,18 @@ def check_signals_match(sig: dict[str, np.ndarray], run: RunFolder, *, num_class
 
 def reliability_notes(
     *, epochs: int, skip_epochs: int, calibration: Calibration | None, too_few: dict[str, int] | None = None,
-    min_class_samples: int = MIN_CLASS_SAMPLES,
+    min_class_samples: int = MIN_CLASS_SAMPLES, prior: str = "train", prior_used: str = "train",
 ) -> list[str]:
     """One line per reason to distrust this audit's score or verdicts; ``too_few``: the classes
-    the per-class rule left unflagged, by name, with their scored labels."""
+    the per-class rule left unflagged, by name, with their scored labels; ``prior``/``prior_used``:
+    the view asked for and the one the signals had (:func:`fer_nla.audit.signals_at_prior`)."""
     notes = []
+    if prior_used != prior:
+        notes.append(
+            "the run's signals were recorded before fer-nla kept them at the uniform prior: audited at the training "
+            "prior, where a model's pull towards the common classes reads as noise in the rare ones; train the run "
+            "again for the uniform view"
+        )
     if epochs <= skip_epochs:
         notes.append(
             f"the run recorded {epochs} epoch(s), no more than the {skip_epochs} warm-up epoch(s) the score "
@@ -258,10 +265,7 @@ def audit_run(
         predicted=predicted[order], scores=scores[order], mean_weight=None if weight is None else weight[order],
         verdict=verdict, epochs=len(p_gt), calibration=calibration, rule=rule, too_few=too_few, prior=used,
         notes=reliability_notes(epochs=len(p_gt), skip_epochs=skip_epochs, calibration=calibration, too_few=sizes,
-                                min_class_samples=min_class_samples)
-        + ([] if used == prior else [f"the run's signals were recorded before fer-nla kept them at the uniform prior: "
-                                     "audited at the training prior, where a model's pull towards the common classes "
-                                     "reads as noise in the rare ones; train the run again for the uniform view"]),
+                                min_class_samples=min_class_samples, prior=prior, prior_used=used),
     )
 
 

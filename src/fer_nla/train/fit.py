@@ -179,8 +179,7 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     class_names = list(data.class_names)
     model, net, channels_last = _model(config, class_names, run=run, info=info, device=device, payload=payload,
                                        saved=saved, log=log)
-    counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(class_names))
-    step, scheduler = build_train_step(config, model, class_counts=counts, device=device, channels_last=channels_last, net=net,
+    step, scheduler = build_train_step(config, model, class_counts=data.class_counts(), device=device, channels_last=channels_last, net=net,
                                        num_samples=len(data.train_indices), distributed=info.enabled,
                                        class_prior=data.class_prior())
     if tc.cache_frozen:

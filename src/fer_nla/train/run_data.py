@@ -46,6 +46,11 @@ class RunData:
     def class_names(self) -> tuple[str, ...]:
         return self.full_train.class_names
 
+    def class_counts(self) -> np.ndarray:
+        """``int64 [C]``: how many training samples carry each hard label (a distribution's
+        argmax), what the class-aware losses are built with."""
+        return np.bincount(self.full_train.targets[self.train_indices], minlength=len(self.class_names))
+
     def class_prior(self) -> tuple[float, ...]:
         """The class shares of the targets trained on (label distributions: their mean), saved
         in checkpoints as ``class_prior`` (:mod:`fer_nla.inference.scoring`)."""

@@ -12,8 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fer_nla.checkpoint import load_checkpoint, read_meta, save_checkpoint
 
 
@@ -35,8 +33,8 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     from fer_nla.inference.backends import load_backend
     from fer_nla.inference.classify import loader_logits
     from fer_nla.inference.scoring import OperatingPoint, adjusted_probabilities, calibration_report, prior_power
-    from fer_nla.methods.registry import build_method
     from fer_nla.train.run_data import build_run_data
+    from fer_nla.train.step import config_method
 
     checkpoint = Path(checkpoint)
     if default_tau is not None and not 0.0 <= default_tau <= 1.0:
@@ -49,11 +47,7 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     if data_root is not None:
         config.data.root = str(Path(data_root).resolve())
     data = build_run_data(config.data, seed=config.train.seed, log=lambda line: None)
-    counts = np.bincount(data.full_train.targets[data.train_indices], minlength=len(meta.class_names))
-    options = {k: v for k, v in config.loss.options.items() if k != "check"}
-    method = build_method(config.loss.name, epochs=config.train.epochs, class_counts=counts,
-                          num_samples=len(data.train_indices), **options)
-    offset = method.logit_offset()
+    offset = config_method(config, class_counts=data.class_counts(), num_samples=len(data.train_indices)).logit_offset()
     backend = load_backend(str(checkpoint), backend="torch", device="cpu")
     val = data.val.with_transform(backend.preprocess)
     logits, targets = loader_logits(backend, ((x, y) for x, y, _ in DataLoader(val, batch_size=256)))

@@ -215,13 +215,7 @@ def build_train_step(
     and datasets check their targets, so it would only add a device sync per step."""
     tc = config.train
     network = net if net is not None else model
-    try:
-        options = dict(config.loss.options)
-        check = bool(options.pop("check", False))
-        method = build_method(config.loss.name, epochs=tc.epochs, class_counts=class_counts, num_samples=num_samples,
-                              check=check, **options).to(device)
-    except ValueError as err:
-        raise InputError(f"loss: {err}") from None
+    method = config_method(config, class_counts=class_counts, num_samples=num_samples).to(device)
     check_method_fits(method, network, distributed=distributed, arch=config.model.arch)
     params = [p for p in model.parameters() if p.requires_grad] + method.own_parameters()
     optimizer = build_optimizer(params, config.optim)
@@ -232,6 +226,19 @@ def build_train_step(
                      scaler, to_uniform=uniform_shift(class_counts if class_prior is None else class_prior,
                                                       method.logit_offset(), device=device))
     return step, scheduler
+
+
+def config_method(config: Config, *, class_counts: np.ndarray, num_samples: int | None) -> Method:
+    """The training method ``config.loss`` names, with its options (``check`` off unless the
+    config asks: the step checks the logits itself), the run's epochs, class counts and size.
+    Raises :class:`InputError` for a method the config cannot build."""
+    options = dict(config.loss.options)
+    check = bool(options.pop("check", False))
+    try:
+        return build_method(config.loss.name, epochs=config.train.epochs, class_counts=class_counts,
+                            num_samples=num_samples, check=check, **options)
+    except ValueError as err:
+        raise InputError(f"loss: {err}") from None
 
 
 def uniform_shift(class_prior: Sequence[float] | np.ndarray, logit_offset: list[float] | None, *,
