@@ -59,6 +59,8 @@ class DataConfig:
     loader: Literal["auto", "memory", "files"] = "auto"
     cache_dir: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    teachers: list[str] = field(default_factory=list)  # distil from these models' ensemble (fer_nla.train.distill)
+    teacher_weight: float = 0.5  # the teachers' share of each training target
 
     @property
     def augmentation(self) -> Augmentation:
@@ -349,6 +351,7 @@ def validate(config: Config) -> None:
         (config.train.eval_batch_size >= 1, "train.eval_batch_size must be at least 1"),
         (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must lie strictly between 0 and 1"),
         (config.data.image_size >= 16, "data.image_size must be at least 16 pixels"),
+        (0.0 <= config.data.teacher_weight <= 1.0, "data.teacher_weight must lie in [0, 1]"),
         (config.data.num_workers >= 0, "data.num_workers must be 0 or more"),
         (math.isfinite(config.optim.lr) and config.optim.lr > 0, "optim.lr must be a finite number above 0"),
         (math.isfinite(config.optim.weight_decay) and config.optim.weight_decay >= 0,

@@ -113,6 +113,8 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
     val_split = _validation_split(cfg, log=log)
     full = _load(cfg, cfg.train_split, seed=seed)
     _log_counts(full, log)
+    if cfg.teachers:
+        distill_into(full, cfg, log=log)
     indices = fold_of(cfg, full, log=log)
     val_indices = None
     if val_split is not None:
@@ -143,6 +145,20 @@ def build_run_data(cfg: DataConfig, *, seed: int, log: Callable[[str], None] = p
         check_soft_targets(full)
     return RunData(full_train=full, train_indices=indices, train=train, val=val, val_source=source,
                    val_indices=val_indices)
+
+
+def distill_into(full: FERDataset, cfg: DataConfig, *, log: Callable[[str], None]) -> None:
+    """Replace the training targets of ``full`` by ``data.teacher_weight`` of the teachers'
+    ensemble plus the rest of its own (:mod:`fer_nla.train.distill`); its hard labels stay."""
+    from fer_nla.train.distill import ensemble_targets, mix_targets
+
+    teacher = ensemble_targets(cfg.teachers, full.load_image, len(full), class_names=full.class_names, log=log)
+    given = full.soft_targets if full.target_mode == "soft" and full.soft_targets is not None else full.targets
+    full.soft_targets = mix_targets(teacher, given, weight=cfg.teacher_weight)
+    full.target_mode = "soft"
+    agree = float((teacher.argmax(axis=1) == full.targets).mean())
+    log(f"data: training on {cfg.teacher_weight:g} x the ensemble of {len(cfg.teachers)} teacher(s) + "
+        f"{1 - cfg.teacher_weight:g} x the given labels; the ensemble agrees with {agree:.1%} of them")
 
 
 def fold_of(cfg: DataConfig, full: FERDataset, *, log: Callable[[str], None]) -> np.ndarray:
