@@ -199,3 +199,54 @@ def test_no_source_advises_turning_weights_only_off_and_user_files_go_through_on
     for name in user_facing:
         for path in ([src / name] if name.endswith(".py") else sorted((src / name).rglob("*.py"))):
             assert not call.search(path.read_text()), path
+
+
+# --- issue 24: NumPy values in a checkpoint load; other objects are named; a cut ONNX file is said so --------
+def test_a_checkpoint_holding_numpy_values_loads(tmp_path):
+    """A user's np.float64 score and np.ndarray in a fer-nla checkpoint: NumPy's data unpickles no
+    code, so it is allow-listed (weights_only stays on) and the values come back."""
+    from fer_nla.builtin import DEFAULT_MODEL, builtin_path
+
+    payload = torch.load(builtin_path(DEFAULT_MODEL), weights_only=True)
+    payload |= {"my_score": np.float64(0.5), "my_curve": np.arange(3, dtype=np.float32), "n": np.int64(7)}
+    torch.save(payload, tmp_path / "best.pt")
+    loaded = load_checkpoint(tmp_path / "best.pt")
+    assert loaded["my_score"] == 0.5 and loaded["n"] == 7
+    np.testing.assert_array_equal(loaded["my_curve"], [0.0, 1.0, 2.0])
+
+
+def test_other_objects_in_a_checkpoint_are_named_with_what_to_store_instead(tmp_path):
+    import datetime
+
+    from fer_nla.builtin import DEFAULT_MODEL, builtin_path
+
+    payload = torch.load(builtin_path(DEFAULT_MODEL), weights_only=True)
+    payload |= {"score": np.float64(0.5), "when": datetime.datetime(2026, 1, 1)}
+    torch.save(payload, tmp_path / "best.pt")
+    with pytest.raises(InputError) as err:
+        load_checkpoint(tmp_path / "best.pt")
+    assert str(err.value).startswith(f"{tmp_path / 'best.pt'} stores Python objects of datetime.datetime, which "
+                                     "fer-nla never unpickles")
+    assert "pickled model" not in str(err.value) and "numpy" not in str(err.value)
+    _clean(str(err.value))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.01])
+def test_a_cut_onnx_file_is_named_as_cut_with_every_command(tmp_path, capsys, keep):
+    """A download or copy cut short: an ONNX model that ends inside a field, not "random bytes"."""
+    from fer_nla.builtin import DEFAULT_MODEL, builtin_onnx_path
+    from fer_nla.predict import Predictor
+
+    whole = builtin_onnx_path(DEFAULT_MODEL).read_bytes()
+    cut = tmp_path / "model.onnx"
+    cut.write_bytes(whole[:int(len(whole) * keep)])
+    assert sniff_file(cut).kind == "onnx-truncated"
+    with pytest.raises(InputError, match=rf"model.onnx is an ONNX model cut short \({cut.stat().st_size:,} of at least "
+                                         rf"[\d,]+ bytes\): it was not written, downloaded or copied completely"):
+        Predictor.from_onnx(cut)
+    for argv in (["predict", "--checkpoint", str(cut), "--faces-cropped", str(_face(tmp_path))],
+                 ["eval", "--checkpoint", str(cut), "--dataset", "synthetic", "--device", "cpu"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "cut short" in err and "random" not in err and err.count("\n") == 1, err
+    assert sniff_file(_write(tmp_path / "whole.onnx", "onnx")).kind == "onnx"

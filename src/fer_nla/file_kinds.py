@@ -13,7 +13,8 @@ entry); ``torch-legacy`` (the pre-1.6 pickle format with PyTorch's magic number)
 ``npz``; ``zip`` (any other zip); ``damaged-zip``; ``pickle`` (a plain Python pickle);
 ``hdf5`` (``\\x89HDF\\r\\n\\x1a\\n``, Keras ``.h5``); ``safetensors`` (8-byte little-endian
 header length, then ``{``); ``numpy`` (``.npy``); ``onnx`` (a protobuf ``ModelProto`` that
-whose top-level fields are ModelProto's); ``text``; ``unknown`` (random or unknown bytes).
+whose top-level fields are ModelProto's); ``onnx-truncated`` (one that starts as an ONNX model
+but ends inside a field: a cut download or copy); ``text``; ``unknown`` (random or unknown bytes).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
     "npz": ("a NumPy archive (.npz)", CONVERT),
     "zip": ("a zip archive that is not a PyTorch file (it holds {detail})", ""),
     "damaged-zip": ("a damaged or truncated zip archive", "it was not written or copied completely; write or copy it again"),
+    "onnx-truncated": ("an ONNX model cut short ({detail})",
+                       "it was not written, downloaded or copied completely; export or copy it again "
+                       "(fer-nla export --checkpoint best.pt --onnx model.onnx)"),
     "text": ("a text file (it starts with {detail})", ""),
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -93,8 +97,10 @@ def sniff_file(path: str | Path) -> FileKind:
         return FileKind("numpy")
     if _is_safetensors(head, size=path.stat().st_size):
         return FileKind("safetensors")
-    if (path.suffix.lower() == ".onnx" or head[0] == 0x08) and _is_onnx(path):
-        return FileKind("onnx")
+    if path.suffix.lower() == ".onnx" or head[0] == 0x08:
+        onnx_kind = _onnx_kind(path)
+        if onnx_kind is not None:
+            return onnx_kind
     text = _text_start(head)
     if text is not None:
         return FileKind("text", text)
@@ -131,10 +137,12 @@ def _is_safetensors(head: bytes, *, size: int) -> bool:
 _ONNX_FIELDS: dict[int, int] = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
 
-def _is_onnx(path: Path) -> bool:
-    """Whether ``path`` is an ONNX ``ModelProto``: its top-level protobuf fields, walked to the
-    end of the file without reading the payloads, are all ModelProto's with their wire types, the
-    IR version is positive, and it has a graph or an opset (no onnx package needed)."""
+def _onnx_kind(path: Path) -> FileKind | None:
+    """``onnx`` when ``path`` is an ONNX ``ModelProto``: its top-level protobuf fields, walked to
+    the end of the file without reading the payloads, are all ModelProto's with their wire types,
+    the IR version is positive, and it has a graph or an opset (no onnx package needed).
+    ``onnx-truncated`` when it starts that way (a positive IR version, then ModelProto fields)
+    but the file ends inside a field; ``None`` otherwise."""
     seen: set[int] = set()
     ir_version = 0
     with open(path, "rb") as handle:
@@ -142,18 +150,25 @@ def _is_onnx(path: Path) -> bool:
         while handle.tell() < size:
             tag = _varint(handle)
             if tag is None or _ONNX_FIELDS.get(tag >> 3) != tag & 7:
-                return False
+                return _cut(ir_version, size) if tag is None else None
             value = _varint(handle)
             if value is None:
-                return False
+                return _cut(ir_version, size)
             if tag & 7 == 2:
                 if handle.tell() + value > size:
-                    return False
+                    return _cut(ir_version, size, needed=handle.tell() + value)
                 handle.seek(value, os.SEEK_CUR)
             elif tag >> 3 == 1:
                 ir_version = value
             seen.add(tag >> 3)
-    return ir_version > 0 and bool(seen & {7, 8})
+    return FileKind("onnx") if ir_version > 0 and bool(seen & {7, 8}) else None
+
+
+def _cut(ir_version: int, size: int, *, needed: int | None = None) -> FileKind | None:
+    """``onnx-truncated`` for a walk that began as an ONNX model (IR version read) and ran out."""
+    if ir_version <= 0:
+        return None
+    return FileKind("onnx-truncated", f"{size:,} of at least {needed:,} bytes" if needed else f"{size:,} bytes")
 
 
 def _varint(handle: BinaryIO) -> int | None:
@@ -199,6 +214,8 @@ def describe_foreign_file(path: str | Path, *, target: str, fix: str, onnx_hint:
         return (f"{path} is not a checkpoint (random or unknown bytes: it starts {kind.detail}, which matches no "
                 f"model format fer-nla knows); {fix}")
     what, advice = KIND_TEXT[kind.kind]
+    if kind.kind == "onnx-truncated":  # the right kind of file, cut short: "not <target>" would mislead
+        return f"{path} is {what.format(detail=kind.detail)}: {advice}"
     return f"{path} is {what.format(detail=kind.detail)}, not {target}: {advice or fix}"
 
 
@@ -245,17 +262,86 @@ def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str |
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            try:
+                return torch.load(path, map_location=map_location, weights_only=True)
+            except Exception:  # noqa: BLE001 - a checkpoint holding NumPy values: allow-list them, then retry
+                numpy_globals = _numpy_globals(path)
+                if not numpy_globals:
+                    raise
+                with torch.serialization.safe_globals(numpy_globals):
+                    return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure is the file's; torch's text advises unsafe loading
         raise InputError(_load_failure(path, err, target=target)) from None
+
+
+# NumPy's own data (arrays, scalars, dtypes) pickles through these, and unpickles no code.
+_NUMPY_SAFE = re.compile(r"numpy\.(ndarray|dtype|dtypes\.\w+DType|_?core\.multiarray\.(_reconstruct|scalar))")
+
+
+def _numpy_globals(path: Path) -> list[Any]:
+    """The NumPy globals a PyTorch file needs beyond ``weights_only``'s defaults, resolved; ``[]``
+    when it needs none or any other one (a class, a function: then it is not loaded)."""
+    import importlib
+
+    import torch
+
+    names = _unsafe_globals(path)
+    if not names or not all(_NUMPY_SAFE.fullmatch(name) for name in names):
+        return []
+    resolved = []
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        try:
+            resolved.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            return []
+    if "numpy.dtype" in names:  # a dtype unpickles through its class (numpy.dtypes.Float64DType, ...)
+        import numpy as np
+
+        resolved += [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", None))
+                     if n.endswith("DType") and n != "ObjectDType"]
+    return resolved
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The dotted names of the globals ``weights_only`` would refuse in ``path`` (``[]`` when the
+    file cannot be read that far)."""
+    import torch
+
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - an unreadable file: the load's own error stands
+        return []
+
+
+def _is_module_class(name: str) -> bool:
+    """Whether the dotted ``name`` is a ``torch.nn.Module`` subclass (a pickled model) or cannot be
+    imported here (a model's class from the user's own code: most likely a model too)."""
+    import importlib
+
+    import torch
+
+    module, _, attr = name.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except Exception:  # noqa: BLE001 - not importable here: the user's own class
+        return True
+    return isinstance(found, type) and issubclass(found, torch.nn.Module)
 
 
 def _load_failure(path: Path, err: Exception, *, target: str) -> str:
     """The message for a PyTorch file that ``torch.load(weights_only=True)`` refused."""
     text = _ANSI.sub("", str(err))
     found = _GLOBAL.search(text)
-    if found or "Weights only load failed" in text:
-        stores = f" (it stores the Python class {found.group(1)})" if found else ""
+    foreign = [name for name in _unsafe_globals(path) if not _NUMPY_SAFE.fullmatch(name)]
+    models = [name for name in foreign if _is_module_class(name)]
+    if foreign and not models:  # values a user added to a checkpoint: say which, not "a pickled model"
+        return (f"{path} stores Python objects of {', '.join(foreign)}, which fer-nla never unpickles (it loads "
+                "tensors, NumPy arrays and scalars, numbers, strings, lists and dicts): if you added them to the "
+                "file, store them as one of those or remove them, and save the file again")
+    stored = found.group(1) if found else (models[0] if models else None)
+    if stored or "Weights only load failed" in text:
+        stores = f" (it stores the Python class {stored})" if stored else ""
         return (f"{path} is a pickled model{stores}, not {target}: fer-nla never unpickles code; load it in your "
                 f"own code and save its state_dict ({SAVE_STATE_DICT})")
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__

@@ -158,3 +158,21 @@ def test_an_export_failure_is_one_line_and_no_file(checkpoint: Path, tmp_path: P
                    "to ONNX opset 18 failed (Failed to convert aten::frobnicate); try --opset 18, or report the model "
                    "architecture\n")
     assert out == "" and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- issue 24: export without --onnx writes beside the checkpoint -------------------------------------------
+def test_export_without_onnx_writes_beside_the_checkpoint(checkpoint: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    run = tmp_path / "runs" / "mine"
+    run.mkdir(parents=True)
+    shutil.copyfile(checkpoint, run / "best.pt")
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--no-verify"]) == 0
+    assert f"wrote {run / 'best.onnx'}" in capsys.readouterr().out
+    assert Predictor.from_onnx(run / "best.onnx").class_names == list(EMOTIONS)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--model", "ferplus-resnet10s", "--no-verify"]) == 0
+    assert "wrote ferplus-resnet10s.onnx" in capsys.readouterr().out
+    assert (tmp_path / "ferplus-resnet10s.onnx").is_file()

@@ -21,12 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "line on stderr and exit status 2. Without --checkpoint or --model the built-in model is exported "
             "(`fer-nla models` lists them)."
         ),
-        epilog=("examples:\n  fer-nla export --checkpoint runs/raf/best.pt --onnx raf.onnx\n"
+        epilog=("examples:\n  fer-nla export --checkpoint runs/raf/best.pt              # writes runs/raf/best.onnx\n"
+                "  fer-nla export --checkpoint runs/raf/best.pt --onnx raf.onnx\n"
                 "  fer-nla export --model ferplus-resnet10s --onnx ferplus.onnx"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt or last.pt)")
-    parser.add_argument("--onnx", required=True, metavar="FILE", help="where to write the ONNX model")
+    parser.add_argument("--onnx", metavar="FILE",
+                        help="where to write the ONNX model (default: beside the checkpoint, its name with .onnx; "
+                             "NAME.onnx in this folder for a built-in model)")
     parser.add_argument("--opset", type=int, default=18,
                         help="ONNX opset version: 18 up to the newest the installed onnx package knows (default 18)")
     parser.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs onnxruntime comparison")
@@ -38,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
 
     from fer_nla.builtin import choose_model
     from fer_nla.errors import InputError
-    from fer_nla.predict.onnx_export import export_checkpoint, verify_export
+    from fer_nla.predict.onnx_export import default_onnx_path, export_checkpoint, verify_export
 
-    if Path(args.onnx).is_dir():
-        raise InputError(f"--onnx {args.onnx} is a folder: name the model file to write, e.g. {Path(args.onnx) / 'model.onnx'}")
     chosen = choose_model(args.checkpoint, model=args.model)
-    path = export_checkpoint(chosen.path, args.onnx, opset=args.opset)
+    target = Path(args.onnx) if args.onnx else default_onnx_path(chosen.path, builtin=chosen.builtin)
+    if target.is_dir():
+        raise InputError(f"--onnx {target} is a folder: name the model file to write, e.g. {target / 'model.onnx'}")
+    path = export_checkpoint(chosen.path, str(target), opset=args.opset)
     print(f"wrote {path} (model: {chosen.label})")
     if not args.no_verify:
         diff = verify_export(chosen.path, str(path))

@@ -114,6 +114,13 @@ def _export_proto(model: nn.Module, *, size: int, opset: int) -> onnx.ModelProto
     return program.model_proto
 
 
+def default_onnx_path(checkpoint: Path, *, builtin: str | None = None) -> Path:
+    """Where ``fer-nla export`` writes without ``--onnx``: beside the checkpoint with the suffix
+    ``.onnx`` (``runs/x/best.pt`` -> ``runs/x/best.onnx``), or ``NAME.onnx`` in the working folder
+    for the built-in model ``builtin`` (the installed package's folder is not the user's)."""
+    return Path(f"{builtin}.onnx") if builtin else Path(checkpoint).with_suffix(".onnx")
+
+
 def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, *, opset: int = DEFAULT_OPSET) -> Path:
     """Export the model of a fer-nla checkpoint, with its class names and preprocessing.
     Raises :class:`InputError` for a bad opset (checked first), a file that is not a fer-nla
