@@ -198,3 +198,60 @@ def test_a_written_manifest_keeps_its_sidecar_and_reads_back(tmp_path):
     assert labels(again) == ["happiness", "sadness"] and np.array_equal(again.targets, dataset.targets)
     write_manifest(out, dataset)  # without a source: the stale sidecar goes
     assert not sidecar_path(out).exists()
+
+
+# --- issue 24: Excel's "sep=;" first line, and label.csv saved with semicolons -------------------------------
+def excel_export(path, delimiter, *, sep_line):
+    """``path`` rewritten as Excel writes CSV in a decimal-comma locale: each row re-joined by
+    ``delimiter`` (fields quoted only where needed), optionally under a ``sep=`` line."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    out = io.StringIO()
+    if sep_line:
+        out.write(f"sep={delimiter}\r\n")
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    path.write_text(out.getvalue())
+
+
+@pytest.mark.parametrize("reader", ["affectnet", "affectnet-csv", "manifest", "ferplus", "ferplus-csv"])
+@pytest.mark.parametrize("delimiter", [";", ",", "\t"])
+def test_excel_sep_lines_are_read_with_the_separator_they_name(tmp_path, reader, delimiter):
+    name, root = make(reader, tmp_path, [A, B])
+    excel_export(label_file(reader, root), delimiter, sep_line=True)
+    dataset = build_dataset(name, root=root)  # before: "add the header line" (the header is there)
+    assert labels(dataset) == ["happiness", "sadness"] and values(dataset) == [40, 80]
+
+
+def test_ferplus_label_csv_saved_with_semicolons_is_read(tmp_path):
+    """Its box field holds commas, so the separator is found by the 12 fields a row has."""
+    name, root = make("ferplus", tmp_path, [A, B])
+    excel_export(label_file("ferplus", root), ";", sep_line=False)
+    assert labels(build_dataset(name, root=root)) == ["happiness", "sadness"]
+
+
+def test_a_label_csv_line_with_another_separator_is_named(tmp_path):
+    name, root = make("ferplus", tmp_path, [A, B])
+    path = label_file("ferplus", root)
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace(",", ";").replace('"(0; 0; 12; 10)"', '"(0, 0, 12, 10)"')  # one line re-saved
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"label.csv:2: expected 12 fields .* got 4: .*its fields are separated by "
+                                         r"semicolons, unlike the lines above"):
+        build_dataset(name, root=root)
+
+
+def test_a_manifest_without_path_and_label_says_what_its_header_holds(tmp_path):
+    name, root = make("manifest", tmp_path, [A, B])
+    root.write_text("img/a.png|happiness\nimg/b.png|sadness\n")
+    with pytest.raises(InputError, match=r"m.csv:1: the header line has one column 'img/a.png\|happiness', separated by "
+                                         r"commas; it needs columns 'path' and 'label'"):
+        build_dataset(name, root=root)
+
+
+def test_fer2013_with_excels_sep_line_names_it(tmp_path):
+    root = tmp_path / "fer2013.csv"
+    root.write_text(f"sep=,\nemotion,pixels,Usage\n3,{pixels('a')},Training\n")
+    with pytest.raises(InputError, match=r"fer2013.csv:1: 'sep=,' is Excel's separator line, not the header"):
+        build_dataset("fer2013", root=root)

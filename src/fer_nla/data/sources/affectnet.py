@@ -32,13 +32,12 @@ from fer_nla.data.sources.common import ReadRequest, file_dataset, one_set_split
 from fer_nla.data.sources.listing import (
     INT32,
     check_split_overlap,
+    csv_start,
     drop_duplicates,
-    header_delimiter,
     integer_value,
     listed_integer,
     listed_path,
     listing_info,
-    text_lines,
 )
 from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.errors import InputError
@@ -160,11 +159,12 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
     lines: list[int] = []
     dropped = 0
     prefix = str(image_root) + "/"
-    text = text_lines(csv_path)
+    start = csv_start(csv_path)  # Excel's "sep=;" first line is skipped; comma, semicolon or tab
+    text = start.lines
     first_line = next(text, None)
     if first_line is None:
         raise InputError(f"{csv_path}: the file is empty; give the AffectNet CSV with its rows")
-    reader = csv.reader(itertools.chain([first_line], text), delimiter=header_delimiter(first_line))
+    reader = csv.reader(itertools.chain([first_line], text), delimiter=start.delimiter)
     first = next(reader)
     header = [field.strip().lower() for field in first]
     official = "subdirectory_filepath" in header and "face_x" in header
@@ -178,7 +178,7 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
         label_col = _column(header, LABEL_COLUMNS, csv_path, "expression")
         rows = reader
     for row in rows:
-        line_no = reader.line_num
+        line_no = reader.line_num + start.offset
         if not row or not any(field.strip() for field in row):
             continue
         if len(row) <= max(path_col, label_col) or (official and len(row) < 7):

@@ -24,6 +24,7 @@ from fer_nla.data.sources.common import ReadRequest, one_set_split, require_file
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     drop_duplicates,
+    excel_separator,
     header_delimiter,
     header_text,
     integer_value,
@@ -152,6 +153,12 @@ def _header(raw: bytes, csv_path: Path) -> list[str]:
         text = header_text(raw)
     except InputError as err:
         raise InputError(f"{csv_path}:1: {err}") from None
+    if excel_separator(text) is not None:
+        raise InputError(
+            f"{csv_path}:1: {text.strip()!r} is Excel's separator line, not the header (emotion,pixels,Usage); "
+            "save the file as comma-separated CSV without it (in Excel: 'CSV UTF-8 (Comma delimited)'), or delete "
+            "that first line"
+        )
     delimiter = header_delimiter(text)
     if delimiter != ",":
         raise InputError(

@@ -35,14 +35,15 @@ from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources import ferplus_csv
 from fer_nla.data.sources.common import LABEL_MODES, ReadRequest, file_dataset, require_file
 from fer_nla.data.sources.listing import (
+    DELIMITERS,
     INT32,
     check_split_overlap,
+    csv_start,
     drop_duplicates,
     integer_value,
     listed_integer,
     listed_path,
     listing_info,
-    text_lines,
 )
 from fer_nla.data.sources.reader import ClassCounts, ListingReader
 from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
@@ -233,9 +234,10 @@ def read_label_file(label_file: Path) -> VoteListing:
     votes: list[list[int]] = []
     lines: list[int] = []
     no_name = rows = 0
-    reader = csv.reader(text_lines(label_file))
+    start = csv_start(label_file, fields=2 + NUM_VOTE_COLUMNS)  # Excel's "sep=;" line; ';' or tab exports
+    reader = csv.reader(start.lines, delimiter=start.delimiter)
     for row in reader:
-        line_no = reader.line_num
+        line_no = reader.line_num + start.offset
         if not row or not any(field.strip() for field in row):
             continue
         if rows == 0 and _is_header(row, label_file, line_no):
@@ -243,7 +245,8 @@ def read_label_file(label_file: Path) -> VoteListing:
         if len(row) != 2 + NUM_VOTE_COLUMNS:
             raise InputError(
                 f"{label_file}:{line_no}: expected 12 fields (image name, \"(x, y, w, h)\", 10 vote "
-                f"counts), got {len(row)}: {_clip(','.join(row))}; fix or remove the line"
+                f"counts), got {len(row)}: {_clip(start.delimiter.join(row))}; fix or remove the line"
+                + _delimiter_hint(row, start.delimiter)
             )
         rows += 1
         box, counts = _box(row[1], label_file, line_no), vote_counts(row[2:], label_file, line_no)
@@ -261,6 +264,17 @@ def read_label_file(label_file: Path) -> VoteListing:
         votes=np.asarray(votes, dtype=np.int64).reshape(-1, NUM_VOTE_COLUMNS),
         lines=np.asarray(lines, dtype=np.int64), label_file=label_file, rows=rows, no_name=no_name,
     )
+
+
+def _delimiter_hint(row: list[str], delimiter: str) -> str:
+    """A sentence naming the separator when a row splits into 12 fields at another one."""
+    line = delimiter.join(row)
+    for other in DELIMITERS:
+        if other != delimiter and len(next(csv.reader([line], delimiter=other), [])) == 2 + NUM_VOTE_COLUMNS:
+            name = {",": "commas", ";": "semicolons", "\t": "tabs"}[other]
+            return (f" (its fields are separated by {name}, unlike the lines above: save the whole file with one "
+                    "separator, as FERPlus publishes it with commas)")
+    return ""
 
 
 def _is_header(row: list[str], label_file: Path, line_no: int) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.images import CsvPixelImages
 from fer_nla.data.sources.fer2013 import USAGE_SPLITS, pixel_csv_header, pixel_csv_rows, pixel_problem
-from fer_nla.data.sources.listing import listed_path, text_lines
+from fer_nla.data.sources.listing import csv_start, listed_path
 from fer_nla.data.sources.vote_listing import VoteListing, vote_counts
 from fer_nla.data.votes import NUM_VOTE_COLUMNS
 from fer_nla.errors import InputError
@@ -130,16 +130,17 @@ def pixel_dataset(
 
 def _vote_rows(votes_file: Path) -> list[tuple[str, str, list[int], int]]:
     """``(split, image name, 10 votes, line)`` of every row of ``fer2013new.csv``."""
-    reader = csv.reader(text_lines(votes_file))
+    start = csv_start(votes_file)  # Excel's "sep=;" first line is skipped; comma, semicolon or tab
+    reader = csv.reader(start.lines, delimiter=start.delimiter)
     header = [name.strip().lower() for name in next(reader, [])]
     if header[:2] != ["usage", "image name"] or len(header) != 2 + NUM_VOTE_COLUMNS:
         raise InputError(
-            f"{votes_file}:1: header {header} is not FERPlus's (Usage, Image name, then 10 vote columns "
+            f"{votes_file}:{start.offset + 1}: header {header} is not FERPlus's (Usage, Image name, then 10 vote columns "
             "neutral ... NF); give FERPlus's fer2013new.csv as published"
         )
     rows: list[tuple[str, str, list[int], int]] = []
     for row in reader:
-        line_no = reader.line_num
+        line_no = reader.line_num + start.offset
         if not row or not any(field.strip() for field in row):
             continue
         if len(row) != len(header):

@@ -35,9 +35,12 @@ Fields, the same in every reader:
 from __future__ import annotations
 
 import codecs
+import csv
+import itertools
 import os
 import re
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +186,54 @@ def header_delimiter(header: str) -> str:
         return ","
     found = [(header.count(d), d) for d in DELIMITERS[1:] if d in header]
     return max(found)[1] if found else ","
+
+
+_EXCEL_SEP = re.compile(r"\s*\"?sep=(.)\"?[,;\t]*\s*", re.IGNORECASE)  # Excel's hint line: sep=; or sep=,
+
+
+def excel_separator(line: str) -> str | None:
+    """The delimiter an Excel ``sep=X`` first line names (``"sep=;"`` -> ``";"``), else ``None``.
+    Excel writes it to say how the rest is separated; it is not a header."""
+    found = _EXCEL_SEP.fullmatch(line)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class CsvStart:
+    """How to read a CSV's rows: ``delimiter``, ``lines`` (the rest of the file from its first
+    row, the header if any) and ``offset`` (lines consumed before ``lines``: add it to
+    :mod:`csv`'s ``line_num`` to name a line of the file)."""
+
+    delimiter: str
+    lines: Iterator[str]
+    offset: int
+
+
+def csv_start(path: str | Path, *, fields: int | None = None, lines: Iterator[str] | None = None,
+              offset: int = 0) -> CsvStart:
+    """Where a CSV's rows begin and how they are separated: an Excel ``sep=X`` first line is
+    skipped and its ``X`` used; otherwise, with ``fields`` (a file whose rows have that many
+    fields, e.g. FERPlus's ``label.csv``: 12), the delimiter of :data:`DELIMITERS` that splits the
+    first non-blank line into ``fields`` fields; else :func:`header_delimiter`. Leading blank
+    lines are skipped (counted in ``offset``). ``lines``: the
+    file's remaining lines when the caller has read ``offset`` of them already (default: all of
+    :func:`text_lines`)."""
+    lines = text_lines(path) if lines is None else lines
+    first = next(lines, None)
+    while first is not None and not first.strip():  # leading blank lines: counted, not read
+        offset += 1
+        first = next(lines, None)
+    if first is None:
+        return CsvStart(",", iter(()), offset)
+    named = excel_separator(first)
+    if named is not None:
+        return CsvStart(named, lines, offset + 1)
+    rest = itertools.chain([first], lines)
+    if fields is not None:
+        for delimiter in DELIMITERS:
+            if len(next(csv.reader([first], delimiter=delimiter), [])) == fields:
+                return CsvStart(delimiter, rest, offset)
+    return CsvStart(header_delimiter(first), rest, offset)
 
 
 def require_conflict_policy(conflicts: str) -> str:

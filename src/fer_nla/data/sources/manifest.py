@@ -38,12 +38,11 @@ from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources.common import ReadRequest, canonical_split, file_dataset, one_set_split
 from fer_nla.data.sources.listing import (
     check_split_overlap,
+    csv_start,
     drop_duplicates,
-    header_delimiter,
     integer_value,
     listed_path,
     listing_info,
-    text_lines,
 )
 from fer_nla.data.sources.reader import ListingReader
 from fer_nla.errors import InputError
@@ -268,20 +267,27 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     """The provenance (if any), every row of the manifest (all splits), and whether it has a
     split column."""
     source = read_source(manifest)
-    lines = text_lines(manifest)
-    first, offset = next(lines, ""), 1
+    start = csv_start(manifest)  # Excel's "sep=;" first line is skipped; comma, semicolon or tab
+    lines, offset = start.lines, start.offset
+    first = next(lines, "")
+    offset += 1
     if first.startswith(SOURCE_PREFIX):
         try:
             source = json.loads(first[len(SOURCE_PREFIX):])
         except json.JSONDecodeError as err:
-            raise InputError(f"{manifest}:1: the source line is not valid JSON ({err}); fix or remove it") from None
-        first, offset = next(lines, ""), 2
-    delimiter = header_delimiter(first)  # comma, or Excel's semicolon / tab exports
+            raise InputError(f"{manifest}:{offset}: the source line is not valid JSON ({err}); fix or remove it") from None
+        start = csv_start(manifest, lines=lines, offset=offset)
+        lines, offset = start.lines, start.offset
+        first = next(lines, "")
+        offset += 1
+    delimiter = start.delimiter
     header = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter), [])]
     if "path" not in header or "label" not in header:
+        found = f"the columns {header}" if len(header) > 1 else f"one column {first.strip()[:60]!r}"
         raise InputError(
-            f"{manifest}:{offset}: header {header} needs columns 'path' and 'label' "
-            "(optional: clean_label, is_noisy, split); add the header line"
+            f"{manifest}:{offset}: the header line has {found}, separated by {_delimiter_name(delimiter)}; it "
+            "needs columns 'path' and 'label' (optional: clean_label, is_noisy, split): name them on the first "
+            "line, separated by commas, semicolons or tabs"
         )
     col = {name: header.index(name) for name in COLUMNS if name in header}
     if source is None and SOURCE_COLUMN in header:
@@ -301,6 +307,10 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     if not rows:
         raise InputError(f"{manifest}: no rows below the header; add rows path,label")
     return source, rows, "split" in col
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(delimiter, repr(delimiter))
 
 
 def _require_sidecar(manifest: Path) -> None:
