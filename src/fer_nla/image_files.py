@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from fer_nla.errors import InputError
 
@@ -91,6 +92,34 @@ def decode_image(path: str | os.PathLike[str], *, fix: str = READER_FIX) -> Imag
         raise InputError(f"{path}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: cannot decode the image ({err}); {fix}") from None
+
+
+def frame_count(path: str | os.PathLike[str]) -> int:
+    """How many frames the image file at ``path`` holds: more than 1 for an animated GIF, APNG or
+    WebP and a multi-page TIFF, else 1 (also for a file Pillow cannot open: decoding says why)."""
+    try:
+        with Image.open(path) as handle:
+            return int(getattr(handle, "n_frames", 1)) if getattr(handle, "is_animated", False) else 1
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 1
+
+
+def iter_image_frames(path: str | os.PathLike[str], *, every: int = 1) -> Iterator[tuple[int, float | None, Image.Image]]:
+    """``(index, time in seconds or None, 8-bit RGB frame)`` of every ``every``-th frame of an
+    animated image (GIF, APNG, WebP; a TIFF's pages), decoded by :func:`to_rgb8`'s rules; the time
+    is the sum of the earlier frames' stated durations (``None`` once a frame states none).
+    Raises :class:`InputError` naming the file when a frame cannot be decoded."""
+    elapsed: float | None = 0.0
+    try:
+        with Image.open(path) as handle:
+            for index, frame in enumerate(ImageSequence.Iterator(handle)):
+                if index % every == 0:
+                    yield index, elapsed, to_rgb8(frame)
+                duration = frame.info.get("duration")
+                elapsed = elapsed + float(duration) / 1000.0 if elapsed is not None and duration else None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise InputError(f"{path}: cannot decode a frame of the animated image ({err}); re-save it, or leave it "
+                         "out") from None
 
 
 def _missing_fix(fix: str) -> str:

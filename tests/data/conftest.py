@@ -11,7 +11,7 @@ from PIL import Image
 
 
 def write_image(
-    path: Path, value: int, *, size: tuple[int, int] = (12, 10), mode: str = "RGB", fmt: str | None = None
+    path: Path, value: int, *, size: tuple[int, int] = (24, 20), mode: str = "RGB", fmt: str | None = None
 ) -> Path:
     """A flat image whose pixel value encodes which sample it is (``fmt="PNG"`` keeps it
     lossless whatever the file name says; PIL reads files by content)."""

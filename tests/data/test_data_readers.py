@@ -37,7 +37,7 @@ def test_rafdb_maps_its_codes_and_splits_by_prefix(tmp_path):
     assert [train.class_names[t] for t in train.targets] == ["sadness", "surprise", "neutral", "happiness"]
     assert [test.class_names[t] for t in test.targets] == ["fear", "disgust", "anger"]
     image = test.load_image(2)
-    assert image.mode == "RGB" and image.size == (12, 10) and image.getpixel((0, 0)) == (60, 60, 60)
+    assert image.mode == "RGB" and image.size == (24, 20) and image.getpixel((0, 0)) == (60, 60, 60)
     with pytest.raises(InputError, match="only the splits 'train' and 'test', no 'valid'"):
         build_dataset("rafdb", root=root, split="valid")
 

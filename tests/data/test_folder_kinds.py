@@ -113,7 +113,7 @@ def test_images_beside_the_class_folders_are_counted(tmp_path):
 
 # --- image extensions -------------------------------------------------------------------------------
 def test_jpeg_and_avif_extensions_are_images(tmp_path):
-    gray = np.full((8, 8, 3), 128, dtype=np.uint8)
+    gray = np.full((16, 16, 3), 128, dtype=np.uint8)
     (tmp_path / "happy").mkdir()
     Image.fromarray(gray).save(tmp_path / "happy" / "a.jfif", format="JPEG", quality=100)
     Image.fromarray(gray).save(tmp_path / "happy" / "b.JPE", format="JPEG", quality=100)

@@ -191,26 +191,29 @@ def test_every_8_bit_mode_in_memory_decodes_as_pillow_converts_it_with_alpha_on_
 def test_a_folder_dataset_decodes_16_bit_and_rotated_images_as_predict_does(tmp_path):
     happy = tmp_path / "happy"
     happy.mkdir()
-    _png16_pillow(happy / "a.png")
+    levels = np.array([0, 257, 32896, 65535] * 4, dtype=np.uint16)  # 16 px: the smallest sample side
+    Image.fromarray(np.repeat(levels[None], 16, axis=0)).save(happy / "a.png")  # mode I;16
     exif = Image.Exif()
     exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to display"
-    Image.fromarray(np.full((2, 3), 77, dtype=np.uint8)).save(happy / "b.png", exif=exif)
+    Image.fromarray(np.full((16, 24), 77, dtype=np.uint8)).save(happy / "b.png", exif=exif)
     dataset = build_dataset("folder", root=tmp_path)
     assert len(dataset) == 2
     for index, name in enumerate(("a.png", "b.png")):
         got = np.asarray(dataset.load_image(index))
         np.testing.assert_array_equal(got, read_image(happy / name))
-    np.testing.assert_array_equal(np.asarray(dataset.load_image(0)), _gray([0, 1, 128, 255]))
-    assert np.asarray(dataset.load_image(1)).shape == (3, 2, 3)
+    np.testing.assert_array_equal(np.asarray(dataset.load_image(0))[:1], _gray([0, 1, 128, 255] * 4))
+    assert np.asarray(dataset.load_image(1)).shape == (24, 16, 3)
 
 
 def test_skip_bad_images_drops_what_decoding_rejects(tmp_path):
     write_to = tmp_path / "happy"
     write_to.mkdir()
-    Image.fromarray(np.zeros((2, 2), dtype=np.uint8)).save(write_to / "good.png")
-    Image.fromarray(np.full((2, 2), np.nan, dtype=np.float32)).save(write_to / "nan.tif")
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(write_to / "good.png")
+    Image.fromarray(np.full((16, 16), np.nan, dtype=np.float32)).save(write_to / "nan.tif")
+    Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).save(write_to / "dot.png")  # no face fits in 1x1
+    Image.fromarray(np.zeros((1, 3000), dtype=np.uint8)).save(write_to / "strip.png")  # nor in a 3000x1 strip
     dataset = build_dataset("folder", root=tmp_path, skip_bad_images=True)
-    assert len(dataset) == 1 and dataset.info["bad_images_dropped"] == 1
+    assert len(dataset) == 1 and dataset.info["bad_images_dropped"] == 3
 
 
 # --- system files -------------------------------------------------------------------------------
@@ -218,7 +221,7 @@ def _dataset_with_system_files(root: Path) -> None:
     """Two happy and one sad image among the files macOS, Windows and git leave in folders."""
     for rel in ("happy/a.png", "happy/b.png", "sad/c.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((2, 2), 9, dtype=np.uint8)).save(root / rel)
+        Image.fromarray(np.full((16, 16), 9, dtype=np.uint8)).save(root / rel)
     (root / "happy" / "._a.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble
     (root / "happy" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (root / "sad" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
@@ -242,7 +245,23 @@ def test_folder_reader_and_predict_skip_the_same_system_files(tmp_path):
     assert dataset.class_counts().tolist() == [0, 2, 0, 1, 0, 0, 0]
     # ._a.png, .DS_Store, Thumbs.db, desktop.ini in class folders; __MACOSX and .git beside them
     assert dataset.info["skipped_system_files"] == 6
-    assert all(dataset.load_image(i).size == (2, 2) for i in range(len(dataset)))  # nothing left to fail
+    assert all(dataset.load_image(i).size == (16, 16) for i in range(len(dataset)))  # nothing left to fail
     files, problems = collect_inputs([tmp_path])
     assert sorted(f.path.relative_to(tmp_path).as_posix() for f in files) == ["happy/a.png", "happy/b.png", "sad/c.png"]
     assert problems == []
+
+
+# --- issue 24: an image that cannot hold a face is not trained on in silence ---------------------------------
+@pytest.mark.parametrize(("size", "why"), [((1, 1), "a 1x1 image is under 16 px on a side, too small to hold a face"),
+                                           ((3000, 1), "a 3000x1 image is under 16 px on a side"),
+                                           ((400, 20), "a 400x20 image is more than 4 times as long as it is wide")])
+def test_an_image_that_cannot_hold_a_face_is_named_with_the_fix(tmp_path, size, why):
+    (tmp_path / "happy").mkdir()
+    Image.fromarray(np.zeros((24, 24), dtype=np.uint8)).save(tmp_path / "happy" / "face.png")
+    Image.fromarray(np.zeros(size[::-1], dtype=np.uint8)).save(tmp_path / "happy" / "odd.png")
+    dataset = build_dataset("folder", root=tmp_path)
+    assert dataset.load_image(0).size == (24, 24)
+    with pytest.raises(InputError, match=rf"happy/odd.png: {why}.*pass skip_bad_images=True to drop such images"):
+        dataset.load_image(1)
+    kept = build_dataset("folder", root=tmp_path, skip_bad_images=True)
+    assert len(kept) == 1 and kept.info["bad_images_dropped"] == 1 and kept.info["bad_images"][0].endswith("odd.png")

@@ -74,7 +74,7 @@ FLOAT_LABELS = {
     "affectnet": (r"(1/a\.png(,[^,]*){5}),1,", r"\1,1.0,"),
     "fer2013": (r"^3,", "3.0,"),
     "manifest": (r"img/a\.png,happiness", "img/a.png,1.0"),
-    "ferplus": (r'("\(0, 0, 12, 10\)",0),10,', r"\1, +10.0 ,"),  # a vote count
+    "ferplus": (r'("\(0, 0, 24, 20\)",0),10,', r"\1, +10.0 ,"),  # a vote count
 }
 
 
@@ -235,7 +235,7 @@ def test_a_label_csv_line_with_another_separator_is_named(tmp_path):
     name, root = make("ferplus", tmp_path, [A, B])
     path = label_file("ferplus", root)
     lines = path.read_text().splitlines()
-    lines[1] = lines[1].replace(",", ";").replace('"(0; 0; 12; 10)"', '"(0, 0, 12, 10)"')  # one line re-saved
+    lines[1] = lines[1].replace(",", ";").replace('"(0; 0; 24; 20)"', '"(0, 0, 24, 20)"')  # one line re-saved
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"label.csv:2: expected 12 fields .* got 4: .*its fields are separated by "
                                          r"semicolons, unlike the lines above"):

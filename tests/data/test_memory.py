@@ -58,18 +58,18 @@ def test_second_decode_loads_the_cache_without_decoding(tmp_path, monkeypatch):
 
 
 def test_cache_key_changes_when_a_file_changes(tmp_path):
-    dataset = _files(tmp_path, [(8, 8)] * 3)
-    before = cache_key(dataset, size=8, root=tmp_path)
-    assert cache_key(dataset, size=8, root=tmp_path) == before
-    first = decode_to_memory(dataset, size=8, cache_dir=tmp_path / "c", log=lambda _: None)
-    write_image(Path(dataset.samples[1]), 99, size=(8, 8))  # same byte size: only the mtime tells
+    dataset = _files(tmp_path, [(16, 16)] * 3)
+    before = cache_key(dataset, size=16, root=tmp_path)
+    assert cache_key(dataset, size=16, root=tmp_path) == before
+    first = decode_to_memory(dataset, size=16, cache_dir=tmp_path / "c", log=lambda _: None)
+    write_image(Path(dataset.samples[1]), 99, size=(16, 16))  # same byte size: only the mtime tells
     st = os.stat(dataset.samples[1])
     os.utime(dataset.samples[1], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert cache_key(dataset, size=8, root=tmp_path) != before
-    again = decode_to_memory(dataset, size=8, cache_dir=tmp_path / "c", log=lambda _: None)
+    assert cache_key(dataset, size=16, root=tmp_path) != before
+    again = decode_to_memory(dataset, size=16, cache_dir=tmp_path / "c", log=lambda _: None)
     assert not again.from_cache and int(again.images[1, 0, 0, 0]) == 99 and int(first.images[1, 0, 0, 0]) == 15
-    assert cache_key(dataset, size=16, root=tmp_path) != cache_key(dataset, size=8, root=tmp_path)
-    assert cache_key(dataset.subset([2, 1, 0]), size=8, root=tmp_path) != cache_key(dataset, size=8, root=tmp_path)
+    assert cache_key(dataset, size=32, root=tmp_path) != cache_key(dataset, size=16, root=tmp_path)
+    assert cache_key(dataset.subset([2, 1, 0]), size=16, root=tmp_path) != cache_key(dataset, size=16, root=tmp_path)
 
 
 def test_corrupt_cache_is_rebuilt_with_one_line(tmp_path):
@@ -111,12 +111,12 @@ def test_cache_folder_order(tmp_path):
 
 
 def test_mixed_sizes_are_resized_at_decode_and_said(tmp_path):
-    dataset = _files(tmp_path, [(10, 12), (10, 12), (20, 16)])
+    dataset = _files(tmp_path, [(20, 24), (20, 24), (40, 32)])
     lines: list[str] = []
-    images = decode_to_memory(dataset, size=8, use_cache=False, log=lines.append)
-    assert not images.native and images.images.shape == (3, 3, 8, 8) and "after the resize" in lines[0]
-    for i in range(3):  # each as T.Resize((8, 8)) of the decoded image, as the files path does
-        expected = np.asarray(T.Resize((8, 8))(dataset.load_image(i)))
+    images = decode_to_memory(dataset, size=16, use_cache=False, log=lines.append)
+    assert not images.native and images.images.shape == (3, 3, 16, 16) and "after the resize" in lines[0]
+    for i in range(3):  # each as T.Resize((16, 16)) of the decoded image, as the files path does
+        expected = np.asarray(T.Resize((16, 16))(dataset.load_image(i)))
         assert torch.equal(images.images[i], torch.from_numpy(expected.copy()).permute(2, 0, 1))
     with pytest.raises(InputError, match="different sizes"):
         decode_to_memory(dataset, size=None, use_cache=False, log=lambda _: None)
@@ -130,8 +130,8 @@ def test_large_images_resized_small_kept_native(tmp_path):
 
 
 def test_gray_images_share_one_channel(tmp_path):
-    images = decode_to_memory(_files(tmp_path, [(6, 6)] * 3, mode="L"), size=6, use_cache=False).images
-    assert images.shape == (3, 3, 6, 6) and images.stride(1) == 0
+    images = decode_to_memory(_files(tmp_path, [(16, 16)] * 3, mode="L"), size=16, use_cache=False).images
+    assert images.shape == (3, 3, 16, 16) and images.stride(1) == 0
     assert int(images[2, 1, 0, 0]) == 25
 
 

@@ -24,7 +24,7 @@ from fer_nla.data import build_dataset, dataset_splits
 from fer_nla.errors import InputError
 
 VALUES = {"a": 40, "b": 80, "c": 120, "d": 160, "e": 200}
-SIZE = (12, 10)
+SIZE = (24, 20)
 RAFDB = {"surprise": 1, "fear": 2, "disgust": 3, "happiness": 4, "sadness": 5, "anger": 6, "neutral": 7}
 AFFECTNET = {e: i for i, e in enumerate(("neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger"))}
 FER2013 = {e: i for i, e in enumerate(("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"))}
@@ -313,7 +313,7 @@ def test_16_bit_and_exif_rotated_images_decode_alike_through_every_file_reader(t
     assert dataset.info.get("boxes_clamped", 0) == 0
 
 
-BOXES = {"a": (0, 0, 12, 10), "b": (2, 2, 4, 4), "c": (8, 6, 10, 10), "d": (20, 20, 5, 5)}
+BOXES = {"a": (0, 0, 24, 20), "b": (2, 2, 16, 16), "c": (4, 2, 24, 24), "d": (40, 40, 5, 5)}
 
 
 @pytest.mark.parametrize("reader", ["affectnet", "ferplus"])
@@ -321,13 +321,13 @@ def test_face_boxes_partly_outside_are_clamped_wholly_outside_dropped(tmp_path, 
     rows = [(key, "happiness", "train") for key in "abcd"]
     name, root = make(reader, tmp_path, rows, boxes=BOXES)
     dataset = build_dataset(name, root=root)
-    assert values(dataset) == [40, 80, 120]  # d's box lies wholly outside its 12x10 image
+    assert values(dataset) == [40, 80, 120]  # d's box lies wholly outside its 24x20 image
     assert dataset.info["boxes_clamped"] == 1 and dataset.info["dropped_box_outside_image"] == 1
-    assert [dataset.load_image(i).size for i in range(3)] == [(12, 10), (4, 4), (4, 4)]  # c: (8, 6, 4, 4)
+    assert [dataset.load_image(i).size for i in range(3)] == [(24, 20), (16, 16), (20, 18)]  # c: (4, 2, 20, 18)
     whole = build_dataset(name, root=root, crop="never")
-    assert values(whole) == [40, 80, 120, 160] and {whole.load_image(i).size for i in range(4)} == {(12, 10)}
+    assert values(whole) == [40, 80, 120, 160] and {whole.load_image(i).size for i in range(4)} == {(24, 20)}
     assert whole.info["boxes_clamped"] == 0 and whole.info["dropped_box_outside_image"] == 0
-    name, root = make(reader, tmp_path / "most", rows, boxes={**BOXES, "a": (30, 30, 2, 2), "b": (-9, -9, 5, 5)})
+    name, root = make(reader, tmp_path / "most", rows, boxes={**BOXES, "a": (60, 60, 2, 2), "b": (-9, -9, 5, 5)})
     with pytest.raises(InputError, match="3 of 4 face boxes lie wholly outside .* crop='never'"):
         build_dataset(name, root=root)
 
@@ -381,7 +381,7 @@ def cli_case(case, tmp_path):
     """``(data stats arguments, the info counts its output must show)`` of one scenario."""
     if case == "affectnet":
         rows = [A, A, B, ("b", "surprise", "train"), *((k, "happiness", "train") for k in "cde"), ("d", "fear", "test")]
-        _, root = make("affectnet", tmp_path, rows, boxes={"c": (8, 6, 10, 10), "e": (20, 20, 5, 5)})
+        _, root = make("affectnet", tmp_path, rows, boxes={"c": (4, 2, 24, 24), "e": (40, 40, 5, 5)})
         return ["-o", "conflicts=drop", "-o", "allow_split_overlap=true"], root, {
             "dropped_duplicates": 1, "dropped_conflicting_labels": 2, "split_overlap": 1, "boxes_clamped": 1,
             "dropped_box_outside_image": 1}

@@ -101,3 +101,28 @@ def test_cli_notes_a_truncated_video_and_exits_nonzero_only_with_strict(
     assert main([*args, "--strict"]) == 1
     captured = capsys.readouterr()
     assert f"cut.avi: error: read {read} of 10 frames" in captured.err and "1 failed" in captured.err
+
+
+# --- issue 24: an animated GIF/WebP is read as a short video, not answered from its first frame in silence ----
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_an_animated_image_is_read_as_a_video_with_frames_times_and_a_note(predictor: Predictor, tmp_path: Path,
+                                                                            suffix: str) -> None:
+    from PIL import Image
+
+    frames = [Image.fromarray(square_on_even_frames(i)) for i in range(6)]
+    clip = tmp_path / f"clip{suffix}"
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=100, loop=0, **(
+        {"lossless": True} if suffix == ".webp" else {}))
+    (record,) = predict_files(predictor, [clip], annotate_dir=tmp_path / "drawn")
+    assert record.error is None
+    assert record.frames == [SampledFrame(i, round(i / 10, 3)) for i in range(6)]
+    assert [f.frame for f in record.faces] == [0, 2, 4]
+    assert record.note == "an animated image of 6 frames, read as a video (6 frames classified)"
+    (copy,) = (tmp_path / "drawn").iterdir()  # an animation too (APNG where GIF is not written)
+    with Image.open(copy) as drawn:
+        assert drawn.n_frames == 6
+    (sampled,) = predict_files(predictor, [clip], every=2)
+    assert [f.frame for f in sampled.frames] == [0, 2, 4]
+    with pytest.warns(UserWarning, match=r"clip.* is an animated image of 6 frames: its first frame was classified"):
+        (faces,) = predictor.predict(clip)
+    assert len(faces) == 1

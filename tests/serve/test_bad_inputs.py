@@ -165,3 +165,27 @@ def test_an_image_header_followed_by_garbage_is_called_a_damaged_image(client) -
     answer = client.post("/v1/predict", content=b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
     assert answer.status_code == 415
     assert "bytes of PNG data that cannot be decoded (a truncated or damaged file)" in detail(answer)
+
+
+# --- issue 24: animated images are answered with a note; the page's errors advise the page --------------------
+@pytest.mark.parametrize("kind", ["GIF", "WEBP"])
+def test_an_animated_image_is_answered_from_its_first_frame_with_a_note(client, kind) -> None:
+    frames = [Image.new("RGB", (60, 60), (40 * k, 90, 120)) for k in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=kind, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    answer = client.post("/v1/predict", files={"file": (f"clip.{kind.lower()}", buffer.getvalue())})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["image"]["frames"] == 3
+    assert f"an animated {kind} of 3 frames: its first frame was classified" in body["note"]
+    still = client.post("/v1/predict", files={"file": ("still.png", png_bytes(60, 60))}).json()
+    assert still["image"]["frames"] == 1 and (still["note"] is None or "animated" not in still["note"])
+
+
+def test_the_pages_requests_get_advice_for_the_page_and_others_for_curl(client) -> None:
+    sent = {"files": {"file": ("notes.txt", b"not a photo at all")}}
+    plain = detail(client.post("/v1/predict", **sent))
+    assert "curl -F file=@photo.jpg" in plain
+    page = detail(client.post("/v1/predict", headers={"X-Fer-Nla-Client": "page"}, **sent))
+    assert page == plain.replace(plain[plain.index("send a JPEG"):],
+                                 "choose or drop a JPEG, PNG, WebP, BMP, GIF or TIFF image on this page")

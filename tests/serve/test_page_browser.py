@@ -114,3 +114,23 @@ def test_a_file_that_is_not_a_photo_shows_the_servers_message(browser, server, t
     assert canvas.get_attribute("data-state") == "error"
     message = browser.find_element(By.ID, "error").text
     assert message.startswith("415 Unsupported Media Type: 'notes.txt': received 11 bytes of text starting 'not a photo'")
+
+
+def test_after_a_refused_file_the_earlier_photo_is_gone_and_the_advice_is_for_the_page(browser, server,
+                                                                                       tmp_path) -> None:
+    """Issue 24: the previous photo stayed on screen under the error, as if it were the refused
+    one, and the advice told a browser user to use curl."""
+    browser.get(f"{server}/")
+    canvas = browser.find_element(By.ID, "photo")
+    browser.find_element(By.ID, "file").send_keys(str(PHOTOS / "group.jpg"))
+    WebDriverWait(browser, 60).until(lambda b: canvas.get_attribute("data-state") == "done")
+    assert canvas.is_displayed() and canvas.get_attribute("width") == "1280"
+    note = tmp_path / "notes.txt"
+    note.write_text("not a photo")
+    browser.find_element(By.ID, "file").send_keys(str(note))
+    WebDriverWait(browser, 30).until(lambda b: canvas.get_attribute("data-state") == "error")
+    assert not canvas.is_displayed() and canvas.get_attribute("width") == "0"
+    assert browser.find_elements(By.CSS_SELECTOR, "#faces li") == []
+    message = browser.find_element(By.ID, "error").text
+    assert message.endswith("choose or drop a JPEG, PNG, WebP, BMP, GIF or TIFF image on this page")
+    assert "curl" not in message

@@ -23,12 +23,29 @@ from fer_nla.errors import InputError
 from fer_nla.image_files import decode_image, is_system_file, to_rgb8
 
 __all__ = [
-    "CROP_MODES", "MAX_LISTED", "CsvPixelImages", "FileImages", "crop_to_box", "decode_image", "find_missing",
-    "is_system_file", "require_files", "to_rgb8", "undecodable",
+    "CROP_MODES", "MAX_LISTED", "MAX_SAMPLE_ASPECT", "MIN_SAMPLE_SIDE", "CsvPixelImages", "FileImages", "crop_to_box",
+    "decode_image", "find_missing", "is_system_file", "require_files", "sample_size_problem", "to_rgb8", "undecodable",
 ]
 
 MAX_LISTED = 20  # paths shown in one error message; the rest are counted
 CROP_MODES = ("auto", "always", "never")
+# A training sample must be able to hold a face: its shorter side at least the 16 px below which
+# `fer-nla predict` classifies no face (fer_nla.predict.detectors.DEFAULT_MIN_FACE_SIZE), and no
+# more than 4 times as long as it is wide or the reverse (a 3000x1 strip is no face crop).
+MIN_SAMPLE_SIDE = 16
+MAX_SAMPLE_ASPECT = 4.0
+SAMPLE_FIX = "replace the image or remove its line, or pass skip_bad_images=True to drop such images (counted)"
+
+
+def sample_size_problem(size: tuple[int, int]) -> str | None:
+    """Why an image of ``size`` (width, height in px) cannot be a face to train on, or ``None``."""
+    width, height = size
+    if min(width, height) < MIN_SAMPLE_SIDE:
+        return f"a {width}x{height} image is under {MIN_SAMPLE_SIDE} px on a side, too small to hold a face"
+    if max(width, height) > MAX_SAMPLE_ASPECT * min(width, height):
+        return (f"a {width}x{height} image is more than {MAX_SAMPLE_ASPECT:g} times as long as it is wide, "
+                "not a face crop")
+    return None
 
 
 def crop_to_box(image: Image.Image, box: Sequence[int], *, mode: str = "auto") -> Image.Image:
@@ -66,6 +83,10 @@ class FileImages:
         image = decode_image(self.paths[index])
         if self.boxes is not None:
             image = crop_to_box(image, self.boxes[index], mode=self.crop)
+        problem = sample_size_problem(image.size)
+        if problem is not None:
+            cropped = " (cropped to its face box)" if self.boxes is not None and self.crop != "never" else ""
+            raise InputError(f"{self.paths[index]}{cropped}: {problem}; {SAMPLE_FIX}")
         return image
 
 
@@ -129,12 +150,13 @@ def require_files(paths: Sequence[str], *, listed_in: str | Path, fix: str) -> N
 
 
 def undecodable(paths: Sequence[str]) -> np.ndarray:
-    """Boolean mask of the paths :func:`decode_image` rejects (one pass over the files), so the
-    images kept by ``skip_bad_images`` are exactly those that decode at access."""
+    """Boolean mask of the paths :func:`decode_image` rejects or whose image cannot be a face
+    (:func:`sample_size_problem`), in one pass over the files, so the images kept by
+    ``skip_bad_images`` are those that load at access (a face box's crop is checked at access)."""
     bad = np.zeros(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         try:
-            decode_image(path)
+            bad[i] = sample_size_problem(decode_image(path).size) is not None
         except InputError:
             bad[i] = True
     return bad

@@ -177,6 +177,18 @@ def save_image(image_rgb: np.ndarray, path: Path) -> Path:
     return path
 
 
+def save_animation(frames_rgb: Sequence[np.ndarray], path: Path) -> Path:
+    """Writes ``frames_rgb`` (``HxWx3`` uint8 RGB each) as an animation at ``path`` (GIF, WebP or
+    PNG by suffix; other suffixes get the first frame), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(frame) for frame in frames_rgb]
+    if path.suffix.lower() in (".gif", ".webp", ".png", ".apng"):
+        images[0].save(path, save_all=True, append_images=images[1:], loop=0)
+    else:
+        images[0].save(path)
+    return path
+
+
 class AnnotatedVideo:
     """Writes annotated RGB frames to an MP4 (``mp4v``) file at ``fps`` frames per second."""
 

@@ -19,7 +19,15 @@ import numpy as np
 from fer_nla.errors import InputError
 from fer_nla.inference.classify import face_predictions
 from fer_nla.inference.faces import ScoredBox
-from fer_nla.predict.annotate import AnnotatedVideo, check_annotate_dir, draw_faces, plan_annotated_paths, save_image
+from fer_nla.image_files import frame_count, iter_image_frames
+from fer_nla.predict.annotate import (
+    AnnotatedVideo,
+    check_annotate_dir,
+    draw_faces,
+    plan_annotated_paths,
+    save_animation,
+    save_image,
+)
 from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_video, read_image
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
@@ -112,19 +120,23 @@ def predict_files(
     queue = _FaceQueue(predictor)
     finished: list[FileRecord] = []
     for item, target in zip(files, targets):
-        record = FileRecord(str(item.path), frames=[] if item.is_video else None)
+        frames = 1 if item.is_video else frame_count(item.path)  # an animated GIF/WebP/APNG: a short video
+        record = FileRecord(str(item.path), frames=[] if item.is_video or frames > 1 else None)
         records.append(record)
         try:
             if item.is_video:
                 partial = _queue_video(queue, item, record, every=every, faces_cropped=faces_cropped, target=target)
                 if partial is not None and strict:
                     record.error = partial
+            elif frames > 1:
+                _queue_animation(queue, item, record, frames=frames, every=every, faces_cropped=faces_cropped,
+                                 target=target)
             else:
                 _queue_image(queue, item, record, faces_cropped=faces_cropped, target=target)
         except FILE_ERRORS as err:
             queue.discard(record)
             record.faces.clear()
-            record.frames = [] if item.is_video else None
+            record.frames = [] if record.frames is not None else None
             record.error = str(err) or type(err).__name__
         finished.append(record)
         if not queue.items:
@@ -153,6 +165,27 @@ def _queue_image(queue: _FaceQueue, item: InputFile, record: FileRecord, *, face
     if target is not None:
         sink = lambda drawn: save_image(drawn, target)  # noqa: E731 - bound to this file's target
     queue.add(_Item(record, boxes, crops, image=image if sink else None, sink=sink))
+
+
+def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, frames: int, every: int,
+                     faces_cropped: bool, target: Path | None) -> None:
+    """Queues every ``every``-th frame of an animated image as a video's frames (each listed in
+    ``record.frames``, its time from the stated frame durations) and notes that it was read so;
+    the annotated copy is the same kind of animation."""
+    drawn: list[np.ndarray] = []
+    for index, time, frame in iter_image_frames(item.path, every=every):
+        sampled = SampledFrame(index, None if time is None else round(time, 3))
+        record.frames.append(sampled)  # type: ignore[union-attr] - an animation's record lists its frames
+        rgb = np.asarray(frame)
+        boxes, crops = queue.predictor.faces_and_crops(rgb, faces_cropped=faces_cropped)
+        queue.add(_Item(record, boxes, crops, frame=sampled, image=rgb if target else None,
+                        sink=drawn.append if target else None))
+    queue.flush()
+    if target is not None and drawn:
+        save_animation(drawn, target)
+    read = len(record.frames or [])
+    note = f"an animated image of {frames} frames, read as a video ({read} frame{'s' if read != 1 else ''} classified)"
+    record.note = note if record.faces else f"{NO_FACE_NOTE} in {read} frame{'s' if read != 1 else ''} read; {note}"
 
 
 def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, every: int, faces_cropped: bool,

@@ -24,6 +24,8 @@ The faces' probabilities and records come from :mod:`fer_nla.inference.classify`
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -48,6 +50,7 @@ from fer_nla.predict.detectors import (
     build_detector,
     run_detector,
 )
+from fer_nla.image_files import frame_count
 from fer_nla.predict.inputs import read_image
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
@@ -201,7 +204,8 @@ class Predictor:
         other dtypes and ranges (a float array of 0..255 levels, an int64 array) raise
         :class:`InputError` saying what to pass (:func:`to_rgb_array`). With ``faces_cropped``
         each image is one face, and one whose shorter side is below ``min_face_size`` raises
-        :class:`InputError`. Unreadable paths raise :class:`InputError`;
+        :class:`InputError`. An animated image's path gives its first frame, with a ``UserWarning``
+        (``fer-nla predict`` reads every frame). Unreadable paths raise :class:`InputError`;
         ``fer_nla.predict.predict_files`` instead reports them per file."""
         items = [images] if _is_single(images) else list(images)  # type: ignore[arg-type]
         bit_depth = check_bit_depth(bit_depth)
@@ -209,6 +213,9 @@ class Predictor:
         for i, item in enumerate(items):
             try:
                 rgb = read_image(item) if isinstance(item, (str, Path)) else item
+                if isinstance(item, (str, Path)) and frame_count(item) > 1:
+                    warnings.warn(f"{item} is an animated image of {frame_count(item)} frames: its first frame was "
+                                  "classified (fer-nla predict reads every frame, with their times)", stacklevel=2)
                 found.append(self.faces_and_crops(rgb, faces_cropped=faces_cropped, bit_depth=bit_depth))
             except InputError as err:
                 if len(items) == 1:

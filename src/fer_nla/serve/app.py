@@ -18,7 +18,9 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -30,6 +32,7 @@ from fer_nla.serve.model import identify_model, load_predictor
 from fer_nla.serve.routes import ServeState, router
 from fer_nla.serve.runner import InferenceQueue
 from fer_nla.serve.settings import ServeSettings
+from fer_nla.serve.uploads import HOW_TO_SEND, PAGE_CLIENT_HEADER, PAGE_HOW_TO_SEND
 
 LOG = logging.getLogger("fer_nla.serve")
 PAGE_HEADERS = {  # the page loads nothing from elsewhere; photos are drawn from blob: URLs
@@ -76,6 +79,7 @@ def create_app(settings: ServeSettings | None = None, *,
         add_local_docs(app, docs_folder)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.mount("/static", StaticFiles(packages=[("fer_nla.serve", "static")]), name="static")
 
@@ -100,6 +104,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         got = f" (got {error['input']!r})" if "input" in error and error["input"] is not None else ""
         problems.append(f"{where}: {error.get('msg', 'invalid')}{got}")
     return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's answer, with the advice on how to send a photo worded for the page (which marks
+    its requests with :data:`~fer_nla.serve.uploads.PAGE_CLIENT_HEADER`) instead of for curl."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.headers.get(PAGE_CLIENT_HEADER) == "page" and isinstance(exc.detail, str) and HOW_TO_SEND in exc.detail:
+        exc = StarletteHTTPException(exc.status_code, exc.detail.replace(HOW_TO_SEND, PAGE_HOW_TO_SEND),
+                                     headers=exc.headers)
+    return await http_exception_handler(request, exc)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -56,20 +56,31 @@ def run_prediction(predictor: Predictor, upload: Upload, *, max_pixels: int) -> 
 def prediction_json(prediction: Prediction, *, model: ModelIdentity, queued_ms: float) -> dict[str, Any]:
     """The JSON answer: ``faces`` (each ``{"box": [x, y, w, h], "score", "label", "probs"}`` as
     ``fer-nla predict --json`` writes them; ``score`` is the detector's), ``count``, ``dropped``,
-    ``note`` (``"no face found"`` or ``None``), ``image`` (``width``, ``height``, ``format``),
+    ``note`` (:func:`prediction_note`: ``"no face found"``, an animated image's remark, or ``None``),
+    ``image`` (``width``, ``height``, ``format``, ``frames``),
     ``model`` (:class:`ModelIdentity`), ``version`` (fer-nla's) and ``timing_ms``."""
     faces = prediction.faces
     return {
         "faces": [face.to_dict() for face in faces],
         "count": len(faces),
         "dropped": prediction.dropped,
-        "note": None if faces else NO_FACE_NOTE,
+        "note": prediction_note(prediction),
         "image": {"width": prediction.image.width, "height": prediction.image.height,
-                  "format": prediction.image.format},
+                  "format": prediction.image.format, "frames": prediction.image.frames},
         "model": model.to_dict(),
         "version": __version__,
         "timing_ms": {"queued": round(queued_ms, 1), "inference": round(prediction.inference_ms, 1)},
     }
+
+
+def prediction_note(prediction: Prediction) -> str | None:
+    """``"no face found"``, the animated-image remark, both (joined by ``"; "``) or ``None``."""
+    notes = [] if prediction.faces else [NO_FACE_NOTE]
+    if prediction.image.frames > 1:
+        notes.append(f"an animated {prediction.image.format} of {prediction.image.frames} frames: its first frame was "
+                     "classified (send the other frames as images, or the file to fer-nla predict, which reads "
+                     "every frame)")
+    return "; ".join(notes) or None
 
 
 def annotated_image(prediction: Prediction, *, image_format: str | None = None) -> tuple[bytes, str]:

@@ -35,6 +35,8 @@ ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF",
 ACCEPTED_TEXT = "a JPEG, PNG, WebP, BMP, GIF or TIFF image"
 HOW_TO_SEND = (f"send {ACCEPTED_TEXT} as the multipart form field '{FIELD}' (curl -F file=@photo.jpg) "
                "or as the raw request body (curl --data-binary @photo.jpg)")
+PAGE_HOW_TO_SEND = f"choose or drop {ACCEPTED_TEXT} on this page"  # the same advice, for the page's users
+PAGE_CLIENT_HEADER = "X-Fer-Nla-Client"  # the page sends "page": its errors then use PAGE_HOW_TO_SEND
 MULTIPART_ALLOWANCE = 64 * 1024
 TEXT_SHOWN = 48  # characters of a text upload quoted in the 415 message, at most  # form boundaries and part headers around the file, beyond the limit
 # Leading bytes of common files that are not accepted images, to name what was received.
@@ -189,6 +191,7 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    frames: int = 1  # an animated GIF/WebP/APNG: how many frames it holds (its first is classified)
 
 
 def decode_upload(upload: Upload, *, max_pixels: int) -> DecodedImage:
@@ -213,6 +216,7 @@ def decode_upload(upload: Upload, *, max_pixels: int) -> DecodedImage:
                                      f"limit of {max_pixels:,} pixels (set by fer-nla serve --max-pixels; it bounds the "
                                      "memory one request takes); downscale the photo and send it again")
         kind = handle.format or "image"
+        frames = int(getattr(handle, "n_frames", 1)) if getattr(handle, "is_animated", False) else 1
         try:
             handle.load()
             rgb = np.asarray(to_rgb8(handle))
@@ -222,5 +226,5 @@ def decode_upload(upload: Upload, *, max_pixels: int) -> DecodedImage:
             raise HTTPException(415, f"received {len(upload.data):,} bytes of {kind} data that cannot be decoded: the "
                                      f"file is truncated or damaged ({err}); send the whole file, or re-save it as "
                                      "PNG or JPEG") from None
-    return DecodedImage(rgb=rgb, width=int(rgb.shape[1]), height=int(rgb.shape[0]), format=kind)
+    return DecodedImage(rgb=rgb, width=int(rgb.shape[1]), height=int(rgb.shape[0]), format=kind, frames=frames)
 

@@ -27,11 +27,17 @@
     setState("error", "The photo was not analysed.");
   }
 
+  // Before each photo: no error, no faces, and no earlier photo left on screen (it would read as
+  // the photo an error is about).
   function clear() {
     errorBox.hidden = true;
     errorBox.textContent = "";
     faceList.replaceChildren();
     canvas.dataset.boxes = "0";
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    canvas.width = 0;
+    canvas.height = 0;
+    canvas.hidden = true;
   }
 
   function megabytes(bytes) {
@@ -61,6 +67,7 @@
     const scale = Math.min(1, MAX_CANVAS_SIDE / Math.max(width, height));
     canvas.width = Math.max(1, Math.round(width * scale));
     canvas.height = Math.max(1, Math.round(height * scale));
+    canvas.hidden = false;
     const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#e9edf1";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -141,7 +148,8 @@
     let response;
     let body = null;
     try {
-      response = await fetch("/v1/predict", { method: "POST", body: form });
+      // the header asks for error advice worded for this page (fer_nla.serve.uploads.PAGE_CLIENT_HEADER)
+      response = await fetch("/v1/predict", { method: "POST", body: form, headers: { "X-Fer-Nla-Client": "page" } });
     } catch (err) {
       showError(`The server could not be reached (${err.message}). Is fer-nla serve still running?`);
       return;
@@ -164,6 +172,12 @@
       const note = document.createElement("li");
       note.className = "note";
       note.textContent = "No face found in this photo.";
+      faceList.append(note);
+    }
+    if (body.image.frames > 1) {
+      const note = document.createElement("li");
+      note.className = "note";
+      note.textContent = `This is an animated image of ${body.image.frames} frames: only its first frame was analysed.`;
       faceList.append(note);
     }
     let text = summary(body, (performance.now() - started) / 1000);
