@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fer_nla.errors import InputError
 from fer_nla.inference.scoring import (
     ECE_BINS,
     OperatingPoint,
@@ -106,6 +107,52 @@ def _eval_dataset(info: CheckpointMeta, **arguments: Any) -> tuple[FERDataset, d
     return dataset, dropped
 
 
+def _carved_validation(info: CheckpointMeta, arguments: dict[str, Any]) -> bool:
+    """Whether the run validated on a part carved from its training split (its dataset declares
+    no ``valid`` split, or ``data.val_split`` was ``carve``): ``valid`` then names that part."""
+    from fer_nla.data import dataset_splits
+
+    chosen = str(info.config.get("data", {}).get("val_split", "auto")).strip().lower()
+    if chosen == "carve":
+        return True
+    options = {k: v for k, v in arguments.items() if k not in ("name", "root", "split", "labels", "seed",
+                                                               "skip_bad_images")}
+    return chosen == "auto" and "valid" not in dataset_splits(arguments["name"], root=arguments["root"], **options)
+
+
+def _require_test_split(checkpoint: str, arguments: dict[str, Any]) -> None:
+    """Refuse, with the commands that work, to score the test split of a run's dataset that has none."""
+    from fer_nla.data import dataset_splits
+
+    options = {k: v for k, v in arguments.items() if k not in ("name", "root", "split", "labels", "seed",
+                                                               "skip_bad_images")}
+    try:
+        declared = dataset_splits(arguments["name"], root=arguments["root"], **options)
+    except InputError:
+        return  # the reader's own error, when it reads, says what is wrong with the data
+    if "test" not in declared:
+        raise InputError(
+            f"{arguments['root']}: the run's {arguments['name']} data has no test split (only {', '.join(declared)}); "
+            f"score the run's validation split with `fer-nla eval --checkpoint {checkpoint} --split valid`, or "
+            "another labelled set with --dataset and --root"
+        )
+
+
+def _run_validation(info: CheckpointMeta, *, root: str | None) -> tuple[FERDataset, dict[str, int]]:
+    """The validation part the run carved from its training split, rebuilt from its saved config
+    as ``fer-nla train`` built it (same seed, fraction and fold; no teacher targets needed)."""
+    from fer_nla.config import config_from_dict
+    from fer_nla.train.run_data import build_run_data
+
+    config = config_from_dict(info.config)
+    config.data.teachers = []
+    if root is not None:
+        config.data.root = root
+    data = build_run_data(config.data, seed=config.train.seed, log=lambda _line: None)
+    full = data.full_train.subset(data.val_indices if data.val_indices is not None else np.arange(0))
+    return full, reader_drops(data.full_train.info, labels=config.data.labels)
+
+
 def evaluate_checkpoint(
     checkpoint: str, *, dataset: str | None = None, root: str | None = None, split: str = "test",
     labels: str | None = None, batch_size: int = 256, num_workers: int = 0, device_name: str = "auto",
@@ -120,7 +167,9 @@ def evaluate_checkpoint(
     export``, scored with onnxruntime through the same preprocessing its metadata states) on one
     split: keys :data:`EVAL_KEYS` (``num_samples``: the samples scored; ``dropped``: reason ->
     count of those left out, e.g. ``{"contempt: not a class of the model": 16}``), plus
-    ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``). ``skip_bad_images=None`` takes
+    ``dataset`` and ``split`` (canonical: ``val`` -> ``valid``; for a run that carved its
+    validation part out of its training split, ``valid`` on its own dataset is that part, rebuilt
+    from the run's config). ``skip_bad_images=None`` takes
     the checkpoint's ``data.skip_bad_images`` when ``dataset`` is the one it was trained on, else
     False. The device is checked first (:func:`fer_nla.runtime.resolve_device`,
     :func:`fer_nla.runtime.onnx_providers`); raises :class:`InputError` for a device this machine
@@ -147,11 +196,14 @@ def evaluate_checkpoint(
     same = name == data_cfg.get("dataset")
     if skip_bad_images is None:  # the run's own data: read it as training did
         skip_bad_images = bool(data_cfg.get("skip_bad_images", False)) if same else False
-    ds, dropped = _eval_dataset(
-        info, name=name, root=root if root is not None else (data_cfg.get("root") if same else None), split=split,
-        labels=labels or "majority", seed=int(info.config.get("train", {}).get("seed", 0)),
-        skip_bad_images=skip_bad_images, **{**(data_cfg.get("options", {}) if same else {}), **(options or {})},
-    )
+    arguments = dict(name=name, root=root if root is not None else (data_cfg.get("root") if same else None),
+                     split=split, labels=labels or "majority", seed=int(info.config.get("train", {}).get("seed", 0)),
+                     skip_bad_images=skip_bad_images,
+                     **{**(data_cfg.get("options", {}) if same else {}), **(options or {})})
+    if same and split == "test":
+        _require_test_split(checkpoint, arguments)
+    carved = same and split == "valid" and _carved_validation(info, arguments)
+    ds, dropped = _run_validation(info, root=arguments["root"]) if carved else _eval_dataset(info, **arguments)
     check_compatible(info, path=checkpoint, class_names=list(ds.class_names))
     ds = ds.with_transform(backend.preprocess)  # the one eval-time preprocessing (fer_nla.inference.preprocess)
     ds.target_mode = "hard"  # metrics score the hard label (plurality for labels=probability)
@@ -198,7 +250,6 @@ def _load_model(checkpoint: str, *, device_name: str, dataset: str | None) -> tu
     file, found by its content, on onnxruntime; a checkpoint on PyTorch) and its metadata (an
     ONNX model's as a :class:`~fer_nla.checkpoint.CheckpointMeta` with an empty ``config``)."""
     from fer_nla.checkpoint import CheckpointMeta
-    from fer_nla.errors import InputError
     from fer_nla.inference.backends import is_onnx_model, load_backend
     from fer_nla.inference.onnx_backend import OnnxBackend
 

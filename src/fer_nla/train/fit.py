@@ -34,7 +34,7 @@ from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_w
 from fer_nla.runtime import epoch_seed, resolve_device, seed_everything, set_determinism, use_channels_last
 from fer_nla.train.loaders import Loaders, build_loaders
 from fer_nla.train.loop import EpochResult, learning_rate, predict_probabilities, train_one_epoch
-from fer_nla.train.run_data import RunData, build_run_data, preprocess_spec
+from fer_nla.train.run_data import RunData, build_run_data, preprocess_spec, small_validation_warning
 from fer_nla.train.run_folder import RunFolder, check_resume_config, check_same_data, data_fingerprint
 from fer_nla.train.signals import SignalRecorder
 from fer_nla.train.step import TrainStep, build_train_step
@@ -189,6 +189,9 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
     log(f"data: {config.data.dataset} {data.full_train.split} {len(data.train)} samples, validation {len(data.val)} "
         f"({data.val_source}); {len(class_names)} classes; {loaders.kind} loader; device {device}, "
         f"{info.world_size} process(es)")
+    small = small_validation_warning(data)
+    if small:
+        log(small)
     recorder = SignalRecorder(
         num_samples=len(data.full_train), epochs=tc.epochs, train_indices=data.train_indices,
         targets=data.full_train.targets, sample_ids=data.full_train.samples,

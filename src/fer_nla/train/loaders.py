@@ -60,16 +60,28 @@ def choose_loader(cfg: DataConfig, data: RunData) -> str:
     return "memory" if needed <= default_budget_bytes() else "files"
 
 
+MAX_DROPPED_SHARE = 0.02  # a partial last batch above this share of the training samples is trained on
+
+
 def build_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
                   info: DistInfo, device: torch.device, log: Callable[[str], None] = print,
                   frozen: torch.nn.Module | None = None) -> Loaders:
     """The run's :class:`Loaders` for ``cfg.loader``. The last partial training batch of a rank
-    is dropped, unless a rank holds a single batch or less (a tiny set still trains).
+    is dropped only where it is a small share (at most :data:`MAX_DROPPED_SHARE` of the rank's
+    samples: a new few each epoch, since the order is shuffled) or a single sample (BatchNorm
+    cannot train on one); otherwise, as in a small fine-tuning set, it is trained on (said in the log).
     ``frozen``: the model whose frozen stages' outputs are cached (``train.cache_frozen``,
     :mod:`fer_nla.freeze`): the batches are then those outputs (kind ``cached``)."""
     per_rank = -(-len(data.train_indices) // info.world_size)
-    drop_last = per_rank > batch_size
-    steps = per_rank // batch_size if drop_last else 1
+    remainder = per_rank % batch_size
+    drop_last = per_rank > batch_size and (remainder < 2 or remainder <= MAX_DROPPED_SHARE * per_rank)
+    steps = per_rank // batch_size if drop_last else -(-per_rank // batch_size)
+    if drop_last and remainder:
+        log(f"data: the last partial batch ({remainder} of {per_rank} training samples per process, "
+            f"{remainder / per_rank:.1%}) is left out of each epoch; the order is shuffled, so a new few each epoch")
+    elif remainder and per_rank > batch_size:
+        log(f"data: the last batch of each epoch holds {remainder} samples, not {batch_size}: trained on, since "
+            f"leaving it out would skip {remainder / per_rank:.0%} of the training set")
     if frozen is not None:
         return _cached_loaders(cfg, data, frozen, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed,
                                info=info, device=device, drop_last=drop_last, steps=steps, log=log)

@@ -26,21 +26,25 @@ from fer_nla.train.signals import load_signals
 MAX_SCATTER_POINTS = 6000
 
 
-def curves_figure(lines: Sequence[dict[str, Any]], *, loss_name: str = "training", best_epoch: int | None = None) -> Figure:
+def curves_figure(lines: Sequence[dict[str, Any]], *, loss_name: str = "training", best_epoch: int | None = None,
+                  start: Mapping[str, Any] | None = None) -> Figure:
     """Loss (training objective and validation cross-entropy, ``val_loss``, where the run
     recorded it) and train / val accuracy per epoch, on integer epoch ticks; a dotted line marks
-    ``best_epoch``."""
+    ``best_epoch``. ``start``: the validation of a ``model.init`` network before training, drawn
+    at epoch 0 on the validation curves (it can be the best epoch)."""
     epochs = [m["epoch"] for m in lines]
+    validated = ([dict(start, epoch=0)] if start is not None else []) + list(lines)
+    val_epochs = [m["epoch"] for m in validated]
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [m["train_loss"] for m in lines], marker="o", label=f"train ({loss_name} loss)")
-    val_loss = [m.get("val_loss", np.nan) for m in lines]
+    val_loss = [m.get("val_loss", np.nan) for m in validated]
     if np.isfinite(np.asarray(val_loss, dtype=np.float64)).any():
-        ax_loss.plot(epochs, val_loss, marker="o", label="validation (cross-entropy)")
+        ax_loss.plot(val_epochs, val_loss, marker="o", label="validation (cross-entropy)")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
     ax_acc.plot(epochs, [100 * m["train_acc"] for m in lines], marker="o", label="train acc")
-    ax_acc.plot(epochs, [100 * m["val"]["overall_acc"] for m in lines], marker="o", label="val acc")
-    ax_acc.plot(epochs, [100 * m["val"]["mean_acc"] for m in lines], marker="o", label="val mean acc")
+    ax_acc.plot(val_epochs, [100 * m["val"]["overall_acc"] for m in validated], marker="o", label="val acc")
+    ax_acc.plot(val_epochs, [100 * m["val"]["mean_acc"] for m in validated], marker="o", label="val mean acc")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch")
     for ax in (ax_loss, ax_acc):
         if best_epoch is not None:
@@ -52,9 +56,9 @@ def curves_figure(lines: Sequence[dict[str, Any]], *, loss_name: str = "training
 
 
 def plot_curves(lines: Sequence[dict[str, Any]], path: Path, *, loss_name: str = "training",
-                best_epoch: int | None = None) -> Path:
+                best_epoch: int | None = None, start: Mapping[str, Any] | None = None) -> Path:
     """:func:`curves_figure` saved as a PNG at ``path``."""
-    curves_figure(lines, loss_name=loss_name, best_epoch=best_epoch).savefig(path, dpi=110)
+    curves_figure(lines, loss_name=loss_name, best_epoch=best_epoch, start=start).savefig(path, dpi=110)
     return path
 
 
@@ -150,6 +154,27 @@ def plot_naw_weights(signals: Mapping[str, np.ndarray], path: Path, *, seed: int
     return path
 
 
+def eval_advice(config: dict, *, best: str) -> str:
+    """The report's sentence on scoring the best epoch, with a ``fer-nla eval`` command that works
+    for the run's data: the test split where the dataset declares one, else the run's validation
+    split by name (``--split valid``: the part carved from train, rebuilt from the run's config)."""
+    data = config.get("data", {}) if isinstance(config, dict) else {}
+    splits: tuple[str, ...] = ("test",)
+    if data.get("dataset"):
+        try:
+            from fer_nla.data import dataset_splits
+
+            splits = dataset_splits(str(data["dataset"]), root=data.get("root"), **dict(data.get("options") or {}))
+        except Exception:  # noqa: BLE001 - data moved or unreadable: the usual command still applies
+            splits = ("test",)
+    if "test" in splits:
+        return ("The best epoch is chosen on the validation split (never the test split); score it on the test "
+                f"split with `fer-nla eval --checkpoint {best}` (the dataset and root default to the run's).")
+    return (f"The best epoch is chosen on the validation split; {data.get('dataset')} at this root has no test split "
+            f"({', '.join(splits) or 'no splits'}), so score the run's validation split with `fer-nla eval "
+            f"--checkpoint {best} --split valid`, or another labelled set with --dataset and --root.")
+
+
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     header, *body = rows
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
@@ -221,13 +246,13 @@ def _shell_path(path: Path) -> str:
 
 
 def _sections(run: RunFolder, lines: Sequence[dict[str, Any]], best: dict[str, Any], *,
-              class_names: Sequence[str], loss_name: str) -> list[str]:
+              class_names: Sequence[str], loss_name: str, start: Mapping[str, Any] | None = None) -> list[str]:
     """The best-epoch table and every plot of a run with at least one finished epoch."""
     md = [f"## Best epoch: {best['epoch']} (validation)", ""]
     md += _table([["metric", "value"]] + [[k, f"{100 * best['val'][k]:.2f}%"] for k in HEADLINE_METRICS])
     if "val_loss" in best:
         md += [f"| val_loss (cross-entropy, nats) | {best['val_loss']:.4f} |"]
-    curves = plot_curves(lines, run.plots / "curves.png", loss_name=loss_name, best_epoch=best["epoch"])
+    curves = plot_curves(lines, run.plots / "curves.png", loss_name=loss_name, best_epoch=best["epoch"], start=start)
     md += ["", "## Training curves", "",
            f"Training loss is the {loss_name} objective on the training split; validation loss is the mean "
            "cross-entropy against the validation split's given labels.", "",
@@ -276,15 +301,13 @@ def write_report(run: RunFolder, *, class_names: Sequence[str], loss_name: str,
     md += _table([["what", "value"]] + run_summary(config, loss_name=loss_name, data=data, lines=lines))
     if not config:
         md += ["", f"(no readable {run.config.name}: data, model and loss unknown)"]
-    md += ["", "The best epoch is chosen on the validation split (never the test split); score it on the test "
-           f"split with `fer-nla eval --checkpoint {_shell_path(run.best)}` (the dataset and root default "
-           "to the run's).", ""]
+    md += ["", eval_advice(config, best=_shell_path(run.best)), ""]
     if not lines:
         write_text_atomic(run.report, "\n".join(md + ["No epoch finished."]) + "\n")
         return run.report
     marked = [m for m in lines if m.get("best")]
     best = max(marked, key=lambda m: m["epoch"]) if marked else dict(start) if start is not None else lines[-1]
-    md += _sections(run, lines, best, class_names=class_names, loss_name=loss_name)
+    md += _sections(run, lines, best, class_names=class_names, loss_name=loss_name, start=start)
     md += ["", f"TensorBoard: `tensorboard --logdir {_shell_path(run.tensorboard)}`", ""]
     write_text_atomic(run.report, "\n".join(md))
     return run.report

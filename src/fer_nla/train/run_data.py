@@ -59,6 +59,24 @@ class RunData:
         return class_prior(targets[self.train_indices], num_classes=len(self.class_names))
 
 
+MIN_VAL_PER_CLASS = 10  # below this many validation images, one image moves a class's accuracy by over 10 points
+
+
+def small_validation_warning(data: RunData) -> str | None:
+    """A warning when a class trained on has fewer than :data:`MIN_VAL_PER_CLASS` validation
+    images (one image then moves its accuracy, and mean-class accuracy, by more than 10 points, so
+    the best epoch is picked largely by chance), naming each such class and its count; else ``None``."""
+    trained = data.class_counts() > 0
+    val = np.bincount(data.val.targets, minlength=len(data.class_names))
+    few = [f"{name} {int(n)}" for name, n, used in zip(data.class_names, val, trained) if used and n < MIN_VAL_PER_CLASS]
+    if not few:
+        return None
+    return (f"warning: the validation set ({len(data.val)} images, {data.val_source}) has fewer than "
+            f"{MIN_VAL_PER_CLASS} images of {', '.join(few)}: one image moves such a class's accuracy (and "
+            "mean-class accuracy with it) by more than 10 points, so the best epoch is chosen largely by chance; give more validation images (a valid/ split, or a larger data.val_fraction), or train a "
+            "fixed number of epochs and use last.pt")
+
+
 def preprocess_spec(cfg: DataConfig) -> dict[str, object]:
     """What inference needs to prepare an image as training did (saved in checkpoints):
     ``image_size`` (px), ``mean``/``std`` (per RGB channel, on 0..1 values) and ``grayscale``
