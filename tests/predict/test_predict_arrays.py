@@ -84,3 +84,37 @@ def test_every_array_entry_point_applies_the_same_rules(predictor: Predictor) ->
         predictor.predict([np.zeros((40, 40, 3), np.uint8), np.full((40, 40, 3), 7.0)])
     with pytest.raises(InputError, match="has no pixels"):
         predictor.predict(np.zeros((0, 5, 3), np.uint8))
+
+
+# --- issue 24: OpenCV's BGR arrays, when said so, give what the same photo's path gives ---------------------------
+class RedBackend(BrightnessBackend):
+    """"red" when a face's red channel outweighs its blue one: BGR read as RGB flips it."""
+
+    class_names = ["blue", "red"]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        red, blue = batch[:, 0].mean(axis=(1, 2)), batch[:, 2].mean(axis=(1, 2))
+        return np.stack([(blue - red) * 10, (red - blue) * 10], axis=1)
+
+
+def test_bgr_arrays_from_opencv_are_read_right_when_told(tmp_path) -> None:
+    import cv2
+    from PIL import Image
+
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 200, 40  # a reddish photo
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    bgr = cv2.imread(str(tmp_path / "photo.png"))
+    predictor = Predictor(RedBackend(), detector=CentreDetector())
+    (from_path,) = predictor.predict(tmp_path / "photo.png")
+    (told,) = predictor.predict(bgr, channels="bgr")
+    (untold,) = predictor.predict(bgr)
+    assert from_path[0].label == told[0].label == "red" and untold[0].label == "blue"
+    assert told[0].probs == from_path[0].probs
+    bgra = np.dstack([bgr, np.full((64, 64), 255, np.uint8)])
+    assert predictor.predict(bgra, channels="bgr")[0][0].label == "red"
+    crop = predictor.probabilities([bgr], channels="bgr")
+    np.testing.assert_allclose(crop, predictor.probabilities([rgb]))
+    assert predictor.predict([tmp_path / "photo.png"], channels="bgr")[0][0].label == "red"  # paths decode as RGB
+    with pytest.raises(InputError, match="channels='BGR ': give 'rgb' or 'bgr'"):
+        predictor.predict(bgr, channels="BGR ")

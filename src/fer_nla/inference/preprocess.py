@@ -74,8 +74,16 @@ def read_grayscale(spec: dict, *, source: str) -> bool:
     return bool(value)
 
 
-def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = None) -> np.ndarray:
+CHANNEL_ORDERS: tuple[str, ...] = ("rgb", "bgr")
+
+
+def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = None, channels: str = "rgb") -> np.ndarray:
     """An ``HxWx3`` uint8 RGB array from a PIL image or an array.
+
+    ``channels``: the order of an array's colour channels, ``rgb`` (PIL, imageio, matplotlib,
+    scikit-image) or ``bgr`` (OpenCV: ``cv2.imread`` and ``cv2.VideoCapture`` frames, BGRA for
+    ``HxWx4``). A BGR array passed as RGB is not an error anyone can detect, only a shifted
+    result: say ``channels="bgr"`` for OpenCV's arrays. PIL images are always RGB.
 
     PIL images (any mode) go through :func:`fer_nla.image_files.to_rgb8`, the rules files are
     decoded by (EXIF orientation, 16-bit ``/257`` and float scaling, transparency on white).
@@ -97,7 +105,11 @@ def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = Non
             return np.asarray(to_rgb8(image))
         except PixelRangeError as err:
             raise InputError(f"{image.mode} image: {err}") from None
+    if channels not in CHANNEL_ORDERS:
+        raise InputError(f"channels={channels!r}: give 'rgb' or 'bgr' (OpenCV's cv2.imread order)")
     array = _array_to_uint8(np.asarray(image), bit_depth=check_bit_depth(bit_depth))
+    if channels == "bgr" and array.ndim == 3 and array.shape[2] in (3, 4):
+        array = array[:, :, [2, 1, 0, 3][:array.shape[2]]]
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.ndim == 3 and array.shape[2] == 1:

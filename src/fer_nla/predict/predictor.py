@@ -38,7 +38,7 @@ from fer_nla.errors import InputError
 from fer_nla.inference.backends import builtin_backend, load_backend
 from fer_nla.inference.classify import Backend, backend_scoring, crop_probabilities, face_predictions
 from fer_nla.inference.faces import DEFAULT_MARGIN, Box, FacePrediction, ScoredBox, crop_face
-from fer_nla.inference.preprocess import check_bit_depth, to_rgb_array
+from fer_nla.inference.preprocess import CHANNEL_ORDERS, check_bit_depth, to_rgb_array
 from fer_nla.inference.scoring import Prior, operating_point
 from fer_nla.predict.detectors import (
     DEFAULT_DETECTOR,
@@ -167,12 +167,13 @@ class Predictor:
         return [face.box for face in self.detect(image, bit_depth=bit_depth).faces]
 
     def faces_and_crops(self, image: Image.Image | np.ndarray, *, faces_cropped: bool = False,
-                        bit_depth: int | None = None) -> tuple[list[ScoredBox], list[np.ndarray]]:
-        """The faces (box and detector score) and their ``HxWx3`` uint8 margin crops; with
+                        bit_depth: int | None = None, channels: str = "rgb") -> tuple[list[ScoredBox], list[np.ndarray]]:
+        """The faces (box and detector score) and their ``HxWx3`` uint8 RGB margin crops; with
         ``faces_cropped`` the whole image is one face (score ``None``). ``image`` is a PIL image or
-        an array of the dtypes :func:`to_rgb_array` accepts. Raises :class:`InputError` for other
-        arrays and, with ``faces_cropped``, for an image whose shorter side is below ``min_face_size``."""
-        rgb = to_rgb_array(image, bit_depth=bit_depth)
+        an array of the dtypes :func:`to_rgb_array` accepts, its channels in ``channels`` order
+        (``rgb``; ``bgr`` for OpenCV's arrays). Raises :class:`InputError` for other arrays and, with
+        ``faces_cropped``, for an image whose shorter side is below ``min_face_size``."""
+        rgb = to_rgb_array(image, bit_depth=bit_depth, channels=channels)
         if faces_cropped:
             height, width = rgb.shape[:2]
             if min(height, width) < self.min_face_size:
@@ -184,10 +185,15 @@ class Predictor:
         faces = self.detect(rgb).faces
         return faces, [crop_face(rgb, face.box, margin=self.margin) for face in faces]
 
-    def probabilities(self, crops: Sequence[Image.Image | np.ndarray], *, bit_depth: int | None = None) -> np.ndarray:
+    def probabilities(self, crops: Sequence[Image.Image | np.ndarray], *, bit_depth: int | None = None,
+                      channels: str = "rgb") -> np.ndarray:
         """``float32 [N, C]`` class probabilities of face crops (PIL images or arrays of the
-        dtypes :func:`to_rgb_array` accepts), in batches of ``batch_size``, at the predictor's
-        prior and calibration (:func:`~fer_nla.inference.classify.crop_probabilities`)."""
+        dtypes :func:`to_rgb_array` accepts; arrays in ``channels`` order, ``rgb`` or ``bgr`` for
+        OpenCV's), in batches of ``batch_size``, at the predictor's prior and calibration
+        (:func:`~fer_nla.inference.classify.crop_probabilities`)."""
+        if channels != "rgb":
+            crops = [to_rgb_array(c, bit_depth=bit_depth, channels=channels) if isinstance(c, np.ndarray) else c
+                     for c in crops]
         return crop_probabilities(self.backend, crops, batch_size=self.batch_size, bit_depth=bit_depth, point=self.point)
 
     def classify(self, faces: Sequence[Box | ScoredBox], crops: Sequence[Image.Image | np.ndarray]) -> list[FacePrediction]:
@@ -195,12 +201,14 @@ class Predictor:
         return face_predictions(faces, self.probabilities(crops), class_names=self.class_names)
 
     def predict(self, images: ImageInput | Sequence[ImageInput], *, faces_cropped: bool = False,
-                bit_depth: int | None = None) -> list[list[FacePrediction]]:
+                bit_depth: int | None = None, channels: str = "rgb") -> list[list[FacePrediction]]:
         """For each image (one or a sequence), the faces found in it with their boxes, detector
         scores, labels and probabilities, in reading order.
 
         An image is a path, a PIL image or an ``HxW``/``HxWx3``/``HxWx4`` array of dtype uint8
-        (0..255), float16/32/64 in [0, 1], or uint16 with ``bit_depth`` (its bits, 1..16) stated;
+        (0..255), float16/32/64 in [0, 1], or uint16 with ``bit_depth`` (its bits, 1..16) stated,
+        its channels RGB unless ``channels="bgr"`` (OpenCV: ``cv2.imread``, video frames; paths and
+        PIL images are decoded as RGB whatever ``channels`` says);
         other dtypes and ranges (a float array of 0..255 levels, an int64 array) raise
         :class:`InputError` saying what to pass (:func:`to_rgb_array`). With ``faces_cropped``
         each image is one face, and one whose shorter side is below ``min_face_size`` raises
@@ -209,14 +217,18 @@ class Predictor:
         ``fer_nla.predict.predict_files`` instead reports them per file."""
         items = [images] if _is_single(images) else list(images)  # type: ignore[arg-type]
         bit_depth = check_bit_depth(bit_depth)
+        if channels not in CHANNEL_ORDERS:
+            raise InputError(f"channels={channels!r}: give 'rgb' or 'bgr' (OpenCV's cv2.imread order)")
         found: list[tuple[list[ScoredBox], list[np.ndarray]]] = []
         for i, item in enumerate(items):
             try:
                 rgb = read_image(item) if isinstance(item, (str, Path)) else item
-                if isinstance(item, (str, Path)) and frame_count(item) > 1:
-                    warnings.warn(f"{item} is an animated image of {frame_count(item)} frames: its first frame was "
+                frames = frame_count(item) if isinstance(item, (str, Path)) else 1
+                if frames > 1:
+                    warnings.warn(f"{item} is an animated image of {frames} frames: its first frame was "
                                   "classified (fer-nla predict reads every frame, with their times)", stacklevel=2)
-                found.append(self.faces_and_crops(rgb, faces_cropped=faces_cropped, bit_depth=bit_depth))
+                order = channels if isinstance(item, np.ndarray) else "rgb"  # paths and PIL images decode as RGB
+                found.append(self.faces_and_crops(rgb, faces_cropped=faces_cropped, bit_depth=bit_depth, channels=order))
             except InputError as err:
                 if len(items) == 1:
                     raise
