@@ -38,7 +38,7 @@ def test_the_group_photo_answers_each_face_of_faces_json_once_with_probabilities
     body = answer.json()
     truth = [Box(*b) for b in TRUTH["group.jpg"]["faces"]]
     assert body["count"] == len(body["faces"]) == len(truth) == 14
-    assert body["image"] == {"width": 1280, "height": 720, "format": "JPEG"}
+    assert body["image"] == {"width": 1280, "height": 720, "format": "JPEG", "frames": 1}
     assert body["note"] is None and body["dropped"] == {"empty": 0, "small": 0, "duplicate": 0}
     matched = []
     for face in body["faces"]:
@@ -105,8 +105,9 @@ def test_models_lists_the_served_model_and_the_builtin_ones_without_server_paths
 def test_healthz_reports_the_model_the_limits_and_an_idle_queue(client) -> None:
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["model"] == DEFAULT_MODEL and body["version"] == __version__
-    assert body["limits"] == {"max_upload_bytes": 20_000_000, "max_pixels": 50_000_000, "timeout_s": 30.0}
-    assert body["queue"] == {"running": 0, "waiting": 0, "capacity": 17, "threads": 1}
+    assert body["limits"] == {"max_upload_bytes": 20_000_000, "max_pixels": 50_000_000, "timeout_s": 30.0,
+                              "upload_timeout_s": 30.0, "max_uploads": 32}
+    assert body["queue"] == {"running": 0, "waiting": 0, "capacity": 17, "threads": 1} and body["uploads"] == 0
 
 
 def test_docs_and_the_openapi_schema_describe_the_upload(client) -> None:

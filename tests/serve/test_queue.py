@@ -41,8 +41,8 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_waiting_request_still
         wait_until(lambda: client.get("/healthz").json()["queue"]["waiting"] == 1)
         refused = client.post("/v1/predict", content=PHOTO)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "3"
-        assert refused.json()["detail"] == ("the server is busy: all 2 places (1 running, 1 waiting; fer-nla serve "
-                                            "--threads/--queue) are taken; try again in 3 s")
+        assert refused.json()["detail"] == ("the server is busy: 1 request(s) running on 1 thread(s) and 1 waiting, "
+                                            "all 2 places taken (fer-nla serve --threads/--queue); try again in 3 s")
         fake_backend.release.set()
         assert running.result(timeout=30).status_code == 200
         assert waiting.result(timeout=30).status_code == 200  # queued, not lost
@@ -117,7 +117,8 @@ def test_work_still_waiting_for_a_thread_is_dropped_on_timeout_and_gives_its_pla
 def test_an_upload_slower_than_the_timeout_answers_408_and_gives_its_place_back(fake_factory) -> None:
     import httpx
 
-    app = create_app(ServeSettings(threads=1, queue=0, timeout_s=0.5), predictor_factory=fake_factory)
+    app = create_app(ServeSettings(threads=1, queue=0, upload_timeout_s=0.5, max_uploads=1),
+                     predictor_factory=fake_factory)
 
     async def trickle():
         yield PHOTO[:100]
@@ -134,5 +135,5 @@ def test_an_upload_slower_than_the_timeout_answers_408_and_gives_its_place_back(
 
     slow, queue, after = asyncio.run(scenario())
     assert slow.status_code == 408
-    assert slow.json()["detail"].startswith("the upload did not arrive within 0.5 s (fer-nla serve --timeout)")
-    assert queue["waiting"] == 0 and after.status_code == 200  # the only place was given back
+    assert slow.json()["detail"].startswith("the upload did not arrive within 0.5 s (fer-nla serve --upload-timeout)")
+    assert queue["waiting"] == 0 and after.status_code == 200  # the only upload slot was given back

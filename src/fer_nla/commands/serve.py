@@ -57,13 +57,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int_in(1), default=50_000_000, metavar="N",
                         help="largest image, width x height in pixels; larger: 413 (default 50000000)")
     parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                        help="seconds one request may take, upload and inference (default 30); past it: 408/504")
+                        help="seconds from a request's upload having arrived to its answer: waiting for a thread "
+                             "and inference (default 30); past it: 504")
+    parser.add_argument("--upload-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds an upload may take to arrive (default 30); past it: 408. Uploads are read "
+                             "before a request takes an inference place, so slow clients never hold one")
+    parser.add_argument("--max-uploads", type=int_in(1), default=32, metavar="N",
+                        help="uploads read at once per worker; one more: 503 (default 32; memory: N x --max-upload-mb)")
     add_scoring_arguments(parser)
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info",
                         help="uvicorn's log level (default info)")
     parser.set_defaults(func=run, spelling={
         "backend": "--backend {}", "detector": "--detector {}", "max_upload_bytes": "--max-upload-mb",
-        "max_pixels": "--max-pixels {}", "timeout_s": "--timeout {}", "threads": "--threads {}", "queue": "--queue {}",
+        "max_pixels": "--max-pixels {}", "timeout_s": "--timeout {}", "upload_timeout_s": "--upload-timeout {}",
+        "max_uploads": "--max-uploads {}", "threads": "--threads {}", "queue": "--queue {}",
         "checkpoint": "--checkpoint {}", "device": "--device {}", "host": "--host {}", "port": "--port {}",
         "prior": "--prior {}",
     })
@@ -79,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         model=args.model, checkpoint=args.checkpoint, backend=args.backend, device=args.device,
         detector=args.detector, max_upload_bytes=round(args.max_upload_mb * 1_000_000), max_pixels=args.max_pixels,
-        timeout_s=args.timeout, threads=args.threads, queue=args.queue, prior=args.prior,
+        timeout_s=args.timeout, upload_timeout_s=args.upload_timeout, max_uploads=args.max_uploads,
+        threads=args.threads, queue=args.queue, prior=args.prior,
         calibrated=not args.uncalibrated,
     )
     run_server(settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,

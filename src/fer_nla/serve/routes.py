@@ -14,15 +14,16 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from fer_nla import __version__
 from fer_nla.builtin import builtin_models, describe_builtin
 from fer_nla.predict.predictor import Predictor
 from fer_nla.serve.inference import IMAGE_TYPES, Prediction, annotated_image, prediction_json, run_prediction
 from fer_nla.serve.model import ModelIdentity
-from fer_nla.serve.runner import InferenceQueue, InferenceTimeout, QueueFull
+from fer_nla.serve.runner import InferenceQueue, InferenceTimeout, QueueFull, UploadSlots
 from fer_nla.serve.settings import ServeSettings
-from fer_nla.serve.uploads import ACCEPTED_TEXT, FIELD, read_upload
+from fer_nla.serve.uploads import ACCEPTED_TEXT, FIELD, Upload, read_upload
 
 LOG = logging.getLogger("fer_nla.serve")
 T = TypeVar("T")
@@ -53,12 +54,13 @@ router = APIRouter()
 @dataclass
 class ServeState:
     """What one worker process holds: its ``settings``, the ``predictor`` (loaded once), the
-    served ``model``'s identity and the bounded inference ``queue``."""
+    served ``model``'s identity, the bounded inference ``queue`` and the ``uploads`` being read."""
 
     settings: ServeSettings
     predictor: Predictor
     model: ModelIdentity
     queue: InferenceQueue
+    uploads: UploadSlots
 
 
 def _state(request: Request) -> ServeState:
@@ -88,21 +90,14 @@ async def predict(
     settings = state.settings
     chosen = _image_format(image_format)  # checked also without annotate: a typo is never ignored
     loop = asyncio.get_running_loop()
-    arrived = loop.time()
-    deadline = arrived + settings.timeout_s
+    upload = await _receive(request, state)
+    queued_from = loop.time()
+    deadline = queued_from + settings.timeout_s
     try:
         ticket = state.queue.admit()
     except QueueFull:
-        raise HTTPException(503, f"the server is busy: all {settings.capacity} places ({settings.threads} running, "
-                                 f"{settings.queue} waiting; fer-nla serve --threads/--queue) are taken; try again in "
-                                 f"{settings.retry_after_s} s", headers={"Retry-After": str(settings.retry_after_s)}
-                            ) from None
+        raise HTTPException(503, _busy(state), headers={"Retry-After": str(settings.retry_after_s)}) from None
     try:
-        upload = await _before(deadline, read_upload(request, max_bytes=settings.max_upload_bytes),
-                               late=f"the upload did not arrive within {settings.timeout_s:g} s (fer-nla serve "
-                                    "--timeout); send it again over a faster connection")
-        queued_from = loop.time()
-
         def work() -> tuple[Prediction, tuple[bytes, str] | None, float]:
             started = loop.time()  # read-only use of the loop's monotonic clock from the thread
             prediction = run_prediction(state.predictor, upload, max_pixels=settings.max_pixels)
@@ -125,6 +120,42 @@ async def predict(
         return Response(picture[0], media_type=picture[1],
                         headers={"X-Faces": str(len(prediction.faces)), "Cache-Control": "no-store"})
     return JSONResponse(prediction_json(prediction, model=state.model, queued_ms=1000 * (started - queued_from)))
+
+
+async def _receive(request: Request, state: ServeState) -> Upload:
+    """The request's upload, read before it takes an inference place, within ``--upload-timeout``
+    (408 past it) and holding one of ``--max-uploads`` slots (503 when all are taken). A client that
+    goes away mid-upload is logged as such (one line, no traceback) and answered 400, which it
+    never reads."""
+    settings = state.settings
+    try:
+        slot = state.uploads.take()
+    except QueueFull:
+        raise HTTPException(503, f"the server is busy: {state.uploads.limit} uploads are arriving at once (fer-nla "
+                                 f"serve --max-uploads); try again in {settings.retry_after_s} s",
+                            headers={"Retry-After": str(settings.retry_after_s)}) from None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        return await _before(started + settings.upload_timeout_s,
+                             read_upload(request, max_bytes=settings.max_upload_bytes),
+                             late=f"the upload did not arrive within {settings.upload_timeout_s:g} s (fer-nla serve "
+                                  "--upload-timeout); send it again over a faster connection")
+    except ClientDisconnect:
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        LOG.info("%s disconnected during its upload, after %.1f s; nothing was predicted", client,
+                 loop.time() - started)
+        raise HTTPException(400, "the client disconnected before its upload arrived") from None
+    finally:
+        slot.close()
+
+
+def _busy(state: ServeState) -> str:
+    """The 503 message, counting what runs and waits now (not the configured sizes)."""
+    settings, stats = state.settings, state.queue.stats()
+    return (f"the server is busy: {stats['running']} request(s) running on {settings.threads} thread(s) and "
+            f"{stats['waiting']} waiting, all {settings.capacity} places taken (fer-nla serve --threads/--queue); "
+            f"try again in {settings.retry_after_s} s")
 
 
 def _image_format(value: str | None) -> str | None:
@@ -156,5 +187,6 @@ async def healthz(request: Request) -> dict[str, Any]:
     settings = state.settings
     return {"status": "ok", "model": state.model.name, "model_version": state.model.version, "version": __version__,
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
-                       "timeout_s": settings.timeout_s},
-            "queue": state.queue.stats()}
+                       "timeout_s": settings.timeout_s, "upload_timeout_s": settings.upload_timeout_s,
+                       "max_uploads": settings.max_uploads},
+            "queue": state.queue.stats(), "uploads": state.uploads.taken}

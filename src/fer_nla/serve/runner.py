@@ -1,9 +1,11 @@
 """Inference off the event loop, with a bounded number of requests in the building.
 
-:class:`InferenceQueue` runs blocking work (decoding, detection, the model) on a fixed pool of
-threads. A request takes a :class:`Ticket` when it arrives, before its body is read; at most
-``capacity`` tickets exist at once (``threads`` running plus ``queue`` waiting or uploading),
-so memory stays bounded by ``capacity`` uploads. A request that finds them all taken is
+A request's upload is read first, while it holds one of :class:`UploadSlots` (at most
+``max_uploads`` at once, so memory stays bounded by that many uploads); a client that is slow or
+stalls holds only that, never an inference place. Then :class:`InferenceQueue` runs the
+blocking work (decoding, detection, the model) on a fixed pool of threads: the request takes a
+:class:`Ticket` once its upload has arrived; at most ``capacity`` tickets exist at once
+(``threads`` running plus ``queue`` waiting for a thread). A request that finds them all taken is
 refused at once (:class:`QueueFull`, answered 503 with ``Retry-After``) instead of waiting in
 an unbounded line. A ticket is given back when its work ends, not when its request stops
 waiting: a request whose time ran out (:class:`InferenceTimeout`, 504) while its work runs
@@ -60,6 +62,34 @@ class Ticket:
             self.release()
 
 
+class UploadSlots:
+    """At most ``limit`` uploads being read at once (thread-safe counter): :meth:`take` returns a
+    :class:`Ticket` to close when the upload has arrived or failed, or raises :class:`QueueFull`."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"need limit >= 1, got {limit}")
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._taken = 0
+
+    def take(self) -> Ticket:
+        with self._lock:
+            if self._taken >= self.limit:
+                raise QueueFull(f"all {self.limit} upload slots are taken")
+            self._taken += 1
+        return Ticket(self._give_back)
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self._taken -= 1
+
+    @property
+    def taken(self) -> int:
+        with self._lock:
+            return self._taken
+
+
 class InferenceQueue:
     """``threads`` worker threads and at most ``capacity`` admitted requests (``capacity`` >=
     ``threads``). Thread-safe; :meth:`run` is called from the event loop."""
@@ -87,7 +117,7 @@ class InferenceQueue:
             self._admitted -= 1
 
     def stats(self) -> dict[str, int]:
-        """``running`` (on a thread), ``waiting`` (admitted: uploading or queued), ``capacity``, ``threads``."""
+        """``running`` (on a thread), ``waiting`` (uploaded, waiting for a thread), ``capacity``, ``threads``."""
         with self._lock:
             return {"running": self._running, "waiting": self._admitted - self._running,
                     "capacity": self.capacity, "threads": self.threads}

@@ -25,6 +25,8 @@ MB = 1_000_000
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MB
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels: an 8660x5773 photo; Pillow warns from 89 MP
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_UPLOAD_TIMEOUT_S = 30.0
+DEFAULT_MAX_UPLOADS = 32  # uploads read at once: memory is bounded by this many times max_upload_bytes
 DEFAULT_QUEUE = 16
 DEFAULT_THREADS = 1
 DEFAULT_RETRY_AFTER_S = 1
@@ -42,10 +44,13 @@ class ServeSettings:
     - ``max_upload_bytes``: the largest request body accepted (bytes; larger: 413);
     - ``max_pixels``: the largest image accepted, width x height (larger: 413), checked from the
       image's header before it is decoded;
-    - ``timeout_s``: seconds one request may take from its arrival to its answer (upload, wait
-      and inference; past it: 408 while uploading, 504 after);
+    - ``upload_timeout_s``: seconds a request's upload may take to arrive (past it: 408);
+      ``max_uploads``: uploads read at once (one more: 503). An upload is read before the request
+      takes an inference place, so slow or stalled clients never hold the model's places;
+    - ``timeout_s``: seconds from a request's upload having arrived to its answer (waiting for a
+      thread and inference; past it: 504);
     - ``threads``: inference threads of this worker (each runs one request at a time on the one
-      shared model); ``queue``: requests that may wait for a thread; a request arriving when
+      shared model); ``queue``: uploaded requests that may wait for a thread; one arriving when
       ``threads + queue`` are taken is answered 503 with ``Retry-After: retry_after_s``;
     - ``prior`` (``default``, ``train``, ``uniform`` or comma-separated class proportions) and ``calibrated``:
       the operating point of the probabilities (:mod:`fer_nla.inference.scoring`).
@@ -61,6 +66,8 @@ class ServeSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    upload_timeout_s: float = DEFAULT_UPLOAD_TIMEOUT_S
+    max_uploads: int = DEFAULT_MAX_UPLOADS
     threads: int = DEFAULT_THREADS
     queue: int = DEFAULT_QUEUE
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
@@ -76,12 +83,14 @@ class ServeSettings:
         if self.detector not in DETECTORS:
             raise InputError(f"detector={self.detector!r} is not one of: {', '.join(DETECTORS)}")
         for name, low in (("max_upload_bytes", 1), ("max_pixels", 1), ("threads", 1), ("queue", 0),
-                          ("retry_after_s", 0)):
+                          ("retry_after_s", 0), ("max_uploads", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"{name}={value!r}: expected a whole number, {low} or more")
-        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
-            raise InputError(f"timeout_s={self.timeout_s!r}: expected a number of seconds above 0")
+        for name in ("timeout_s", "upload_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InputError(f"{name}={value!r}: expected a number of seconds above 0")
 
     @property
     def capacity(self) -> int:
