@@ -123,3 +123,65 @@ def test_priors_and_decoding_follow_the_retinaface_layout() -> None:
     with pytest.raises(ValueError, match="expected 12600"):
         decode(loc[:-2], scores[:-2], height=480, width=640, score_threshold=0.5)
     assert NMS_IOU == detectors.NMS_IOU
+
+
+# --- issue 24: a small face in a large photo is found by default; --max-side sets the finest pass ---------------
+def small_face_in_a_large_photo(face_width: int) -> tuple[np.ndarray, Box]:
+    """An 8000x6000 grey photo holding one real face (frontal_obama.jpg's) ``face_width`` px wide;
+    the face's expected box."""
+    image = photo("frontal_obama.jpg")
+    x, y, w, h = TRUTH["frontal_obama.jpg"]["faces"][0]
+    m = w // 2
+    crop = Image.fromarray(image[y - m // 2:y + h + m, x - m:x + w + m])
+    k = face_width / w
+    small = np.asarray(crop.resize((round(crop.width * k), round(crop.height * k)), Image.LANCZOS))
+    canvas = np.full((6000, 8000, 3), 128, np.uint8)
+    canvas[3000:3000 + small.shape[0], 5000:5000 + small.shape[1]] = small
+    return canvas, Box(round(5000 + m * k), round(3000 + m // 2 * k), round(w * k), round(h * k))
+
+
+def test_a_120px_face_in_an_8000x6000_photo_is_found_by_default(retinaface: RetinaFaceDetector) -> None:
+    canvas, expected = small_face_in_a_large_photo(120)
+    (face,) = run_detector(retinaface, canvas).faces  # max_side 1600: the fine pass sees it at 24 px
+    assert detectors.box_iou(face.box, expected) > 0.6, (face.box, expected)
+    assert run_detector(retinaface, canvas, max_side=960).faces == []  # one coarse pass: 14 px, under its priors
+    (again,) = Predictor(detector=retinaface).detect(canvas).faces
+    assert again.box == face.box
+
+
+def test_the_fine_pass_runs_only_on_images_well_over_detect_side(retinaface: RetinaFaceDetector,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[tuple[int, int]] = []
+    original = RetinaFaceDetector._pass
+
+    def counted(self, image, scale):
+        sizes.append((round(image.shape[1] / scale), round(image.shape[0] / scale)))
+        return original(self, image, scale)
+
+    monkeypatch.setattr(RetinaFaceDetector, "_pass", counted)
+    for width in (960, 1400, 1600):
+        retinaface.detect(np.full((width * 3 // 4, width, 3), 128, np.uint8))
+    assert sizes == [(960, 720), (960, 720), (960, 720), (1600, 1200)]
+
+
+# --- issue 24: face crops (FER2013's 48-px faces, tight aligned crops) are found, or the note says what to pass ---
+def test_a_48px_gray_face_crop_is_found_as_a_face(retinaface: RetinaFaceDetector) -> None:
+    image = photo("frontal_obama.jpg")
+    x, y, w, h = TRUTH["frontal_obama.jpg"]["faces"][0]
+    tight = Image.fromarray(image[y:y + h, x:x + w]).convert("L")  # the face fills it: no context
+    crop48 = np.asarray(tight.resize((48, 48), Image.BILINEAR).convert("RGB"))
+    assert retinaface.detect(crop48) == []  # as the detector sees it: nothing
+    (face,) = run_detector(retinaface, crop48).faces  # tried again enlarged and framed
+    assert face.box.w >= 36 and face.box.h >= 36 and face.box.x + face.box.w <= 48 and face.box.y + face.box.h <= 48
+    aligned = np.asarray(Image.fromarray(image[y:y + h, x:x + w]).resize((224, 224), Image.BILINEAR))
+    assert len(run_detector(retinaface, aligned).faces) == 1
+
+
+def test_a_small_image_without_a_face_names_faces_cropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fer_nla.cli import main
+
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(tmp_path / "blank.png")
+    assert main(["predict", str(tmp_path / "blank.png"), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["note"] == ("no face found; if this 48x48 image is a face crop, pass --faces-cropped to classify "
+                              "it whole")

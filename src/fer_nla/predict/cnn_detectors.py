@@ -29,6 +29,11 @@ BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32).reshape(1, 3, 1, 1)
 PRIOR_STEPS = (8, 16, 32)
 PRIOR_SIZES = ((16, 32), (64, 128), (256, 512))
 VARIANCES = (0.1, 0.2)
+FINE_PASS_RATIO = 1.5  # an image this much larger than detect_side is also detected at its own size
+# The fine pass keeps the faces under this many times the smallest prior (16 px) at the coarse pass:
+# the ones that pass cannot see well; larger ones are the coarse pass's (a fine pass of an upscaled
+# photo otherwise adds false boxes, e.g. on a space suit's patch).
+FINE_PASS_FACES = 2.0
 # Boxes of one face overlapping more than this are merged; fer_nla.predict.detectors.NMS_IOU, which
 # run_detector applies again (not imported: fer_nla.predict.detectors imports this module lazily).
 NMS_IOU = 0.4
@@ -49,9 +54,15 @@ class RetinaFaceDetector:
     """RetinaFace (MobileNet-0.25) face boxes with their face probabilities, via onnxruntime.
 
     ``score_threshold``: the smallest face probability kept, in [0, 1]. ``detect_side``: the
-    longest side, in pixels, an image is detected at; larger images are downsized first (the
-    network's time grows with the pixel count; its smallest prior is 16 px, so at 960 px a face
-    of 1.7% of the longer side is still seen); ``None`` detects at full size. ``threads``:
+    longest side, in pixels, of the coarse pass, for faces up to the whole image (the network's
+    largest prior is 512 px); its smallest prior is 16 px, so at 960 px a face of 1.7% of the
+    longer side is still seen. An image more than :data:`FINE_PASS_RATIO` times larger also gets a
+    fine pass at its own size, for small faces in large photos (a 120-px face in an 8000x6000
+    photo, which ``run_detector`` gives at ``max_side`` 1600: 24 px); the two passes' boxes are
+    merged by non-maximum suppression; the fine pass adds only faces under 32 px at the coarse
+    pass's scale (:data:`FINE_PASS_FACES`), the ones the coarse pass cannot see. So the fine level is set by ``--max-side``
+    (:func:`~fer_nla.predict.detectors.run_detector`), and costs about 3x the coarse pass's time
+    at 1600 px (``benchmarks/detectors.py``). ``None`` detects at full size only. ``threads``:
     onnxruntime's intra-op threads (``None``: its default, all cores). ``model``: another ONNX
     file of the same network (default: the one shipped in the package).
 
@@ -93,18 +104,34 @@ class RetinaFaceDetector:
         """Faces in an ``HxWx3`` uint8 RGB array: ``(x, y, w, h, score)`` rows, the box in its
         pixels (floats), the score in [0, 1]; highest score first."""
         height, width = image_rgb.shape[:2]
-        scale = 1.0
-        if self.detect_side is not None and max(height, width) > self.detect_side:
-            scale = max(height, width) / self.detect_side
+        longest = max(height, width)
+        scales = [1.0]
+        if self.detect_side is not None and longest > self.detect_side:
+            scales = [longest / self.detect_side] + ([1.0] if longest > FINE_PASS_RATIO * self.detect_side else [])
+        boxes, scores = [], []
+        for scale in scales:
+            found, probability = self._pass(image_rgb, scale)
+            if scale != scales[0]:  # the fine pass adds the faces too small for the coarse one, nothing else
+                small = found.reshape(-1, 4)[:, 2:].max(axis=1) < FINE_PASS_FACES * PRIOR_SIZES[0][0] * scales[0]
+                found, probability = found[small], probability[small]
+            boxes.append(found * scale)
+            scores.append(probability)
+        merged, score = np.concatenate(boxes), np.concatenate(scores)
+        keep = cv2.dnn.NMSBoxes(merged.tolist(), score.tolist(), self.score_threshold, NMS_IOU) if len(score) else []
+        rows = [(*(float(v) for v in merged[i]), float(score[i])) for i in np.asarray(keep, dtype=int).ravel()]
+        return sorted(rows, key=lambda row: -row[4])  # type: ignore[return-value]
+
+    def _pass(self, image_rgb: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """One pass at ``1 / scale`` of the image's size: boxes ``[N, 4]`` in that pass's pixels
+        and scores ``[N]`` over the threshold."""
+        if scale != 1.0:
+            height, width = image_rgb.shape[:2]
             size = (max(1, round(width / scale)), max(1, round(height / scale)))
             image_rgb = cv2.resize(np.ascontiguousarray(image_rgb), size, interpolation=cv2.INTER_AREA)
         batch = image_rgb[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32) - BGR_MEAN
         loc, conf = self._session.run(["loc", "conf"], {"input": batch})
-        boxes, scores = decode(loc[0], conf[0, :, 1], height=batch.shape[2], width=batch.shape[3],
-                               score_threshold=self.score_threshold)
-        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.score_threshold, NMS_IOU) if len(scores) else []
-        rows = [(*(float(v) * scale for v in boxes[i]), float(scores[i])) for i in np.asarray(keep, dtype=int).ravel()]
-        return sorted(rows, key=lambda row: -row[4])  # type: ignore[return-value]
+        return decode(loc[0], conf[0, :, 1], height=batch.shape[2], width=batch.shape[3],
+                      score_threshold=self.score_threshold)
 
 
 def priors(height: int, width: int) -> np.ndarray:
