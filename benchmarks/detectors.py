@@ -90,6 +90,7 @@ def candidates(names: list[str]) -> dict[str, Callable[[], FaceDetector]]:
         "haar, min_size 24": lambda: build_detector("haar", min_size=24),
         "retinaface": lambda: build_detector("retinaface", threads=1),
         "retinaface, detect_side 640": lambda: build_detector("retinaface", threads=1, detect_side=640),
+        "retinaface, no fine pass": lambda: build_detector("retinaface", threads=1, fine_pass=False),
         "yuface": YuFaceDetector,
     }
     return {label: table[label] for label in names}
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--photos", type=Path, default=PHOTOS)
     parser.add_argument("--runs", type=int, default=15, help="timed calls per photo size (median)")
     parser.add_argument("--detectors", nargs="+", default=["haar", "haar, min_size 24", "retinaface",
-                                                            "retinaface, detect_side 640", "yuface"])
+                                                            "retinaface, no fine pass", "retinaface, detect_side 640",
+                                                            "yuface"])
     parser.add_argument("--ferplus", type=Path, help="FERPlus image folder (e.g. FER2013Train): also measure "
                         "how each detector frames FER2013 faces")
     parser.add_argument("--framing-count", type=int, default=500, help="FERPlus images for the framing table")

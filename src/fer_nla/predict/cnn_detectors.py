@@ -62,7 +62,8 @@ class RetinaFaceDetector:
     merged by non-maximum suppression; the fine pass adds only faces under 32 px at the coarse
     pass's scale (:data:`FINE_PASS_FACES`), the ones the coarse pass cannot see. So the fine level is set by ``--max-side``
     (:func:`~fer_nla.predict.detectors.run_detector`), and costs about 3x the coarse pass's time
-    at 1600 px (``benchmarks/detectors.py``). ``None`` detects at full size only. ``threads``:
+    at 1600 px (``benchmarks/detectors.py``); ``fine_pass=False`` leaves it out (one pass, the
+    faster detector of fer-nla 0.x). ``None`` detects at full size only. ``threads``:
     onnxruntime's intra-op threads (``None``: its default, all cores). ``model``: another ONNX
     file of the same network (default: the one shipped in the package).
 
@@ -76,6 +77,7 @@ class RetinaFaceDetector:
 
     score_threshold: float = 0.8
     detect_side: int | None = 960
+    fine_pass: bool = True
     threads: int | None = None
     model: str | Path | None = None
     _session: Any = field(init=False, repr=False, default=None)
@@ -107,7 +109,8 @@ class RetinaFaceDetector:
         longest = max(height, width)
         scales = [1.0]
         if self.detect_side is not None and longest > self.detect_side:
-            scales = [longest / self.detect_side] + ([1.0] if longest > FINE_PASS_RATIO * self.detect_side else [])
+            fine = self.fine_pass and longest > FINE_PASS_RATIO * self.detect_side
+            scales = [longest / self.detect_side] + ([1.0] if fine else [])
         boxes, scores = [], []
         for scale in scales:
             found, probability = self._pass(image_rgb, scale)
