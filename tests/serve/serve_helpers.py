@@ -3,9 +3,13 @@ never picks up another folder's module): the photos and their faces, a fake back
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +62,25 @@ def png_bytes(width: int, height: int, *, seed: int = 0) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="PNG")
     return out.getvalue()
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[tuple[str, int]]:
+    """``app`` on a real uvicorn server in a thread, on a free loopback port: ``(host, port)``."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    end = time.monotonic() + 120
+    while not instance.started:
+        assert thread.is_alive() and time.monotonic() < end, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield "127.0.0.1", sock.getsockname()[1]
+    finally:
+        instance.should_exit = True
+        thread.join(30)
+        sock.close()

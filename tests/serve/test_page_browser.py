@@ -6,22 +6,18 @@ face and a bar chart per face. Skipped, saying why, where Chromium or its driver
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'fer-nla[serve]'")
 pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
 
-import uvicorn  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from serve_helpers import PHOTOS, TRUTH  # noqa: E402
+from serve_helpers import PHOTOS, TRUTH, serving  # noqa: E402
 
 from fer_nla.serve import ServeSettings  # noqa: E402
 from fer_nla.serve.app import create_app  # noqa: E402
@@ -70,20 +66,9 @@ def browser():
 @pytest.fixture(scope="module")
 def server(builtin_predictor):
     """A real uvicorn server in a thread on a free loopback port; its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     app = create_app(ServeSettings(), predictor_factory=lambda settings: builtin_predictor)
-    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    end = time.monotonic() + 120
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < end, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    instance.should_exit = True
-    thread.join(30)
-    sock.close()
+    with serving(app) as (host, port):
+        yield f"http://{host}:{port}"
 
 
 def test_a_chosen_photo_is_drawn_with_a_box_per_face_and_a_chart_per_face(browser, server) -> None:

@@ -8,15 +8,13 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
-import threading
 import time
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'fer-nla[serve]'")
 
-import uvicorn  # noqa: E402
-from serve_helpers import png_bytes  # noqa: E402
+from serve_helpers import png_bytes, serving  # noqa: E402
 
 from fer_nla.serve import ServeSettings  # noqa: E402
 from fer_nla.serve.app import create_app  # noqa: E402
@@ -29,21 +27,10 @@ STALLED_HEAD = (b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: 
 @pytest.fixture
 def server(fake_factory):
     """A real uvicorn server (threads 1, queue 4, as the report) in a thread; (host, port, app)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     settings = ServeSettings(threads=1, queue=4, upload_timeout_s=20, max_uploads=8)
     app = create_app(settings, predictor_factory=fake_factory)
-    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < end, "the server did not start"
-        time.sleep(0.05)
-    yield "127.0.0.1", sock.getsockname()[1], app
-    instance.should_exit = True
-    thread.join(30)
-    sock.close()
+    with serving(app) as (host, port):
+        yield host, port, app
 
 
 def post(host: str, port: int, body: bytes) -> tuple[int, str]:

@@ -30,7 +30,7 @@ from fer_nla.serve.docs import add_local_docs, local_swagger_ui
 from fer_nla.serve.inference import warm_up
 from fer_nla.serve.model import identify_model, load_predictor
 from fer_nla.serve.routes import ServeState, router
-from fer_nla.serve.runner import InferenceQueue, UploadSlots
+from fer_nla.serve.runner import InferenceQueue, Places
 from fer_nla.serve.settings import ServeSettings
 from fer_nla.serve.uploads import HOW_TO_SEND, PAGE_CLIENT_HEADER, PAGE_HOW_TO_SEND
 
@@ -66,7 +66,7 @@ def create_app(settings: ServeSettings | None = None, *,
         model = identify_model(settings, predictor)
         queue = InferenceQueue(threads=settings.threads, capacity=settings.capacity)
         app.state.serve = ServeState(settings=settings, predictor=predictor, model=model, queue=queue,
-                                     uploads=UploadSlots(settings.max_uploads))
+                                     uploads=Places(settings.max_uploads))
         LOG.info("fer-nla %s serving %s (%s) in process %d", __version__, model.name, model.version, os.getpid())
         try:
             yield

@@ -21,7 +21,7 @@ from fer_nla.builtin import builtin_models, describe_builtin
 from fer_nla.predict.predictor import Predictor
 from fer_nla.serve.inference import IMAGE_TYPES, Prediction, annotated_image, prediction_json, run_prediction
 from fer_nla.serve.model import ModelIdentity
-from fer_nla.serve.runner import InferenceQueue, InferenceTimeout, QueueFull, UploadSlots
+from fer_nla.serve.runner import InferenceQueue, InferenceTimeout, Places, QueueFull
 from fer_nla.serve.settings import ServeSettings
 from fer_nla.serve.uploads import ACCEPTED_TEXT, FIELD, Upload, read_upload
 
@@ -60,7 +60,7 @@ class ServeState:
     predictor: Predictor
     model: ModelIdentity
     queue: InferenceQueue
-    uploads: UploadSlots
+    uploads: Places
 
 
 def _state(request: Request) -> ServeState:

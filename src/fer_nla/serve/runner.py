@@ -62,9 +62,10 @@ class Ticket:
             self.release()
 
 
-class UploadSlots:
-    """At most ``limit`` uploads being read at once (thread-safe counter): :meth:`take` returns a
-    :class:`Ticket` to close when the upload has arrived or failed, or raises :class:`QueueFull`."""
+class Places:
+    """At most ``limit`` holders at once (a thread-safe counter): :meth:`take` returns a
+    :class:`Ticket` that gives the place back, or raises :class:`QueueFull`. The uploads being
+    read hold one kind (``--max-uploads``), the admitted requests of :class:`InferenceQueue` another."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -76,7 +77,7 @@ class UploadSlots:
     def take(self) -> Ticket:
         with self._lock:
             if self._taken >= self.limit:
-                raise QueueFull(f"all {self.limit} upload slots are taken")
+                raise QueueFull(f"all {self.limit} places are taken")
             self._taken += 1
         return Ticket(self._give_back)
 
@@ -101,26 +102,19 @@ class InferenceQueue:
         self.capacity = capacity
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fer-nla-inference")
         self._lock = threading.Lock()
-        self._admitted = 0
+        self._places = Places(capacity)
         self._running = 0
 
     def admit(self) -> Ticket:
         """A place for one request; raises :class:`QueueFull` when all ``capacity`` are taken."""
-        with self._lock:
-            if self._admitted >= self.capacity:
-                raise QueueFull(f"all {self.capacity} places are taken")
-            self._admitted += 1
-        return Ticket(self._give_back)
-
-    def _give_back(self) -> None:
-        with self._lock:
-            self._admitted -= 1
+        return self._places.take()
 
     def stats(self) -> dict[str, int]:
         """``running`` (on a thread), ``waiting`` (uploaded, waiting for a thread), ``capacity``, ``threads``."""
         with self._lock:
-            return {"running": self._running, "waiting": self._admitted - self._running,
-                    "capacity": self.capacity, "threads": self.threads}
+            running = self._running
+        return {"running": running, "waiting": max(0, self._places.taken - running), "capacity": self.capacity,
+                "threads": self.threads}
 
     async def run(self, ticket: Ticket, work: Callable[[], T], *, timeout: float) -> T:
         """``work()``'s result, computed on a worker thread; its exception is raised here.
