@@ -129,7 +129,7 @@ def test_onnx_files_are_recognised_by_their_fields_without_the_onnx_package(tmp_
     from fer_nla.builtin import builtin_onnx_path
 
     model = builtin_onnx_path().read_bytes()
-    cases = {"whole.onnx": (model, "onnx"), "cut.onnx": (model[: len(model) // 2], "unknown"),
+    cases = {"whole.onnx": (model, "onnx"), "cut.onnx": (model[: len(model) // 2], "onnx-truncated"),
              "varint.bin": (bytes([0x08, 0x07, 0x12, 0x03]) + b"abc" + bytes([0x3A, 0x01, 0x00]), "onnx"),
              "no_graph.bin": (bytes([0x08, 0x07, 0x12, 0x03]) + b"abc", "unknown"),
              "random.bin": (bytes([0x08]) + bytes(range(200, 255)), "unknown")}

@@ -107,3 +107,18 @@ def test_a_seven_class_run_takes_its_columns_from_an_eight_class_teacher_by_name
     backend = load_backend(teacher / "best.pt", backend="torch", device="cpu")
     columns = [backend.class_names.index(name) for name in full.class_names]
     np.testing.assert_allclose(full.soft_targets, normalised(log_p[:, columns]), atol=1e-5)
+
+
+def test_record_scoring_keeps_a_distilled_runs_prior_without_running_its_teachers(teachers, tmp_path, monkeypatch):
+    import fer_nla.train.distill as distill
+    from fer_nla.train.scoring_record import record_scoring
+
+    fit(tiny(f"data.teachers={teachers[0]}", "data.teacher_weight=1"), tmp_path / "student", log=lambda _m: None)
+    prior = read_meta(tmp_path / "student" / "best.pt").class_prior
+
+    def no_teachers(*_args, **_kwargs):
+        raise AssertionError("the teachers ran again")
+
+    monkeypatch.setattr(distill, "ensemble_targets", no_teachers)
+    figures = record_scoring(tmp_path / "student" / "best.pt")
+    assert figures["class_prior"] == list(prior) and read_meta(tmp_path / "student" / "best.pt").class_prior == prior

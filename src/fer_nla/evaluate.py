@@ -134,7 +134,7 @@ def _require_test_split(checkpoint: str, arguments: dict[str, Any]) -> None:
         raise InputError(
             f"{arguments['root']}: the run's {arguments['name']} data has no test split (only {', '.join(declared)}); "
             f"score the run's validation split with `fer-nla eval --checkpoint {checkpoint} --split valid`, or "
-            "another labelled set with --dataset and --root"
+            "name another labelled set's dataset and root"
         )
 
 

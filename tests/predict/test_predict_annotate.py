@@ -69,7 +69,7 @@ def test_a_photo_without_a_face_gets_a_caption(checkpoint: Path, tmp_path: Path)
     Image.fromarray(photo).save(tmp_path / "wall.png")
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu", detector=NoFaceDetector())
     (record,) = predict_files(predictor, [tmp_path / "wall.png"], annotate_dir=tmp_path / "out")
-    assert record.faces == [] and record.note == "no face found"
+    assert record.faces == [] and record.note.startswith("no face found; if this 160x80 image is a face crop")
     drawn = np.asarray(Image.open(tmp_path / "out" / "wall.png"))
     assert (drawn[2, 2] == BOX_COLOR).all()  # the caption's box in the top-left corner
     assert (drawn[:20, :110].astype(int).sum(axis=2) < 150).sum() > 20  # its dark text

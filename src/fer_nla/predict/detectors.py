@@ -43,6 +43,7 @@ DEFAULT_MIN_FACE_SIZE = 16
 # show a face with no context around it, which detectors trained on photos miss (RetinaFace finds
 # 34% of 200 FERPlus valid faces as they are, 99% framed so).
 CROP_RETRY_SIDE = 512
+CROP_HINT_SIDE = 256  # an image this small still without a face gets predict's note naming --faces-cropped
 CROP_FRAME_SIDE = 192
 CROP_FRAME_BORDER = 0.25
 

@@ -20,7 +20,7 @@ from fer_nla.errors import InputError
 from fer_nla.inference.classify import face_predictions
 from fer_nla.inference.faces import ScoredBox
 from fer_nla.image_files import frame_count, iter_image_frames
-from fer_nla.predict.detectors import CROP_RETRY_SIDE
+from fer_nla.predict.detectors import CROP_HINT_SIDE
 from fer_nla.predict.annotate import (
     AnnotatedVideo,
     check_annotate_dir,
@@ -163,7 +163,7 @@ def _queue_image(queue: _FaceQueue, item: InputFile, record: FileRecord, *, face
     image = read_image(item.path)
     boxes, crops = queue.predictor.faces_and_crops(image, faces_cropped=faces_cropped)
     height, width = image.shape[:2]
-    if not boxes and max(height, width) <= CROP_RETRY_SIDE:  # detected as a crop too, and still nothing
+    if not boxes and max(height, width) <= CROP_HINT_SIDE:  # detected as a crop too, and still nothing
         record.note = (f"{NO_FACE_NOTE}; if this {width}x{height} image is a face crop, pass --faces-cropped to "
                        "classify it whole")
     sink = None

@@ -170,9 +170,10 @@ def eval_advice(config: dict, *, best: str) -> str:
     if "test" in splits:
         return ("The best epoch is chosen on the validation split (never the test split); score it on the test "
                 f"split with `fer-nla eval --checkpoint {best}` (the dataset and root default to the run's).")
+    command = f"fer-nla eval --checkpoint {best} --split valid"
     return (f"The best epoch is chosen on the validation split; {data.get('dataset')} at this root has no test split "
-            f"({', '.join(splits) or 'no splits'}), so score the run's validation split with `fer-nla eval "
-            f"--checkpoint {best} --split valid`, or another labelled set with --dataset and --root.")
+            f"({', '.join(splits) or 'no splits'}), so score the run's validation split with `{command}`, or name "
+            "another labelled set's dataset and root.")
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -25,7 +25,9 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     default operating point to the proportions ``pi ** (1 - tau)``
     (:func:`fer_nla.inference.scoring.prior_power`); ``None`` keeps the checkpoint's default.
     Raises :class:`~fer_nla.errors.InputError` for ``default_tau`` outside [0, 1], a checkpoint
-    without a run config or data that cannot be read. A last.pt keeps its resume states."""
+    without a run config or data that cannot be read. A last.pt keeps its resume states. A run
+    distilled from teachers (``data.teachers``) keeps the class prior ``fer-nla train`` recorded
+    (the mean of its mixed targets), so the teachers are not run again."""
     from torch.utils.data import DataLoader
 
     from fer_nla.config import config_from_dict
@@ -46,6 +48,9 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     config = config_from_dict(meta.config)
     if data_root is not None:
         config.data.root = str(Path(data_root).resolve())
+    recorded = config.data.teachers and meta.class_prior is not None
+    if recorded:  # a distilled run's prior is its mixed targets' mean, which fit recorded: no teachers rerun
+        config.data.teachers = []
     data = build_run_data(config.data, seed=config.train.seed, log=lambda line: None)
     offset = config_method(config, class_counts=data.class_counts(), num_samples=len(data.train_indices)).logit_offset()
     backend = load_backend(str(checkpoint), backend="torch", device="cpu")
@@ -53,7 +58,7 @@ def record_scoring(checkpoint: str | Path, *, data_root: str | Path | None = Non
     logits, targets = loader_logits(backend, ((x, y) for x, y, _ in DataLoader(val, batch_size=256)))
     figures = calibration_report(adjusted_probabilities(logits, OperatingPoint.plain(logits.shape[1])), targets,
                                  logit_offset=offset)
-    prior = data.class_prior()
+    prior = tuple(meta.class_prior) if recorded else data.class_prior()
     default = meta.default_prior if default_tau is None else prior_power(prior, default_tau)
     meta = replace(meta, class_prior=prior, temperature=figures["temperature"],
                    logit_offset=None if offset is None else tuple(offset), default_prior=default)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,7 +284,8 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     delimiter = start.delimiter
     header = [name.strip().lower() for name in next(csv.reader([first], delimiter=delimiter), [])]
     if "path" not in header or "label" not in header:
-        found = f"the columns {header}" if len(header) > 1 else f"one column {first.strip()[:60]!r}"
+        shown = textwrap.shorten(first.strip(), 60, placeholder=" ...")
+        found = f"the columns {header}" if len(header) > 1 else f"one column {shown!r}"
         raise InputError(
             f"{manifest}:{offset}: the header line has {found}, separated by {_delimiter_name(delimiter)}; it "
             "needs columns 'path' and 'label' (optional: clean_label, is_noisy, split): name them on the first "
