@@ -60,7 +60,7 @@ def choose_loader(cfg: DataConfig, data: RunData) -> str:
     return "memory" if needed <= default_budget_bytes() else "files"
 
 
-MAX_DROPPED_SHARE = 0.02  # a partial last batch above this share of the training samples is trained on
+MAX_DROPPED_SHARE = 0.05  # a partial last batch over this share of the set is trained on (20+ batches: dropped, as before)
 
 
 def build_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
