@@ -77,3 +77,20 @@ def test_epoch_zero_is_on_the_validation_curves():
     assert list(train_acc.get_xdata()) == [1]  # no training before epoch 1
     val_loss = next(line for line in ax_loss.lines if line.get_label() == "validation (cross-entropy)")
     assert list(val_loss.get_ydata()) == [1.2, 1.1]
+
+
+def test_eval_refuses_to_rebuild_the_carve_from_other_data(run, folder, tmp_path, capsys):
+    """Data with an image more than the run had: the carve would differ and mix in trained images."""
+    import shutil
+
+    out, _ = run
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    Image.fromarray(np.full((24, 24, 3), 7, np.uint8)).save(moved / "happy" / "extra.png")
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--split", "valid", "--root", str(moved),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "is not what it trained on (36 and 3 samples in its training and validation splits then, 37 and 3 now" in err
+    (moved / "happy" / "extra.png").unlink()  # the same data, moved: its counts match, so it is scored
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--split", "valid", "--root", str(moved),
+                 "--device", "cpu", "--output", str(tmp_path / "e.json")]) == 0

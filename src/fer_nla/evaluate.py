@@ -140,15 +140,29 @@ def _require_test_split(checkpoint: str, arguments: dict[str, Any]) -> None:
 
 def _run_validation(info: CheckpointMeta, *, root: str | None) -> tuple[FERDataset, dict[str, int]]:
     """The validation part the run carved from its training split, rebuilt from its saved config
-    as ``fer-nla train`` built it (same seed, fraction and fold; no teacher targets needed)."""
+    as ``fer-nla train`` built it (same seed, fraction and fold; no teacher targets needed).
+    Raises :class:`InputError` when the data is not the run's (its fingerprint differs: files
+    added, removed or relabelled), since the carve would then differ from the one it trained beside."""
     from fer_nla.config import config_from_dict
     from fer_nla.train.run_data import build_run_data
 
+    from fer_nla.train.run_folder import data_fingerprint
+
     config = config_from_dict(info.config)
     config.data.teachers = []
+    moved = root is not None and root != config.data.root
     if root is not None:
         config.data.root = root
     data = build_run_data(config.data, seed=config.train.seed, log=lambda _line: None)
+    saved, now = dict(info.data_fingerprint or {}), data_fingerprint(data.full_train, data.val)
+    keys = ("num_samples", "num_val_samples") if moved else tuple(saved)  # moved: its paths differ, its counts not
+    if any(saved.get(key) != now.get(key) for key in keys):
+        raise InputError(
+            f"the run's data at {config.data.root} is not what it trained on ({saved.get('num_samples')} and "
+            f"{saved.get('num_val_samples')} samples in its training and validation splits then, {now['num_samples']} "
+            f"and {now.get('num_val_samples')} now, or other files or labels): its carved validation split cannot be rebuilt, "
+            "and scoring it would mix in images it trained on; restore that data, or score a labelled set of its own"
+        )
     full = data.full_train.subset(data.val_indices if data.val_indices is not None else np.arange(0))
     return full, reader_drops(data.full_train.info, labels=config.data.labels)
 

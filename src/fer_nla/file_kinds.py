@@ -289,7 +289,7 @@ def _numpy_globals(path: Path) -> list[Any]:
     if not names or not all(_NUMPY_SAFE.fullmatch(name) for name in names):
         return []
     resolved = []
-    for name in names:
+    for name in names:  # NumPy's own modules only (the pattern above): importing them runs no user code
         module, _, attr = name.rpartition(".")
         try:
             resolved.append(getattr(importlib.import_module(module), attr))
@@ -315,17 +315,18 @@ def _unsafe_globals(path: Path) -> list[str]:
 
 
 def _is_module_class(name: str) -> bool:
-    """Whether the dotted ``name`` is a ``torch.nn.Module`` subclass (a pickled model) or cannot be
-    imported here (a model's class from the user's own code: most likely a model too)."""
-    import importlib
+    """Whether the dotted ``name`` is a ``torch.nn.Module`` subclass (a pickled model) or not loaded
+    in this process (a class from the user's own code: most likely a model too). Only modules
+    already imported are looked at: a file never makes fer-nla import (and so run) a module."""
+    import sys
 
     import torch
 
     module, _, attr = name.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except Exception:  # noqa: BLE001 - not importable here: the user's own class
-        return True
+    found = getattr(sys.modules.get(module), attr, None)
+    if found is None:
+        return module.split(".")[0] not in {"builtins", "collections", "datetime", "decimal", "fractions", "pathlib",
+                                            "uuid", "numpy"}
     return isinstance(found, type) and issubclass(found, torch.nn.Module)
 
 

@@ -94,13 +94,28 @@ def decode_image(path: str | os.PathLike[str], *, fix: str = READER_FIX) -> Imag
         raise InputError(f"{path}: cannot decode the image ({err}); {fix}") from None
 
 
+ANIMATION_FORMATS = ("GIF", "PNG", "WEBP")  # not MPO: a camera JPEG's second frame is a preview, not motion
+
+
+def animation_frames(handle: Image.Image) -> int:
+    """How many frames an opened image shows in time: more than 1 for an animated GIF, APNG or
+    WebP; 1 for every other image, a camera's MPO JPEG (its extra frame is a preview) or a
+    damaged animation whose frames cannot be counted (its first frame is still read)."""
+    if handle.format not in ANIMATION_FORMATS or not getattr(handle, "is_animated", False):
+        return 1
+    try:
+        return max(1, int(handle.n_frames))
+    except Exception:  # noqa: BLE001 - a cut GIF raises IndexError/struct.error while counting
+        return 1
+
+
 def frame_count(path: str | os.PathLike[str]) -> int:
-    """How many frames the image file at ``path`` holds: more than 1 for an animated GIF, APNG or
-    WebP and a multi-page TIFF, else 1 (also for a file Pillow cannot open: decoding says why)."""
+    """:func:`animation_frames` of the image file at ``path`` (1 for a file Pillow cannot open:
+    decoding says why)."""
     try:
         with Image.open(path) as handle:
-            return int(getattr(handle, "n_frames", 1)) if getattr(handle, "is_animated", False) else 1
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return animation_frames(handle)
+    except Exception:  # noqa: BLE001 - an unreadable file is named by decode_image, not here
         return 1
 
 

@@ -265,3 +265,17 @@ def test_an_image_that_cannot_hold_a_face_is_named_with_the_fix(tmp_path, size, 
         dataset.load_image(1)
     kept = build_dataset("folder", root=tmp_path, skip_bad_images=True)
     assert len(kept) == 1 and kept.info["bad_images_dropped"] == 1 and kept.info["bad_images"][0].endswith("odd.png")
+
+
+def test_skip_bad_images_drops_face_boxes_that_crop_to_no_face(tmp_path):
+    """A box cut by the image's edge to a 10x100 strip, or one under 16 px: no face to train on."""
+    from test_reader_kinds import make
+
+    rows = [(key, "happiness", "train") for key in "abc"]
+    boxes = {"a": (0, 0, 24, 20), "b": (14, 0, 20, 20), "c": (2, 2, 8, 8)}  # b: clamped to 10x20, c: 8x8
+    name, root = make("affectnet", tmp_path, rows, boxes=boxes)
+    kept = build_dataset(name, root=root, skip_bad_images=True)
+    assert len(kept) == 1 and kept.info["bad_images_dropped"] == 2 and kept.load_image(0).size == (24, 20)
+    every = build_dataset(name, root=root)
+    with pytest.raises(InputError, match=r"b.png \(cropped to its face box\): a 10x20 image is under 16 px"):
+        every.load_image(1)

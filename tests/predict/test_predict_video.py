@@ -126,3 +126,36 @@ def test_an_animated_image_is_read_as_a_video_with_frames_times_and_a_note(predi
     with pytest.warns(UserWarning, match=r"clip.* is an animated image of 6 frames: its first frame was classified"):
         (faces,) = predictor.predict(clip)
     assert len(faces) == 1
+
+
+def test_a_cut_animation_and_a_cameras_mpo_jpeg_are_read_as_photos(predictor: Predictor, tmp_path: Path) -> None:
+    """A GIF cut short may not let its frames be counted: its first frame is still read, no crash.
+    A camera JPEG with a preview frame (MPO) is a photo, not an animation."""
+    from PIL import Image
+
+    from fer_nla.image_files import frame_count
+
+    frames = [Image.fromarray(square_on_even_frames(i)) for i in range(4)]
+    whole = tmp_path / "whole.gif"
+    frames[0].save(whole, save_all=True, append_images=frames[1:], duration=100)
+    data = whole.read_bytes()
+    uncountable = []
+    for cut in range(len(data) // 3, len(data) - 1):
+        (tmp_path / f"cut{cut}.gif").write_bytes(data[:cut])
+        assert frame_count(tmp_path / f"cut{cut}.gif") >= 1  # never raises
+        try:
+            with Image.open(tmp_path / f"cut{cut}.gif") as opened:
+                opened.n_frames
+        except Exception:  # noqa: BLE001 - what Pillow raises counting a cut GIF's frames
+            uncountable.append(tmp_path / f"cut{cut}.gif")
+    assert uncountable  # the kind exists: Pillow cannot count these
+    for path in uncountable[::max(1, len(uncountable) // 3)]:
+        (record,) = predict_files(predictor, [path])  # a record, never an exception
+        assert record.error is None and record.frames is None  # read as a photo: its first frame
+    mpo = tmp_path / "camera.jpg"
+    frames[0].convert("RGB").save(mpo, format="MPO", save_all=True, append_images=[frames[1].convert("RGB")])
+    with Image.open(mpo) as opened:
+        assert opened.format == "MPO" and opened.is_animated
+    assert frame_count(mpo) == 1
+    (record,) = predict_files(predictor, [mpo])
+    assert record.frames is None and [f.frame for f in record.faces] == [None]

@@ -33,6 +33,7 @@ from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
 
+MAX_DRAWN_FRAMES = 300  # frames of an animated image's annotated copy (held in memory until written)
 MAX_HELD_PIXELS = 40_000_000  # images kept for annotation before the queue is classified early
 FILE_ERRORS = (InputError, OSError, ValueError, cv2.error)
 
@@ -176,20 +177,24 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
                      faces_cropped: bool, target: Path | None) -> None:
     """Queues every ``every``-th frame of an animated image as a video's frames (each listed in
     ``record.frames``, its time from the stated frame durations) and notes that it was read so;
-    the annotated copy is the same kind of animation."""
+    the annotated copy is the same kind of animation, of its first :data:`MAX_DRAWN_FRAMES`
+    sampled frames (they are held in memory until it is written)."""
     drawn: list[np.ndarray] = []
     for index, time, frame in iter_image_frames(item.path, every=every):
         sampled = SampledFrame(index, None if time is None else round(time, 3))
         record.frames.append(sampled)  # type: ignore[union-attr] - an animation's record lists its frames
         rgb = np.asarray(frame)
         boxes, crops = queue.predictor.faces_and_crops(rgb, faces_cropped=faces_cropped)
-        queue.add(_Item(record, boxes, crops, frame=sampled, image=rgb if target else None,
-                        sink=drawn.append if target else None))
+        drawing = target is not None and len(record.frames or []) <= MAX_DRAWN_FRAMES
+        queue.add(_Item(record, boxes, crops, frame=sampled, image=rgb if drawing else None,
+                        sink=drawn.append if drawing else None))
     queue.flush()
     if target is not None and drawn:
         save_animation(drawn, target)
     read = len(record.frames or [])
     note = f"an animated image of {frames} frames, read as a video ({read} frame{'s' if read != 1 else ''} classified)"
+    if target is not None and read > MAX_DRAWN_FRAMES:
+        note += f"; the annotated copy shows the first {MAX_DRAWN_FRAMES}"
     record.note = note if record.faces else f"{NO_FACE_NOTE} in {read} frame{'s' if read != 1 else ''} read; {note}"
 
 

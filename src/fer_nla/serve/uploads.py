@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
-from fer_nla.image_files import PixelRangeError, to_rgb8
+from fer_nla.image_files import PixelRangeError, animation_frames, to_rgb8
 
 FIELD = "file"
 # Pillow formats decoded; others (EPS, which runs Ghostscript, PSD, ICO, ...) are refused unread.
@@ -216,7 +216,7 @@ def decode_upload(upload: Upload, *, max_pixels: int) -> DecodedImage:
                                      f"limit of {max_pixels:,} pixels (set by fer-nla serve --max-pixels; it bounds the "
                                      "memory one request takes); downscale the photo and send it again")
         kind = handle.format or "image"
-        frames = int(getattr(handle, "n_frames", 1)) if getattr(handle, "is_animated", False) else 1
+        frames = animation_frames(handle)
         try:
             handle.load()
             rgb = np.asarray(to_rgb8(handle))

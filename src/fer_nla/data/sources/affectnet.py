@@ -174,8 +174,8 @@ def _read(csv_path: Path, image_root: Path, table: np.ndarray, classes: tuple[st
         rows = reader if header else _chain(first, reader)
         path_col, label_col = 0, 6
     else:
-        path_col = _column(header, PATH_COLUMNS, csv_path, "path")
-        label_col = _column(header, LABEL_COLUMNS, csv_path, "expression")
+        path_col = _column(header, PATH_COLUMNS, csv_path, "path", line=start.offset + 1)
+        label_col = _column(header, LABEL_COLUMNS, csv_path, "expression", line=start.offset + 1)
         rows = reader
     for row in rows:
         line_no = reader.line_num + start.offset
@@ -240,12 +240,12 @@ def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield from rest
 
 
-def _column(header: list[str], names: tuple[str, ...], csv_path: Path, what: str) -> int:
+def _column(header: list[str], names: tuple[str, ...], csv_path: Path, what: str, *, line: int) -> int:
     for name in names:
         if name in header:
             return header.index(name)
     raise InputError(
-        f"{csv_path}:1: no {what} column in the header {header}; name it one of {', '.join(names)}"
+        f"{csv_path}:{line}: no {what} column in the header {header}; name it one of {', '.join(names)}"
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from fer_nla.data.boxes import fit_boxes
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.images import MAX_LISTED, FileImages, require_files, undecodable
+from fer_nla.data.images import MAX_LISTED, FileImages, require_files, sample_size_problem, undecodable
 from fer_nla.errors import InputError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -161,6 +161,16 @@ def file_dataset(
             )
             if not paths:
                 raise InputError(f"{listed_in}: every face box of split {split!r} lies outside its image")
+        if request.skip_bad_images and crop != "never":  # a box cropping to no face (under 16 px, a strip)
+            small = np.array([sample_size_problem((int(w), int(h))) is not None for w, h in boxes[:, 2:4]], dtype=bool)
+            if small.any():
+                info["bad_images_dropped"] = info.get("bad_images_dropped", 0) + int(small.sum())
+                info.setdefault("bad_images", []).extend(paths[i] for i in np.flatnonzero(small)[:MAX_LISTED])
+                paths, targets, boxes, clean_targets, soft_targets = _take(
+                    np.flatnonzero(~small), paths, targets, boxes, clean_targets, soft_targets
+                )
+                if not paths:
+                    raise InputError(f"{listed_in}: every face box of split {split!r} crops to no face")
     return FERDataset(
         samples=paths,
         targets=targets,

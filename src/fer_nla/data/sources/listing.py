@@ -226,8 +226,9 @@ def csv_start(path: str | Path, *, fields: int | None = None, lines: Iterator[st
     if first is None:
         return CsvStart(",", iter(()), offset)
     named = excel_separator(first)
-    if named is not None:
-        return CsvStart(named, lines, offset + 1)
+    if named is not None:  # its rows start after it (and after any blank lines below it)
+        rest = csv_start(path, lines=lines, offset=offset + 1)
+        return CsvStart(named, rest.lines, rest.offset)
     rest = itertools.chain([first], lines)
     if fields is not None:
         for delimiter in DELIMITERS:

@@ -138,8 +138,11 @@
     return parts.join("; ") + ".";
   }
 
+  let latest = 0; // the photo sent last: an earlier one's late answer is not drawn over it
+
   async function send(file) {
     if (!file) return;
+    const mine = ++latest;
     clear();
     setState("loading", `Sending ${file.name} (${megabytes(file.size)})…`);
     const form = new FormData();
@@ -151,7 +154,7 @@
       // the header asks for error advice worded for this page (fer_nla.serve.uploads.PAGE_CLIENT_HEADER)
       response = await fetch("/v1/predict", { method: "POST", body: form, headers: { "X-Fer-Nla-Client": "page" } });
     } catch (err) {
-      showError(`The server could not be reached (${err.message}). Is fer-nla serve still running?`);
+      if (mine === latest) showError(`The server could not be reached (${err.message}). Is fer-nla serve still running?`);
       return;
     }
     try {
@@ -159,6 +162,7 @@
     } catch (err) {
       body = null;
     }
+    if (mine !== latest) return;
     if (!response.ok || body === null) {
       const detail = detailText(body) || "the answer was not JSON";
       const retry = response.headers.get("Retry-After");
@@ -166,6 +170,7 @@
       return;
     }
     const image = await loadImage(file);
+    if (mine !== latest) return;
     drawPhoto(image, body);
     body.faces.forEach((face, index) => faceList.append(faceCard(face, index, body.model.classes)));
     if (!body.faces.length) {
