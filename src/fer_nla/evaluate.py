@@ -145,7 +145,6 @@ def _run_validation(info: CheckpointMeta, *, root: str | None) -> tuple[FERDatas
     added, removed or relabelled), since the carve would then differ from the one it trained beside."""
     from fer_nla.config import config_from_dict
     from fer_nla.train.run_data import build_run_data
-
     from fer_nla.train.run_folder import data_fingerprint
 
     config = config_from_dict(info.config)

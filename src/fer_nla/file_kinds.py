@@ -59,8 +59,8 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
     "zip": ("a zip archive that is not a PyTorch file (it holds {detail})", ""),
     "damaged-zip": ("a damaged or truncated zip archive", "it was not written or copied completely; write or copy it again"),
     "onnx-truncated": ("an ONNX model cut short ({detail})",
-                       "it was not written, downloaded or copied completely; export or copy it again "
-                       "(fer-nla export --checkpoint best.pt --onnx model.onnx)"),
+                       ("it was not written, downloaded or copied completely; export or copy it again "
+                        "(fer-nla export --checkpoint best.pt --onnx model.onnx)")),
     "text": ("a text file (it starts with {detail})", ""),
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -264,7 +264,7 @@ def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str |
             warnings.simplefilter("ignore")
             try:
                 return torch.load(path, map_location=map_location, weights_only=True)
-            except Exception:  # noqa: BLE001 - a checkpoint holding NumPy values: allow-list them, then retry
+            except Exception:  # a checkpoint holding NumPy values: allow-list them, then retry
                 numpy_globals = _numpy_globals(path)
                 if not numpy_globals:
                     raise
@@ -282,8 +282,6 @@ def _numpy_globals(path: Path) -> list[Any]:
     """The NumPy globals a PyTorch file needs beyond ``weights_only``'s defaults, resolved; ``[]``
     when it needs none or any other one (a class, a function: then it is not loaded)."""
     import importlib
-
-    import torch
 
     names = _unsafe_globals(path)
     if not names or not all(_NUMPY_SAFE.fullmatch(name) for name in names):

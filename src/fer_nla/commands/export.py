@@ -41,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
     from fer_nla.builtin import choose_model
     from fer_nla.errors import InputError
-    from fer_nla.predict.onnx_export import default_onnx_path, export_checkpoint, verify_export
+    from fer_nla.predict.onnx_export import (
+        default_onnx_path,
+        export_checkpoint,
+        verify_export,
+    )
 
     chosen = choose_model(args.checkpoint, model=args.model)
     target = Path(args.onnx) if args.onnx else default_onnx_path(chosen.path, builtin=chosen.builtin)

@@ -13,7 +13,13 @@ import numpy as np
 
 from fer_nla.data.boxes import fit_boxes
 from fer_nla.data.dataset import FERDataset
-from fer_nla.data.images import MAX_LISTED, FileImages, require_files, sample_size_problem, undecodable
+from fer_nla.data.images import (
+    MAX_LISTED,
+    FileImages,
+    require_files,
+    sample_size_problem,
+    undecodable,
+)
 from fer_nla.errors import InputError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
