@@ -107,27 +107,31 @@ def _eval_dataset(info: CheckpointMeta, **arguments: Any) -> tuple[FERDataset, d
     return dataset, dropped
 
 
+READ_ARGUMENTS = ("name", "root", "split", "labels", "seed", "skip_bad_images")  # the rest: dataset options
+
+
+def _declared_splits(arguments: dict[str, Any]) -> tuple[str, ...]:
+    """The splits the dataset of ``arguments`` (:func:`_eval_dataset`'s) declares at its root
+    (:func:`fer_nla.data.dataset_splits`, whose :class:`InputError` it raises)."""
+    from fer_nla.data import dataset_splits
+
+    options = {k: v for k, v in arguments.items() if k not in READ_ARGUMENTS}
+    return dataset_splits(arguments["name"], root=arguments["root"], **options)
+
+
 def _carved_validation(info: CheckpointMeta, arguments: dict[str, Any]) -> bool:
     """Whether the run validated on a part carved from its training split (its dataset declares
     no ``valid`` split, or ``data.val_split`` was ``carve``): ``valid`` then names that part."""
-    from fer_nla.data import dataset_splits
-
     chosen = str(info.config.get("data", {}).get("val_split", "auto")).strip().lower()
     if chosen == "carve":
         return True
-    options = {k: v for k, v in arguments.items() if k not in ("name", "root", "split", "labels", "seed",
-                                                               "skip_bad_images")}
-    return chosen == "auto" and "valid" not in dataset_splits(arguments["name"], root=arguments["root"], **options)
+    return chosen == "auto" and "valid" not in _declared_splits(arguments)
 
 
 def _require_test_split(checkpoint: str, arguments: dict[str, Any]) -> None:
     """Refuse, with the commands that work, to score the test split of a run's dataset that has none."""
-    from fer_nla.data import dataset_splits
-
-    options = {k: v for k, v in arguments.items() if k not in ("name", "root", "split", "labels", "seed",
-                                                               "skip_bad_images")}
     try:
-        declared = dataset_splits(arguments["name"], root=arguments["root"], **options)
+        declared = _declared_splits(arguments)
     except InputError:
         return  # the reader's own error, when it reads, says what is wrong with the data
     if "test" not in declared:

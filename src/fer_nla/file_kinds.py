@@ -259,31 +259,33 @@ def read_torch_file(path: str | Path, *, target: str, fix: str, onnx_hint: str |
     check_torch_file(path, target=target, fix=fix, onnx_hint=onnx_hint)
     import torch
 
+    names: list[str] = []  # the globals weights_only refused, read once when the first load fails
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 return torch.load(path, map_location=map_location, weights_only=True)
             except Exception:  # a checkpoint holding NumPy values: allow-list them, then retry
-                numpy_globals = _numpy_globals(path)
+                names = _unsafe_globals(path)
+                numpy_globals = _numpy_globals(names)
                 if not numpy_globals:
                     raise
                 with torch.serialization.safe_globals(numpy_globals):
                     return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure is the file's; torch's text advises unsafe loading
-        raise InputError(_load_failure(path, err, target=target)) from None
+        raise InputError(_load_failure(path, err, target=target, names=names)) from None
 
 
 # NumPy's own data (arrays, scalars, dtypes) pickles through these, and unpickles no code.
 _NUMPY_SAFE = re.compile(r"numpy\.(ndarray|dtype|dtypes\.\w+DType|_?core\.multiarray\.(_reconstruct|scalar))")
 
 
-def _numpy_globals(path: Path) -> list[Any]:
-    """The NumPy globals a PyTorch file needs beyond ``weights_only``'s defaults, resolved; ``[]``
-    when it needs none or any other one (a class, a function: then it is not loaded)."""
+def _numpy_globals(names: list[str]) -> list[Any]:
+    """The NumPy globals among ``names`` (a file's globals beyond ``weights_only``'s defaults,
+    :func:`_unsafe_globals`), resolved; ``[]`` when there are none or any other one (a class, a
+    function: then the file is not loaded)."""
     import importlib
 
-    names = _unsafe_globals(path)
     if not names or not all(_NUMPY_SAFE.fullmatch(name) for name in names):
         return []
     resolved = []
@@ -328,11 +330,12 @@ def _is_module_class(name: str) -> bool:
     return isinstance(found, type) and issubclass(found, torch.nn.Module)
 
 
-def _load_failure(path: Path, err: Exception, *, target: str) -> str:
-    """The message for a PyTorch file that ``torch.load(weights_only=True)`` refused."""
+def _load_failure(path: Path, err: Exception, *, target: str, names: list[str]) -> str:
+    """The message for a PyTorch file that ``torch.load(weights_only=True)`` refused; ``names``:
+    the globals it refused (:func:`_unsafe_globals`, ``[]`` when unknown)."""
     text = _ANSI.sub("", str(err))
     found = _GLOBAL.search(text)
-    foreign = [name for name in _unsafe_globals(path) if not _NUMPY_SAFE.fullmatch(name)]
+    foreign = [name for name in names if not _NUMPY_SAFE.fullmatch(name)]
     models = [name for name in foreign if _is_module_class(name)]
     if foreign and not models:  # values a user added to a checkpoint: say which, not "a pickled model"
         return (f"{path} stores Python objects of {', '.join(foreign)}, which fer-nla never unpickles (it loads "

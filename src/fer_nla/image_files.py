@@ -121,7 +121,7 @@ def frame_count(path: str | os.PathLike[str]) -> int:
 
 def iter_image_frames(path: str | os.PathLike[str], *, every: int = 1) -> Iterator[tuple[int, float | None, Image.Image]]:
     """``(index, time in seconds or None, 8-bit RGB frame)`` of every ``every``-th frame of an
-    animated image (GIF, APNG, WebP; a TIFF's pages), decoded by :func:`to_rgb8`'s rules; the time
+    animated image (GIF, APNG, WebP: :func:`animation_frames`), decoded by :func:`to_rgb8`'s rules; the time
     is the sum of the earlier frames' stated durations (``None`` once a frame states none).
     Raises :class:`InputError` naming the file when a frame cannot be decoded."""
     elapsed: float | None = 0.0

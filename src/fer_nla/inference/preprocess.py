@@ -105,8 +105,7 @@ def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = Non
             return np.asarray(to_rgb8(image))
         except PixelRangeError as err:
             raise InputError(f"{image.mode} image: {err}") from None
-    if channels not in CHANNEL_ORDERS:
-        raise InputError(f"channels={channels!r}: give 'rgb' or 'bgr' (OpenCV's cv2.imread order)")
+    check_channels(channels)
     array = _array_to_uint8(np.asarray(image), bit_depth=check_bit_depth(bit_depth))
     if channels == "bgr" and array.ndim == 3 and array.shape[2] in (3, 4):
         array = array[:, :, [2, 1, 0, 3][:array.shape[2]]]
@@ -121,6 +120,13 @@ def to_rgb_array(image: Image.Image | np.ndarray, *, bit_depth: int | None = Non
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InputError(f"the image array of shape {array.shape} has no pixels")
     return np.ascontiguousarray(array)
+
+
+def check_channels(channels: str) -> str:
+    """``channels`` when it is one of :data:`CHANNEL_ORDERS`; :class:`InputError` otherwise."""
+    if channels not in CHANNEL_ORDERS:
+        raise InputError(f"channels={channels!r}: give 'rgb' or 'bgr' (OpenCV's cv2.imread order)")
+    return channels
 
 
 def check_bit_depth(bit_depth: int | None) -> int | None:

@@ -17,10 +17,9 @@ import cv2
 import numpy as np
 
 from fer_nla.errors import InputError
+from fer_nla.image_files import frame_count, iter_image_frames
 from fer_nla.inference.classify import face_predictions
 from fer_nla.inference.faces import ScoredBox
-from fer_nla.image_files import frame_count, iter_image_frames
-from fer_nla.predict.detectors import CROP_HINT_SIDE
 from fer_nla.predict.annotate import (
     AnnotatedVideo,
     check_annotate_dir,
@@ -29,6 +28,7 @@ from fer_nla.predict.annotate import (
     save_animation,
     save_image,
 )
+from fer_nla.predict.detectors import CROP_HINT_SIDE
 from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_video, read_image
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
@@ -181,21 +181,30 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
     sampled frames (they are held in memory until it is written)."""
     drawn: list[np.ndarray] = []
     for index, time, frame in iter_image_frames(item.path, every=every):
-        sampled = SampledFrame(index, None if time is None else round(time, 3))
-        record.frames.append(sampled)  # type: ignore[union-attr] - an animation's record lists its frames
-        rgb = np.asarray(frame)
-        boxes, crops = queue.predictor.faces_and_crops(rgb, faces_cropped=faces_cropped)
-        drawing = target is not None and len(record.frames or []) <= MAX_DRAWN_FRAMES
-        queue.add(_Item(record, boxes, crops, frame=sampled, image=rgb if drawing else None,
-                        sink=drawn.append if drawing else None))
+        drawing = target is not None and len(record.frames or []) < MAX_DRAWN_FRAMES
+        _queue_frame(queue, record, SampledFrame(index, None if time is None else round(time, 3)), np.asarray(frame),
+                     faces_cropped=faces_cropped, sink=drawn.append if drawing else None)
     queue.flush()
     if target is not None and drawn:
         save_animation(drawn, target)
     read = len(record.frames or [])
-    note = f"an animated image of {frames} frames, read as a video ({read} frame{'s' if read != 1 else ''} classified)"
+    note = f"an animated image of {frames} frames, read as a video ({_frames(read)} classified)"
     if target is not None and read > MAX_DRAWN_FRAMES:
         note += f"; the annotated copy shows the first {MAX_DRAWN_FRAMES}"
-    record.note = note if record.faces else f"{NO_FACE_NOTE} in {read} frame{'s' if read != 1 else ''} read; {note}"
+    record.note = note if record.faces else f"{NO_FACE_NOTE} in {_frames(read)} read; {note}"
+
+
+def _queue_frame(queue: _FaceQueue, record: FileRecord, sampled: SampledFrame, frame: np.ndarray, *,
+                 faces_cropped: bool, sink: Callable[[np.ndarray], object] | None) -> None:
+    """Lists one sampled frame of a video or animation in ``record.frames`` and queues its faces;
+    ``sink`` receives the frame drawn (``None``: not drawn, the frame is not held)."""
+    record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
+    boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
+    queue.add(_Item(record, boxes, crops, frame=sampled, image=frame if sink else None, sink=sink))
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame{'s' if count != 1 else ''}"
 
 
 def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, every: int, faces_cropped: bool,
@@ -209,11 +218,8 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, ever
             writer = AnnotatedVideo(target, fps=info.fps / every, width=info.width, height=info.height)
         frames = iter_frames(capture, every=every)
         for index, frame in frames:
-            sampled = SampledFrame(index, info.time_of(index))
-            record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
-            boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
-            queue.add(_Item(record, boxes, crops, frame=sampled, image=frame if writer else None,
-                            sink=writer.write if writer else None))
+            _queue_frame(queue, record, SampledFrame(index, info.time_of(index)), frame, faces_cropped=faces_cropped,
+                         sink=writer.write if writer else None)
         queue.flush()  # this video's frames are drawn before its writer closes
     finally:
         capture.release()
@@ -224,7 +230,6 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, ever
         raise InputError(f"{item.path}: no frame of the video could be decoded{stated}; it is truncated, "
                          "damaged or in a codec this OpenCV build cannot decode")
     partial = frames.shortfall(info.frame_count)
-    plural = "s" if frames.sampled != 1 else ""
-    notes = [] if record.faces else [f"{NO_FACE_NOTE} in {frames.sampled} frame{plural} read"]
+    notes = [] if record.faces else [f"{NO_FACE_NOTE} in {_frames(frames.sampled)} read"]
     record.note = "; ".join([*notes, *([partial] if partial else [])]) or None
     return partial

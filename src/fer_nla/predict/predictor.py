@@ -25,7 +25,6 @@ The faces' probabilities and records come from :mod:`fer_nla.inference.classify`
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -35,10 +34,11 @@ from PIL import Image
 
 from fer_nla.builtin import DEFAULT_MODEL
 from fer_nla.errors import InputError
+from fer_nla.image_files import frame_count
 from fer_nla.inference.backends import builtin_backend, load_backend
 from fer_nla.inference.classify import Backend, backend_scoring, crop_probabilities, face_predictions
 from fer_nla.inference.faces import DEFAULT_MARGIN, Box, FacePrediction, ScoredBox, crop_face
-from fer_nla.inference.preprocess import CHANNEL_ORDERS, check_bit_depth, to_rgb_array
+from fer_nla.inference.preprocess import check_bit_depth, check_channels, to_rgb_array
 from fer_nla.inference.scoring import Prior, operating_point
 from fer_nla.predict.detectors import (
     DEFAULT_DETECTOR,
@@ -50,7 +50,6 @@ from fer_nla.predict.detectors import (
     build_detector,
     run_detector,
 )
-from fer_nla.image_files import frame_count
 from fer_nla.predict.inputs import read_image
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
@@ -216,9 +215,7 @@ class Predictor:
         (``fer-nla predict`` reads every frame). Unreadable paths raise :class:`InputError`;
         ``fer_nla.predict.predict_files`` instead reports them per file."""
         items = [images] if _is_single(images) else list(images)  # type: ignore[arg-type]
-        bit_depth = check_bit_depth(bit_depth)
-        if channels not in CHANNEL_ORDERS:
-            raise InputError(f"channels={channels!r}: give 'rgb' or 'bgr' (OpenCV's cv2.imread order)")
+        bit_depth, channels = check_bit_depth(bit_depth), check_channels(channels)
         found: list[tuple[list[ScoredBox], list[np.ndarray]]] = []
         for i, item in enumerate(items):
             try:

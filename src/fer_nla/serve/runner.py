@@ -1,6 +1,6 @@
 """Inference off the event loop, with a bounded number of requests in the building.
 
-A request's upload is read first, while it holds one of :class:`UploadSlots` (at most
+A request's upload is read first, while it holds one of the upload :class:`Places` (at most
 ``max_uploads`` at once, so memory stays bounded by that many uploads); a client that is slow or
 stalls holds only that, never an inference place. Then :class:`InferenceQueue` runs the
 blocking work (decoding, detection, the model) on a fixed pool of threads: the request takes a

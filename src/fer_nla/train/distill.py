@@ -54,7 +54,7 @@ def teacher_probabilities(teacher: str, images: Callable[[int], object], count: 
         views = [crops, [ImageOps.mirror(c) for c in crops]] if flip else [crops]
         logs = [np.log(np.maximum(crop_probabilities(backend, v, batch_size=256, point=point), 1e-12)) for v in views]
         out[start:start + len(crops)] = np.mean(logs, axis=0)[:, columns]
-    return _softmax(out).astype(np.float32)
+    return _softmax(out)
 
 
 def ensemble_targets(teachers: Sequence[str], images: Callable[[int], object], count: int, *,
@@ -70,7 +70,7 @@ def ensemble_targets(teachers: Sequence[str], images: Callable[[int], object], c
             f"{' and their mirrors' if flip else ''}")
         total += np.log(np.maximum(teacher_probabilities(teacher, images, count, class_names=class_names,
                                                          device=device, flip=flip), 1e-12))
-    return _softmax(total / len(teachers)).astype(np.float32)
+    return _softmax(total / len(teachers))
 
 
 def mix_targets(teacher: np.ndarray, given: np.ndarray, *, weight: float) -> np.ndarray:
@@ -89,6 +89,7 @@ def mix_targets(teacher: np.ndarray, given: np.ndarray, *, weight: float) -> np.
 
 
 def _softmax(log_probs: np.ndarray) -> np.ndarray:
-    z = log_probs - log_probs.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    """``float32 [N, C]`` row-wise softmax, as inference computes it (float64, stable)."""
+    from fer_nla.inference.scoring import OperatingPoint, adjusted_probabilities
+
+    return adjusted_probabilities(log_probs, OperatingPoint.plain(log_probs.shape[1]))

@@ -73,7 +73,8 @@ def small_validation_warning(data: RunData) -> str | None:
         return None
     return (f"warning: the validation set ({len(data.val)} images, {data.val_source}) has fewer than "
             f"{MIN_VAL_PER_CLASS} images of {', '.join(few)}: one image moves such a class's accuracy (and "
-            "mean-class accuracy with it) by more than 10 points, so the best epoch is chosen largely by chance; give more validation images (a valid/ split, or a larger data.val_fraction), or train a "
+            "mean-class accuracy with it) by more than 10 points, so the best epoch is chosen largely by chance; "
+            "give more validation images (a valid/ split, or a larger data.val_fraction), or train a "
             "fixed number of epochs and use last.pt")
 
 

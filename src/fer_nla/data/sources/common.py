@@ -149,15 +149,9 @@ def file_dataset(
         )
     require_files(paths, listed_in=listed_in, fix=fix_missing)
     if request.skip_bad_images:
-        bad = undecodable(paths)
-        info["bad_images_dropped"] = int(bad.sum())
-        if bad.any():
-            info["bad_images"] = [paths[i] for i in np.flatnonzero(bad)[:MAX_LISTED]]
-            paths, targets, boxes, clean_targets, soft_targets = _take(
-                np.flatnonzero(~bad), paths, targets, boxes, clean_targets, soft_targets
-            )
-            if not paths:
-                raise InputError(f"{listed_in}: every image of split {split!r} is undecodable")
+        paths, targets, boxes, clean_targets, soft_targets = _drop_bad(
+            undecodable(paths), (paths, targets, boxes, clean_targets, soft_targets), info,
+            empty=f"{listed_in}: every image of split {split!r} is undecodable")
     if boxes is not None:
         boxes, keep, counts = fit_boxes(paths, boxes, crop=crop, listed_in=str(listed_in))
         info.update(counts)
@@ -169,14 +163,9 @@ def file_dataset(
                 raise InputError(f"{listed_in}: every face box of split {split!r} lies outside its image")
         if request.skip_bad_images and crop != "never":  # a box cropping to no face (under 16 px, a strip)
             small = np.array([sample_size_problem((int(w), int(h))) is not None for w, h in boxes[:, 2:4]], dtype=bool)
-            if small.any():
-                info["bad_images_dropped"] = info.get("bad_images_dropped", 0) + int(small.sum())
-                info.setdefault("bad_images", []).extend(paths[i] for i in np.flatnonzero(small)[:MAX_LISTED])
-                paths, targets, boxes, clean_targets, soft_targets = _take(
-                    np.flatnonzero(~small), paths, targets, boxes, clean_targets, soft_targets
-                )
-                if not paths:
-                    raise InputError(f"{listed_in}: every face box of split {split!r} crops to no face")
+            paths, targets, boxes, clean_targets, soft_targets = _drop_bad(
+                small, (paths, targets, boxes, clean_targets, soft_targets), info,
+                empty=f"{listed_in}: every face box of split {split!r} crops to no face")
     return FERDataset(
         samples=paths,
         targets=targets,
@@ -188,6 +177,21 @@ def file_dataset(
         split=split,
         info=info,
     )
+
+
+def _drop_bad(bad: np.ndarray, columns: tuple[Any, ...], info: dict[str, Any], *, empty: str) -> tuple[Any, ...]:
+    """``columns`` (paths first, then the other per-sample columns) without the samples ``bad``
+    marks (bool ``[N]``), counted in ``info["bad_images_dropped"]`` and listed (the first
+    :data:`MAX_LISTED`) in ``info["bad_images"]``. Raises :class:`InputError` saying ``empty``
+    when no sample is left."""
+    info["bad_images_dropped"] = info.get("bad_images_dropped", 0) + int(bad.sum())
+    if not bad.any():
+        return columns
+    info.setdefault("bad_images", []).extend(columns[0][i] for i in np.flatnonzero(bad)[:MAX_LISTED])
+    columns = _take(np.flatnonzero(~bad), *columns)
+    if not columns[0]:
+        raise InputError(empty)
+    return columns
 
 
 def _take(rows: np.ndarray, *columns: Any) -> tuple[Any, ...]:

@@ -39,6 +39,7 @@ from fer_nla.data.sources.listing import (
     INT32,
     check_split_overlap,
     csv_start,
+    delimiter_name,
     drop_duplicates,
     integer_value,
     listed_integer,
@@ -271,9 +272,8 @@ def _delimiter_hint(row: list[str], delimiter: str) -> str:
     line = delimiter.join(row)
     for other in DELIMITERS:
         if other != delimiter and len(next(csv.reader([line], delimiter=other), [])) == 2 + NUM_VOTE_COLUMNS:
-            name = {",": "commas", ";": "semicolons", "\t": "tabs"}[other]
-            return (f" (its fields are separated by {name}, unlike the lines above: save the whole file with one "
-                    "separator, as FERPlus publishes it with commas)")
+            return (f" (its fields are separated by {delimiter_name(other)}, unlike the lines above: save the whole "
+                    "file with one separator, as FERPlus publishes it with commas)")
     return ""
 
 

@@ -188,6 +188,11 @@ def header_delimiter(header: str) -> str:
     return max(found)[1] if found else ","
 
 
+def delimiter_name(delimiter: str) -> str:
+    """How messages name a delimiter: ``commas``, ``semicolons``, ``tabs`` (others: quoted)."""
+    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(delimiter, repr(delimiter))
+
+
 _EXCEL_SEP = re.compile(r"\s*\"?sep=(.)\"?[,;\t]*\s*", re.IGNORECASE)  # Excel's hint line: sep=; or sep=,
 
 

@@ -40,6 +40,7 @@ from fer_nla.data.sources.common import ReadRequest, canonical_split, file_datas
 from fer_nla.data.sources.listing import (
     check_split_overlap,
     csv_start,
+    delimiter_name,
     drop_duplicates,
     integer_value,
     listed_path,
@@ -287,7 +288,7 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
         shown = textwrap.shorten(first.strip(), 60, placeholder=" ...")
         found = f"the columns {header}" if len(header) > 1 else f"one column {shown!r}"
         raise InputError(
-            f"{manifest}:{offset}: the header line has {found}, separated by {_delimiter_name(delimiter)}; it "
+            f"{manifest}:{offset}: the header line has {found}, separated by {delimiter_name(delimiter)}; it "
             "needs columns 'path' and 'label' (optional: clean_label, is_noisy, split): name them on the first "
             "line, separated by commas, semicolons or tabs"
         )
@@ -309,10 +310,6 @@ def _read(manifest: Path) -> tuple[dict[str, Any] | None, list[ManifestRow], boo
     if not rows:
         raise InputError(f"{manifest}: no rows below the header; add rows path,label")
     return source, rows, "split" in col
-
-
-def _delimiter_name(delimiter: str) -> str:
-    return {",": "commas", ";": "semicolons", "\t": "tabs"}.get(delimiter, repr(delimiter))
 
 
 def _require_sidecar(manifest: Path) -> None:
