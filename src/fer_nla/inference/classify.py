@@ -79,10 +79,13 @@ def loader_logits(backend: Backend, batches: Iterable[tuple[object, object]]) ->
 
 
 def face_predictions(faces: Sequence[Box | ScoredBox], probs: np.ndarray, *, class_names: Sequence[str],
-                     frame: int | None = None, time: float | None = None) -> list[FacePrediction]:
+                     frame: int | None = None, time: float | None = None,
+                     track_ids: Sequence[int] | None = None) -> list[FacePrediction]:
     """One :class:`FacePrediction` per face, from its row of ``probs`` (``[len(faces), C]``);
-    ``frame``/``time`` (seconds) for a video frame's faces."""
-    if len(faces) != len(probs):
-        raise ValueError(f"{len(faces)} faces but {len(probs)} rows of probabilities")
-    return [FacePrediction.from_probs(face, row, class_names=class_names, frame=frame, time=time)
-            for face, row in zip(faces, probs)]
+    ``frame``/``time`` (seconds) and ``track_ids`` (one per face) for a video frame's faces."""
+    if len(faces) != len(probs) or (track_ids is not None and len(track_ids) != len(faces)):
+        raise ValueError(f"{len(faces)} faces but {len(probs)} rows of probabilities"
+                         + ("" if track_ids is None else f" and {len(track_ids)} track ids"))
+    tracks = [None] * len(faces) if track_ids is None else list(track_ids)
+    return [FacePrediction.from_probs(face, row, class_names=class_names, frame=frame, time=time, track_id=track)
+            for face, row, track in zip(faces, probs, tracks)]

@@ -41,7 +41,8 @@ class ScoredBox(NamedTuple):
 @dataclass
 class FacePrediction:
     """One face: its box in the image's pixels, the top class and every class's probability;
-    in videos also its ``frame`` index and ``time`` in seconds."""
+    in videos also its ``frame`` index, ``time`` in seconds and ``track_id`` (the same person
+    keeps one id from frame to frame: :class:`fer_nla.predict.tracking.FaceTracker`)."""
 
     box: Box
     label: str
@@ -49,23 +50,26 @@ class FacePrediction:
     frame: int | None = None
     time: float | None = None
     score: float | None = None  # the detector's confidence; None for cropped inputs
+    track_id: int | None = None  # videos: the face's track; None for photos
 
     @classmethod
     def from_probs(cls, box: Box | ScoredBox, probs: np.ndarray, *, class_names: Sequence[str], frame: int | None = None,
-                   time: float | None = None, score: float | None = None) -> FacePrediction:
+                   time: float | None = None, score: float | None = None,
+                   track_id: int | None = None) -> FacePrediction:
         """The prediction for ``box`` (a ``ScoredBox`` brings its detector score) from its class
         probabilities ``probs`` (``[C]``, in ``class_names`` order); the label is their argmax."""
         if isinstance(box, ScoredBox):
             box, score = box.box, box.score if score is None else score
         return cls(box=Box(*(int(v) for v in box)), label=class_names[int(np.argmax(probs))],
                    probs={name: float(p) for name, p in zip(class_names, probs)}, frame=frame,
-                   time=time, score=None if score is None else float(score))
+                   time=time, score=None if score is None else float(score), track_id=track_id)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"box": list(self.box), "score": self.score, "label": self.label, "probs": dict(self.probs)}
         if self.frame is not None:
             out["frame"] = self.frame
             out["time"] = self.time
+            out["track_id"] = self.track_id
         return out
 
 

@@ -84,14 +84,15 @@ def _slide_down(rect: Rect, placed: Sequence[Rect], height: int) -> Rect | None:
 
 def draw_faces(image_rgb: np.ndarray, faces: Sequence[FacePrediction], *, caption: str | None = None) -> np.ndarray:
     """A copy of ``image_rgb`` (``HxWx3`` uint8 RGB) with each face's box and ``label probability``
-    drawn on it, the labels placed by :func:`place_labels` so none covers another; line and text
+    (``#track label probability`` for a tracked video face) drawn on it, the labels placed by :func:`place_labels` so none covers another; line and text
     sizes grow with the image. ``caption`` (e.g. ``"no face found"``), when given, is written in
     the top-left corner."""
     out = np.ascontiguousarray(image_rgb.copy())
     height, width = out.shape[:2]
     thickness = max(1, round(max(height, width) / 400))
     font_scale = max(0.4, max(height, width) / 1200)
-    texts = [f"{face.label} {face.probs[face.label]:.2f}" for face in faces]
+    texts = [("" if face.track_id is None else f"#{face.track_id} ") + f"{face.label} {face.probs[face.label]:.2f}"
+             for face in faces]
     sizes, baselines = [], []
     for text in texts:
         (tw, th), base = cv2.getTextSize(text, FONT, font_scale, thickness)

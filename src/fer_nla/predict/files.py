@@ -29,9 +29,17 @@ from fer_nla.predict.annotate import (
     save_image,
 )
 from fer_nla.predict.detectors import CROP_HINT_SIDE
-from fer_nla.predict.inputs import InputFile, collect_inputs, iter_frames, open_video, read_image
+from fer_nla.predict.inputs import (
+    FALLBACK_FPS,
+    InputFile,
+    collect_inputs,
+    iter_frames,
+    open_video,
+    read_image,
+)
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
+from fer_nla.predict.tracking import FaceTracker
 
 MAX_DRAWN_FRAMES = 300  # frames of an animated image's annotated copy (held in memory until written)
 MAX_HELD_PIXELS = 40_000_000  # images kept for annotation before the queue is classified early
@@ -46,6 +54,7 @@ class _Item:
     boxes: list[ScoredBox]
     crops: list[np.ndarray]
     frame: SampledFrame | None = None  # None: a photo
+    tracks: list[int] | None = None  # a video frame's faces: their track ids
     image: np.ndarray | None = None  # kept only when annotating
     sink: Callable[[np.ndarray], object] | None = None
 
@@ -73,7 +82,8 @@ class _FaceQueue:
         for item in items:
             frame, time = (item.frame.frame, item.frame.time) if item.frame is not None else (None, None)
             faces = face_predictions(item.boxes, probs[offset:offset + len(item.boxes)],
-                                     class_names=self.predictor.class_names, frame=frame, time=time)
+                                     class_names=self.predictor.class_names, frame=frame, time=time,
+                                     track_ids=item.tracks)
             offset += len(item.boxes)
             item.record.faces.extend(faces)
             if item.sink is not None and item.image is not None:
@@ -180,10 +190,11 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
     the annotated copy is the same kind of animation, of its first :data:`MAX_DRAWN_FRAMES`
     sampled frames (they are held in memory until it is written)."""
     drawn: list[np.ndarray] = []
+    tracker = FaceTracker()
     for index, time, frame in iter_image_frames(item.path, every=every):
         drawing = target is not None and len(record.frames or []) < MAX_DRAWN_FRAMES
         _queue_frame(queue, record, SampledFrame(index, None if time is None else round(time, 3)), np.asarray(frame),
-                     faces_cropped=faces_cropped, sink=drawn.append if drawing else None)
+                     faces_cropped=faces_cropped, sink=drawn.append if drawing else None, tracker=tracker)
     queue.flush()
     if target is not None and drawn:
         save_animation(drawn, target)
@@ -195,12 +206,15 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
 
 
 def _queue_frame(queue: _FaceQueue, record: FileRecord, sampled: SampledFrame, frame: np.ndarray, *,
-                 faces_cropped: bool, sink: Callable[[np.ndarray], object] | None) -> None:
-    """Lists one sampled frame of a video or animation in ``record.frames`` and queues its faces;
-    ``sink`` receives the frame drawn (``None``: not drawn, the frame is not held)."""
+                 faces_cropped: bool, sink: Callable[[np.ndarray], object] | None, tracker: FaceTracker) -> None:
+    """Lists one sampled frame of a video or animation in ``record.frames`` and queues its faces,
+    each with its id from ``tracker`` (one per video; a video without stated frame rate is timed
+    at :data:`FALLBACK_FPS`); ``sink`` receives the frame drawn (``None``: not drawn, not held)."""
     record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
     boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
-    queue.add(_Item(record, boxes, crops, frame=sampled, image=frame if sink else None, sink=sink))
+    clock = sampled.time if sampled.time is not None else sampled.frame / FALLBACK_FPS
+    tracks = tracker.update([face.box for face in boxes], time=clock)
+    queue.add(_Item(record, boxes, crops, frame=sampled, tracks=tracks, image=frame if sink else None, sink=sink))
 
 
 def _frames(count: int) -> str:
@@ -216,10 +230,10 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, ever
     try:
         if target is not None:
             writer = AnnotatedVideo(target, fps=info.fps / every, width=info.width, height=info.height)
-        frames = iter_frames(capture, every=every)
+        frames, tracker = iter_frames(capture, every=every), FaceTracker()
         for index, frame in frames:
             _queue_frame(queue, record, SampledFrame(index, info.time_of(index)), frame, faces_cropped=faces_cropped,
-                         sink=writer.write if writer else None)
+                         sink=writer.write if writer else None, tracker=tracker)
         queue.flush()  # this video's frames are drawn before its writer closes
     finally:
         capture.release()

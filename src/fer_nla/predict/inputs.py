@@ -22,6 +22,7 @@ import numpy as np
 from fer_nla.errors import InputError
 from fer_nla.image_files import decode_image, is_system_file
 
+FALLBACK_FPS = 25.0  # the frame rate assumed where a video's container states none
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
 PREDICT_FIX = (
     "it is not an image or video file fer-nla can read, or it is truncated or damaged; "
@@ -157,7 +158,7 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
     stated = bool(fps and math.isfinite(fps) and fps > 0)
     count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
     info = VideoInfo(
-        fps=float(fps) if stated else 25.0,
+        fps=float(fps) if stated else FALLBACK_FPS,
         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         frame_count=int(count) if count and math.isfinite(count) and count > 0 else 0, fps_stated=stated,
     )

@@ -10,7 +10,8 @@ is not a failure (``"no face found"``, ``"read 3 of 10 frames; ..."``).
 A video's record also has ``"frames"``: every sampled frame that was read, in order, as
 ``{"frame": index, "time": seconds, "faces": number of faces in it}`` (``"faces": 0`` for a
 frame without a face; ``[]`` when no frame could be read), and each of its faces carries
-``"frame"`` and ``"time"`` too. ``time`` is frame index / frame rate in seconds, rounded to the
+``"frame"``, ``"time"`` and ``"track_id"`` too (the same person keeps one id across frames:
+:mod:`fer_nla.predict.tracking`). ``time`` is frame index / frame rate in seconds, rounded to the
 millisecond (``null`` when the container states no frame rate). Image records have no
 ``"frames"``.
 
@@ -31,7 +32,7 @@ from typing import Any, TextIO
 from fer_nla.inference.faces import FacePrediction
 
 NO_FACE_NOTE = "no face found"
-CSV_FIELDS: tuple[str, ...] = ("file", "frame", "time", "face", "x", "y", "w", "h", "score", "label")
+CSV_FIELDS: tuple[str, ...] = ("file", "frame", "time", "face", "track", "x", "y", "w", "h", "score", "label")
 CSV_TAIL: tuple[str, ...] = ("error", "note")
 
 
@@ -84,7 +85,8 @@ def records_to_json(records: Sequence[FileRecord], *, indent: int | None = None)
 
 
 def write_csv(records: Sequence[FileRecord], target: str | Path | TextIO, *, class_names: Sequence[str]) -> None:
-    """One row per face (``file, frame, time`` (seconds)``, face`` (its number in the frame)``, x, y, w, h,
+    """One row per face (``file, frame, time`` (seconds)``, face`` (its number in the frame)``,
+    track`` (videos: the person's track id, the same from frame to frame)``, x, y, w, h,
     score`` (the detector's, empty where there is none)``, label``, a probability column per class,
     ``error, note``); each sampled video frame without a face gets a row with its ``frame`` and
     ``time`` and the face columns empty, and an image without faces (or a file that failed) one
@@ -124,6 +126,7 @@ def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[objec
         if not faces:
             rows.append([record.file, *where, *blank, *tail])
         for index, face in enumerate(faces):  # index: the face's number within its frame
-            rows.append([record.file, *where, index, *face.box, "" if face.score is None else f"{face.score:.6g}", face.label,
+            track = "" if face.track_id is None else face.track_id
+            rows.append([record.file, *where, index, track, *face.box, "" if face.score is None else f"{face.score:.6g}", face.label,
                          *(f"{face.probs[name]:.6f}" for name in class_names), *tail])
     return rows
