@@ -132,3 +132,41 @@ def _csv(record) -> str:  # record: a FileRecord
     out = io.StringIO()
     write_csv([record], out, class_names=list(record.faces[0].probs))
     return out.getvalue()
+
+
+def test_records_convert_to_a_dataframe_with_the_csv_columns(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    from fer_nla.inference.faces import FacePrediction
+    from fer_nla.predict import Predictions, write_csv
+    from fer_nla.predict.records import FileRecord, SampledFrame
+
+    names = ["neutral", "happiness"]
+    face = FacePrediction.from_probs(Box(1, 2, 30, 40), np.array([0.25, 0.75]), class_names=names, frame=2,
+                                     time=0.08, score=0.9, track_id=3)
+    video = FileRecord("clip.mp4", faces=[face], frames=[SampledFrame(0, 0.0), SampledFrame(2, 0.08)])
+    records = Predictions([video, FileRecord("cat.jpg", note="no face found"), FileRecord("gone.jpg", error="missing")])
+    table = records.to_pandas()
+    assert list(table.columns) == ["file", "frame", "time", "face", "track", "x", "y", "w", "h", "score", "label",
+                                   "p_neutral", "p_happiness", "error", "note"]
+    assert table["file"].tolist() == ["clip.mp4", "clip.mp4", "cat.jpg", "gone.jpg"]
+    assert table["frame"].tolist()[:2] == [0, 2] and table["frame"].isna().tolist() == [False, False, True, True]
+    row = table.iloc[1]
+    assert (row["track"], row["x"], row["h"], row["label"], row["p_happiness"]) == (3, 1, 40, "happiness", 0.75)
+    assert str(table["track"].dtype) == "Int64" and table["time"].tolist()[:2] == [0.0, 0.08]
+    assert table["error"].tolist()[3] == "missing" and table["note"].tolist()[2] == "no face found"
+    write_csv(records, tmp_path / "out.csv", class_names=names)
+    read = pd.read_csv(tmp_path / "out.csv")
+    assert read.shape == table.shape and list(read.columns) == list(table.columns)
+    assert read["p_happiness"].tolist()[1] == 0.75 and read["track"].tolist()[1] == 3
+
+
+def test_to_pandas_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from fer_nla.errors import InputError
+    from fer_nla.predict import Predictions
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pandas" else real(name, *a))
+    with pytest.raises(InputError, match=r'Predictions.to_pandas\(\) needs pandas.*pip install "fer-nla\[pandas\]"'):
+        Predictions([]).to_pandas()

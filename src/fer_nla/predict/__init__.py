@@ -21,7 +21,7 @@ from fer_nla.predict.detectors import (
 )
 from fer_nla.predict.files import predict_files
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.records import FileRecord, records_to_json, write_csv
+from fer_nla.predict.records import FileRecord, Predictions, records_to_json, write_csv
 
 __all__ = [
     "Box",
@@ -37,6 +37,7 @@ __all__ = [
     "build_detector",
     "crop_face",
     "detect_faces",
+    "Predictions",
     "predict_files",
     "preprocess_faces",
     "records_to_json",

@@ -38,7 +38,7 @@ from fer_nla.predict.inputs import (
     read_image,
 )
 from fer_nla.predict.predictor import Predictor
-from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, SampledFrame
+from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, Predictions, SampledFrame
 from fer_nla.predict.tracking import FaceTracker
 
 MAX_DRAWN_FRAMES = 300  # frames of an animated image's annotated copy (held in memory until written)
@@ -102,9 +102,10 @@ def predict_files(
     strict: bool = False,
     exclude: Sequence[str | Path] = (),
     on_record: Callable[[FileRecord], object] | None = None,
-) -> list[FileRecord]:
+) -> Predictions:
     """One record per file under ``paths`` (folders recursively, videos every ``every``-th
-    frame), plus one per path that is missing or an empty folder (``error`` set).
+    frame), plus one per path that is missing or an empty folder (``error`` set), as a
+    :class:`~fer_nla.predict.records.Predictions` list (``.to_pandas()`` gives the CSV's table).
 
     A file with no face gets ``faces=[]`` and ``note="no face found"``; it counts as a failure
     (``error`` set too) only with ``no_face_is_error``. A video read only in part gets a note
@@ -155,7 +156,7 @@ def predict_files(
             _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
     queue.flush()
     _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
-    return records
+    return Predictions(records)
 
 
 def _finish(records: list[FileRecord], *, no_face_is_error: bool, on_record: Callable[[FileRecord], object] | None) -> None:

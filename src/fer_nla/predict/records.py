@@ -91,7 +91,7 @@ def write_csv(records: Sequence[FileRecord], target: str | Path | TextIO, *, cla
     ``error, note``); each sampled video frame without a face gets a row with its ``frame`` and
     ``time`` and the face columns empty, and an image without faces (or a file that failed) one
     row with only ``file, error, note``."""
-    header = [*CSV_FIELDS, *(f"p_{name}" for name in class_names), *CSV_TAIL]
+    header = table_columns(class_names)
 
     def write(handle: TextIO) -> None:
         writer = csv.writer(handle)
@@ -107,10 +107,13 @@ def write_csv(records: Sequence[FileRecord], target: str | Path | TextIO, *, cla
         write(target)
 
 
-def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[object]]:
-    """The CSV rows of one record: its faces frame by frame, a row per sampled frame without one."""
-    tail = [record.error or "", record.note or ""]
-    blank = [""] * (len(CSV_FIELDS) - 3 + len(class_names))  # everything after file, frame, time
+def table_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[object]]:
+    """The rows of one record as :func:`write_csv` and :meth:`Predictions.to_pandas` lay them
+    out (columns: :func:`table_columns`), with typed values and ``None`` where a CSV cell is
+    empty: its faces frame by frame, a row per sampled frame without one, one row for an image
+    without faces or a failed file."""
+    tail = [record.error, record.note]
+    blank = [None] * (len(CSV_FIELDS) - 3 + len(class_names))  # everything after file, frame, time
     by_frame: dict[int | None, list[FacePrediction]] = {}
     for face in record.faces:
         by_frame.setdefault(face.frame, []).append(face)
@@ -118,15 +121,54 @@ def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[objec
     listed = {frame for frame, _ in order}
     order += [(frame, faces[0].time) for frame, faces in by_frame.items() if frame not in listed]
     if not order:
-        return [[record.file, "", "", *blank, *tail]]
+        return [[record.file, None, None, *blank, *tail]]
     rows: list[list[object]] = []
     for frame, time in order:
-        where = ["" if frame is None else frame, "" if time is None else f"{time:.3f}"]
         faces = by_frame.get(frame, [])
         if not faces:
-            rows.append([record.file, *where, *blank, *tail])
+            rows.append([record.file, frame, time, *blank, *tail])
         for index, face in enumerate(faces):  # index: the face's number within its frame
-            track = "" if face.track_id is None else face.track_id
-            rows.append([record.file, *where, index, track, *face.box, "" if face.score is None else f"{face.score:.6g}", face.label,
-                         *(f"{face.probs[name]:.6f}" for name in class_names), *tail])
+            rows.append([record.file, frame, time, index, face.track_id, *face.box, face.score, face.label,
+                         *(face.probs[name] for name in class_names), *tail])
     return rows
+
+
+def table_columns(class_names: Sequence[str]) -> list[str]:
+    """The column names of :func:`table_rows`: :data:`CSV_FIELDS`, ``p_<class>`` per class, ``error, note``."""
+    return [*CSV_FIELDS, *(f"p_{name}" for name in class_names), *CSV_TAIL]
+
+
+def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[object]]:
+    """:func:`table_rows` as CSV cells: empty for ``None``, time to the millisecond, the score to
+    6 significant digits, probabilities to 6 decimals."""
+    formats = {2: "{:.3f}", len(CSV_FIELDS) - 2: "{:.6g}"}
+    formats.update({len(CSV_FIELDS) + k: "{:.6f}" for k in range(len(class_names))})
+    return [["" if value is None else formats[i].format(value) if i in formats else value
+             for i, value in enumerate(row)] for row in table_rows(record, class_names)]
+
+
+class Predictions(list):
+    """The records :func:`fer_nla.predict.predict_files` returns: a ``list`` of
+    :class:`FileRecord` that also converts to a table."""
+
+    def to_pandas(self, *, class_names: Sequence[str] | None = None) -> Any:
+        """A ``pandas.DataFrame`` with the CSV's rows and columns (:func:`write_csv`): ``file,
+        frame, time`` (seconds)``, face, track, x, y, w, h, score, label``, ``p_<class>`` per
+        class, ``error, note``; numbers as numbers (nullable ``Int64`` for frame, face, track
+        and the box, float for time, score and probabilities), missing cells as ``<NA>``/NaN.
+        ``class_names`` defaults to the classes of the first face. Needs pandas (the ``pandas``
+        extra); raises :class:`~fer_nla.errors.InputError` naming the install command without it."""
+        from fer_nla.extras import require
+
+        require("pandas", purpose="Predictions.to_pandas()")
+        import pandas as pd
+
+        if class_names is None:
+            class_names = next((list(face.probs) for record in self for face in record.faces), [])
+        columns = table_columns(class_names)
+        frame = pd.DataFrame([row for record in self for row in table_rows(record, class_names)], columns=columns)
+        for name in ("frame", "face", "track", "x", "y", "w", "h"):
+            frame[name] = frame[name].astype("Int64")
+        for name in ("time", "score", *(f"p_{c}" for c in class_names)):
+            frame[name] = frame[name].astype("float64")
+        return frame
