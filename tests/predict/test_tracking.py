@@ -94,17 +94,20 @@ def face_patch(name: str, side: int = 96) -> np.ndarray:
     return np.asarray(image.crop((x - pad, y - pad, x + max(w, h) + pad, y + max(w, h) + pad)).resize((side, side)))
 
 
-def crossing_clip(path: Path, *, frames: int = 24, fps: float = 8.0) -> Path:
+def crossing_clip(path: Path, *, frames: int = 24, fps: float = 8.0, flicker: bool = False) -> Path:
     """Two real faces crossing a 480x200 grey frame head-on, the astronaut left to right in front
-    of Obama going right to left (hidden behind her while they overlap), as an MJPG AVI."""
+    of Obama going right to left (hidden behind her while they overlap), as an MJPG AVI. With
+    ``flicker`` the left face is Luis Pedro's on odd frames (another expression in the same
+    place), so the left track's probabilities change from frame to frame."""
     astronaut, obama = face_patch("frontal_astronaut.jpg"), face_patch("frontal_obama.jpg")
+    other = face_patch("frontal_luispedro.jpg")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (480, 200))
     for k in range(frames):
         frame = np.full((200, 480, 3), 128, dtype=np.uint8)
         left = round(10 + k * (480 - 20 - 96) / (frames - 1))
         right = 480 - 96 - left
         frame[50:146, right:right + 96] = obama
-        frame[50:146, left:left + 96] = astronaut  # in front
+        frame[50:146, left:left + 96] = other if flicker and k % 2 else astronaut  # in front
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path

@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--faces-cropped", action="store_true",
                         help="inputs are already face crops (RAF-DB aligned, FERPlus): skip detection")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="videos: predict every K-th frame (default 1)")
+    parser.add_argument("--smooth", type=float, metavar="SECONDS",
+                        help="videos: average each tracked face's probabilities over about SECONDS (an exponential "
+                             "moving average per track; labels flicker less, with that much lag). Default: off")
+    parser.add_argument("--summary", action="store_true",
+                        help="videos: print each face track's time in view, its dominant expression and the share of "
+                             "each (with --csv they are also written beside it, with a timeline plot per video)")
     parser.add_argument("--json", action="store_true", help="print one JSON list with a record per input file")
     parser.add_argument("--csv", metavar="FILE", help="write one row per face (and per file without faces) to FILE")
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the images and videos with boxes and labels to DIR")
@@ -80,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from fer_nla.predict.files import predict_files
     from fer_nla.predict.inputs import quiet_video_decoder_logs
     from fer_nla.predict.records import FileRecord, records_to_json, write_csv
+    from fer_nla.predict.summary import (
+        format_summaries,
+        summarize_tracks,
+        write_video_reports,
+    )
 
     options = {
         "detector": args.detector,
@@ -110,17 +121,24 @@ def run(args: argparse.Namespace) -> int:
     records = predict_files(
         predictor, args.paths, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
         no_face_is_error=args.no_face_is_error, strict=args.strict, exclude=[args.csv] if args.csv else [],
-        on_record=show,
+        on_record=show, smooth=args.smooth,
     )
     if args.json:
         print(records_to_json(records))
+    reports: list = []
     if args.csv:
         write_csv(records, args.csv, class_names=predictor.class_names)
+        reports, missing = write_video_reports(records, args.csv, class_names=predictor.class_names)
+        if missing:
+            print(missing, file=sys.stderr)
+    if args.summary:
+        tracks = [s for r in records for s in summarize_tracks(r, class_names=predictor.class_names)]
+        print(format_summaries(tracks) if tracks else "no face track in any video", file=sys.stderr if args.json else sys.stdout)
     failed = sum(r.failed for r in records)
     faces = sum(len(r.faces) for r in records)
     summary = f"{len(records)} input{'s' if len(records) != 1 else ''}, {faces} face{'s' if faces != 1 else ''}, {failed} failed"
     if args.csv:
-        summary += f"; rows in {args.csv}"
+        summary += f"; rows in {args.csv}" + (f" and {len(reports)} summary file(s) beside it" if reports else "")
     if args.annotate:
         summary += f"; annotated copies in {args.annotate}"
     print(summary, file=sys.stderr)
@@ -141,12 +159,15 @@ def _predictor(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Predi
 def _check_before_work(args: argparse.Namespace, predictor: object) -> None:
     """Usage errors that would otherwise surface per file or after the whole run: an unknown
     detector (built now, once) and a ``--csv`` path that is a folder or lies under a file."""
+    import math
     from pathlib import Path
 
     from fer_nla.errors import InputError
 
     if not args.faces_cropped:
         predictor.detector  # noqa: B018 - builds it: an unknown name or a broken cascade stops here, exit 2
+    if args.smooth is not None and not (math.isfinite(args.smooth) and args.smooth > 0):
+        raise InputError(f"--smooth {args.smooth:g}: give a positive number of seconds (e.g. --smooth 0.5), or leave it out")
     if args.csv:
         target = Path(args.csv)
         if target.is_dir():

@@ -9,6 +9,7 @@ frames; ..."); with ``strict`` that note is its ``error`` too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from fer_nla.predict.inputs import (
 )
 from fer_nla.predict.predictor import Predictor
 from fer_nla.predict.records import NO_FACE_NOTE, FileRecord, Predictions, SampledFrame
+from fer_nla.predict.smoothing import TrackSmoother
 from fer_nla.predict.tracking import FaceTracker
 
 MAX_DRAWN_FRAMES = 300  # frames of an animated image's annotated copy (held in memory until written)
@@ -55,6 +57,8 @@ class _Item:
     crops: list[np.ndarray]
     frame: SampledFrame | None = None  # None: a photo
     tracks: list[int] | None = None  # a video frame's faces: their track ids
+    smoother: TrackSmoother | None = None  # --smooth: the video's per-track moving average
+    clock: float = 0.0  # the frame's time in seconds (for the smoother)
     image: np.ndarray | None = None  # kept only when annotating
     sink: Callable[[np.ndarray], object] | None = None
 
@@ -64,7 +68,12 @@ class _FaceQueue:
     """Collects faces across files and classifies them once ``batch_size`` are waiting."""
 
     predictor: Predictor
+    smooth: float | None = None  # seconds: each video gets a TrackSmoother
     items: list[_Item] = field(default_factory=list)
+
+    def video_state(self) -> tuple[FaceTracker, TrackSmoother | None]:
+        """A new video's tracker, and its smoother under ``smooth``."""
+        return FaceTracker(), None if self.smooth is None else TrackSmoother(self.smooth)
 
     def add(self, item: _Item) -> None:
         self.items.append(item)
@@ -81,7 +90,10 @@ class _FaceQueue:
         probs, offset = self.predictor.probabilities([crop for item in items for crop in item.crops]), 0
         for item in items:
             frame, time = (item.frame.frame, item.frame.time) if item.frame is not None else (None, None)
-            faces = face_predictions(item.boxes, probs[offset:offset + len(item.boxes)],
+            rows = probs[offset:offset + len(item.boxes)]
+            if item.smoother is not None and item.tracks:
+                rows = np.stack([item.smoother.smooth(t, item.clock, row) for t, row in zip(item.tracks, rows)])
+            faces = face_predictions(item.boxes, rows,
                                      class_names=self.predictor.class_names, frame=frame, time=time,
                                      track_ids=item.tracks)
             offset += len(item.boxes)
@@ -102,6 +114,7 @@ def predict_files(
     strict: bool = False,
     exclude: Sequence[str | Path] = (),
     on_record: Callable[[FileRecord], object] | None = None,
+    smooth: float | None = None,
 ) -> Predictions:
     """One record per file under ``paths`` (folders recursively, videos every ``every``-th
     frame), plus one per path that is missing or an empty folder (``error`` set), as a
@@ -119,10 +132,14 @@ def predict_files(
     :func:`fer_nla.predict.annotate.plan_annotated_paths`); it is never read as input, and it
     may not be an input or hold one (:class:`InputError`). ``exclude`` names further files and
     folders never read as inputs (the run's own outputs, e.g. its CSV file). ``on_record`` is
-    called with each record once its file is done (for progress output).
+    called with each record once its file is done (for progress output). ``smooth`` (seconds)
+    replaces each tracked video face's probabilities with their moving average over its track
+    (:class:`fer_nla.predict.smoothing.TrackSmoother`); ``None`` (default) keeps them per frame.
     """
     if every < 1:
         raise InputError(f"every must be 1 or more (predict every k-th video frame), got {every}")
+    if smooth is not None and not (isinstance(smooth, (int, float)) and math.isfinite(smooth) and smooth > 0):
+        raise InputError(f"smooth must be a positive number of seconds (or None: no smoothing), got {smooth!r}")
     out_dir = check_annotate_dir(annotate_dir, paths) if annotate_dir is not None else None
     files, problems = collect_inputs(paths, exclude=[*exclude, *([out_dir] if out_dir is not None else [])])
     targets = plan_annotated_paths(files, out_dir) if out_dir is not None else [None] * len(files)
@@ -130,7 +147,7 @@ def predict_files(
     for record in records:
         if on_record is not None:
             on_record(record)
-    queue = _FaceQueue(predictor)
+    queue = _FaceQueue(predictor, smooth=smooth)
     finished: list[FileRecord] = []
     for item, target in zip(files, targets):
         frames = 1 if item.is_video else frame_count(item.path)  # an animated GIF/WebP/APNG: a short video
@@ -191,11 +208,11 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
     the annotated copy is the same kind of animation, of its first :data:`MAX_DRAWN_FRAMES`
     sampled frames (they are held in memory until it is written)."""
     drawn: list[np.ndarray] = []
-    tracker = FaceTracker()
+    state = queue.video_state()
     for index, time, frame in iter_image_frames(item.path, every=every):
         drawing = target is not None and len(record.frames or []) < MAX_DRAWN_FRAMES
         _queue_frame(queue, record, SampledFrame(index, None if time is None else round(time, 3)), np.asarray(frame),
-                     faces_cropped=faces_cropped, sink=drawn.append if drawing else None, tracker=tracker)
+                     faces_cropped=faces_cropped, sink=drawn.append if drawing else None, state=state)
     queue.flush()
     if target is not None and drawn:
         save_animation(drawn, target)
@@ -207,15 +224,19 @@ def _queue_animation(queue: _FaceQueue, item: InputFile, record: FileRecord, *, 
 
 
 def _queue_frame(queue: _FaceQueue, record: FileRecord, sampled: SampledFrame, frame: np.ndarray, *,
-                 faces_cropped: bool, sink: Callable[[np.ndarray], object] | None, tracker: FaceTracker) -> None:
+                 faces_cropped: bool, sink: Callable[[np.ndarray], object] | None,
+                 state: tuple[FaceTracker, TrackSmoother | None]) -> None:
     """Lists one sampled frame of a video or animation in ``record.frames`` and queues its faces,
-    each with its id from ``tracker`` (one per video; a video without stated frame rate is timed
-    at :data:`FALLBACK_FPS`); ``sink`` receives the frame drawn (``None``: not drawn, not held)."""
+    each with its id from the video's tracker (``state``: :meth:`_FaceQueue.video_state`; a
+    video without stated frame rate is timed at :data:`FALLBACK_FPS`); ``sink`` receives the
+    frame drawn (``None``: not drawn, not held)."""
     record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
     boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
     clock = sampled.time if sampled.time is not None else sampled.frame / FALLBACK_FPS
+    tracker, smoother = state
     tracks = tracker.update([face.box for face in boxes], time=clock)
-    queue.add(_Item(record, boxes, crops, frame=sampled, tracks=tracks, image=frame if sink else None, sink=sink))
+    queue.add(_Item(record, boxes, crops, frame=sampled, tracks=tracks, smoother=smoother, clock=clock,
+                    image=frame if sink else None, sink=sink))
 
 
 def _frames(count: int) -> str:
@@ -231,10 +252,10 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, ever
     try:
         if target is not None:
             writer = AnnotatedVideo(target, fps=info.fps / every, width=info.width, height=info.height)
-        frames, tracker = iter_frames(capture, every=every), FaceTracker()
+        frames, state = iter_frames(capture, every=every), queue.video_state()
         for index, frame in frames:
             _queue_frame(queue, record, SampledFrame(index, info.time_of(index)), frame, faces_cropped=faces_cropped,
-                         sink=writer.write if writer else None, tracker=tracker)
+                         sink=writer.write if writer else None, state=state)
         queue.flush()  # this video's frames are drawn before its writer closes
     finally:
         capture.release()
