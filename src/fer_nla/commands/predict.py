@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from fer_nla.predict.predictor import Predictor
 
 EXIT_SOME_FAILED = 1  # some inputs failed (each is reported in its record); 2 is a usage error
+EXIT_INTERRUPTED = 130  # Ctrl-C stopped a run over files (the shell's 128 + SIGINT); a camera or stream run ends so: 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,11 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "  fer-nla predict photo.jpg\n"
             "  fer-nla predict --checkpoint runs/raf/best.pt photos/ party.jpg --annotate out/\n"
             "  fer-nla predict --checkpoint runs/raf/best.pt clip.mp4 --every 10 --csv clip.csv\n"
+            "  fer-nla predict --camera 0 --fps 5 --csv live.csv      (Ctrl-C ends it; the CSV is still written)\n"
+            "  fer-nla predict rtsp://192.168.1.20:554/stream --duration 60 --summary\n"
             "  fer-nla predict --backend onnx --checkpoint model.onnx crops/ --faces-cropped --json"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, video files or folders")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="image files, video files, folders, or stream URLs (rtsp://, http:// MJPEG, ...)")
+    parser.add_argument("--camera", metavar="N", help="read camera N live (0: the first; or a device path such as "
+                        "/dev/video2); Ctrl-C or --duration ends it")
+    parser.add_argument("--fps", type=float, metavar="RATE",
+                        help="videos, streams and cameras: classify about RATE frames per second (instead of --every)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="read each video, stream or camera for at most SECONDS (a live source's clock)")
+    parser.add_argument("--show", action="store_true",
+                        help="show video frames with their boxes and labels in a window as they are classified (needs "
+                             "a display and the desktop OpenCV, opencv-python); q or Esc ends the run")
     add_model_arguments(parser, checkpoint_help="a fer-nla checkpoint (best.pt) or an exported .onnx model")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                         help="torch (the train extra) or onnx (onnxruntime, no PyTorch); auto: onnx for .onnx files and built-in "
@@ -83,8 +96,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fer_nla.inference.scoring import parse_prior
+    from fer_nla.predict.display import Window
     from fer_nla.predict.files import predict_files
-    from fer_nla.predict.inputs import quiet_video_decoder_logs
+    from fer_nla.predict.inputs import (
+        camera_source,
+        is_stream,
+        live_input,
+        quiet_video_decoder_logs,
+    )
     from fer_nla.predict.records import FileRecord, records_to_json, write_csv
     from fer_nla.predict.summary import (
         format_summaries,
@@ -99,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         "min_face_size": args.min_face_size, "prior": parse_prior(args.prior), "calibrated": not args.uncalibrated,
     }
     predictor, label = _predictor(args, options)
+    live_only = all(is_stream(p) for p in args.paths)  # Ctrl-C is how a camera or stream run ends: exit 0
     _check_before_work(args, predictor)
     scoring = "calibrated" if not args.uncalibrated else "uncalibrated"
     print(f"model: {label}; prior {args.prior.strip().lower() if ',' not in args.prior else 'as given'}, {scoring}",
@@ -118,11 +138,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{record.file}: {record.note}")
 
     quiet_video_decoder_logs()  # a damaged video is reported in its record, not in FFmpeg's words
-    records = predict_files(
-        predictor, args.paths, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
-        no_face_is_error=args.no_face_is_error, strict=args.strict, exclude=[args.csv] if args.csv else [],
-        on_record=show, smooth=args.smooth,
-    )
+    inputs = [*args.paths, *([live_input(camera_source(args.camera))] if args.camera is not None else [])]
+    window = Window() if args.show else None
+    try:
+        records = predict_files(
+            predictor, inputs, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
+            no_face_is_error=args.no_face_is_error, strict=args.strict, exclude=[args.csv] if args.csv else [],
+            on_record=show, smooth=args.smooth, fps=args.fps, duration=args.duration, show=window,
+        )
+    finally:
+        if window is not None:
+            window.close()
     if args.json:
         print(records_to_json(records))
     reports: list = []
@@ -141,8 +167,12 @@ def run(args: argparse.Namespace) -> int:
         summary += f"; rows in {args.csv}" + (f" and {len(reports)} summary file(s) beside it" if reports else "")
     if args.annotate:
         summary += f"; annotated copies in {args.annotate}"
+    if records.interrupted:
+        summary += "; ended by Ctrl-C (what was read by then is kept)"
     print(summary, file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else 0
+    if failed:
+        return EXIT_SOME_FAILED
+    return EXIT_INTERRUPTED if records.interrupted and not live_only else 0
 
 
 def _predictor(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Predictor, str]:
@@ -166,6 +196,17 @@ def _check_before_work(args: argparse.Namespace, predictor: object) -> None:
 
     if not args.faces_cropped:
         predictor.detector  # noqa: B018 - builds it: an unknown name or a broken cascade stops here, exit 2
+    if not args.paths and args.camera is None:
+        raise InputError("nothing to predict on: give image or video files, folders, stream URLs, or --camera N")
+    if args.show:
+        from fer_nla.predict.display import check_display
+
+        check_display()
+    for flag, value in (("--fps", args.fps), ("--duration", args.duration)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{flag} {value:g}: give a positive number, or leave it out")
+    if args.fps is not None and args.every != 1:
+        raise InputError("give --every K (every K-th frame) or --fps RATE (frames per second), not both")
     if args.smooth is not None and not (math.isfinite(args.smooth) and args.smooth > 0):
         raise InputError(f"--smooth {args.smooth:g}: give a positive number of seconds (e.g. --smooth 0.5), or leave it out")
     if args.csv:

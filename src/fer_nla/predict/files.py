@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic
 
 import cv2
 import numpy as np
@@ -33,6 +34,8 @@ from fer_nla.predict.detectors import CROP_HINT_SIDE
 from fer_nla.predict.inputs import (
     FALLBACK_FPS,
     InputFile,
+    VideoFrames,
+    VideoInfo,
     collect_inputs,
     iter_frames,
     open_video,
@@ -86,18 +89,23 @@ class _FaceQueue:
         self.items = [i for i in self.items if i.record is not record]
 
     def flush(self) -> None:
-        items, self.items = self.items, []
+        """Classifies the waiting faces and adds them to their records, then draws the frames
+        (a sink that raises, a window closed with q, loses drawings, never predictions)."""
+        items = self.items
         probs, offset = self.predictor.probabilities([crop for item in items for crop in item.crops]), 0
+        self.items = []
+        drawn = []
         for item in items:
             frame, time = (item.frame.frame, item.frame.time) if item.frame is not None else (None, None)
             rows = probs[offset:offset + len(item.boxes)]
             if item.smoother is not None and item.tracks:
                 rows = np.stack([item.smoother.smooth(t, item.clock, row) for t, row in zip(item.tracks, rows)])
-            faces = face_predictions(item.boxes, rows,
-                                     class_names=self.predictor.class_names, frame=frame, time=time,
+            faces = face_predictions(item.boxes, rows, class_names=self.predictor.class_names, frame=frame, time=time,
                                      track_ids=item.tracks)
             offset += len(item.boxes)
             item.record.faces.extend(faces)
+            drawn.append(faces)
+        for item, faces in zip(items, drawn):
             if item.sink is not None and item.image is not None:
                 caption = NO_FACE_NOTE if not faces and item.frame is None else None  # photos only
                 item.sink(draw_faces(item.image, faces, caption=caption))
@@ -105,7 +113,7 @@ class _FaceQueue:
 
 def predict_files(
     predictor: Predictor,
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | InputFile],
     *,
     every: int = 1,
     faces_cropped: bool = False,
@@ -115,6 +123,9 @@ def predict_files(
     exclude: Sequence[str | Path] = (),
     on_record: Callable[[FileRecord], object] | None = None,
     smooth: float | None = None,
+    fps: float | None = None,
+    duration: float | None = None,
+    show: Callable[[np.ndarray], object] | None = None,
 ) -> Predictions:
     """One record per file under ``paths`` (folders recursively, videos every ``every``-th
     frame), plus one per path that is missing or an empty folder (``error`` set), as a
@@ -135,9 +146,23 @@ def predict_files(
     called with each record once its file is done (for progress output). ``smooth`` (seconds)
     replaces each tracked video face's probabilities with their moving average over its track
     (:class:`fer_nla.predict.smoothing.TrackSmoother`); ``None`` (default) keeps them per frame.
+
+    Stream URLs (``rtsp://``, ``http://`` MJPEG, ...) in ``paths`` are read live, as is a camera
+    given as :func:`fer_nla.predict.inputs.live_input` (``live_input(0)``); their times are
+    seconds on the clock since they opened. ``fps`` samples about that many frames per second
+    (instead of ``every``), ``duration`` stops each video after that many seconds (of its own
+    time; a live source's clock). Ctrl-C ends the run cleanly: the video being read keeps the
+    frames classified so far (its note says so), the files not reached get no record, and the
+    result's ``interrupted`` is True. ``show`` receives each video frame drawn (a window).
     """
     if every < 1:
         raise InputError(f"every must be 1 or more (predict every k-th video frame), got {every}")
+    for name, value in (("fps", fps), ("duration", duration)):
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number (or None), got {value!r}")
+    if fps is not None and every != 1:
+        raise InputError("give every (every k-th frame) or fps (frames per second), not both")
+    sampling = _Sampling(every, fps, duration)
     if smooth is not None and not (isinstance(smooth, (int, float)) and math.isfinite(smooth) and smooth > 0):
         raise InputError(f"smooth must be a positive number of seconds (or None: no smoothing), got {smooth!r}")
     out_dir = check_annotate_dir(annotate_dir, paths) if annotate_dir is not None else None
@@ -149,13 +174,15 @@ def predict_files(
             on_record(record)
     queue = _FaceQueue(predictor, smooth=smooth)
     finished: list[FileRecord] = []
+    result = Predictions(records)
     for item, target in zip(files, targets):
         frames = 1 if item.is_video else frame_count(item.path)  # an animated GIF/WebP/APNG: a short video
-        record = FileRecord(str(item.path), frames=[] if item.is_video or frames > 1 else None)
+        record = FileRecord(item.label, frames=[] if item.is_video or frames > 1 else None)
         records.append(record)
         try:
             if item.is_video:
-                partial = _queue_video(queue, item, record, every=every, faces_cropped=faces_cropped, target=target)
+                partial, result.interrupted = _queue_video(queue, item, record, sampling=sampling, target=target,
+                                                           faces_cropped=faces_cropped, show=show)
                 if partial is not None and strict:
                     record.error = partial
             elif frames > 1:
@@ -168,12 +195,18 @@ def predict_files(
             record.faces.clear()
             record.frames = [] if record.frames is not None else None
             record.error = str(err) or type(err).__name__
+        except KeyboardInterrupt:  # between a video's frames it is caught there; here: an image, an animation
+            result.interrupted = True
+            record.note = "ended by Ctrl-C"
         finished.append(record)
         if not queue.items:
             _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
+        if result.interrupted:
+            break
     queue.flush()
     _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
-    return Predictions(records)
+    result[:] = records
+    return result
 
 
 def _finish(records: list[FileRecord], *, no_face_is_error: bool, on_record: Callable[[FileRecord], object] | None) -> None:
@@ -243,29 +276,73 @@ def _frames(count: int) -> str:
     return f"{count} frame{'s' if count != 1 else ''}"
 
 
-def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, every: int, faces_cropped: bool,
-                 target: Path | None) -> str | None:
-    """Queues the sampled frames of a video (each one listed in ``record.frames``) and sets its
-    notes; returns the partial-read note (``"read 3 of 10 frames; ..."``) or ``None``."""
-    capture, info = open_video(item.path)
-    writer = None
+@dataclass(frozen=True)
+class _Sampling:
+    """Which video frames are read: every ``every``-th, or about ``fps`` per second (by their
+    times), for at most ``duration`` seconds (``None``: to the end, or Ctrl-C for a live source)."""
+
+    every: int = 1
+    fps: float | None = None
+    duration: float | None = None
+
+    def step(self, info: VideoInfo) -> int:
+        """The frame step for a file: ``every``, or the stated frame rate over ``fps``."""
+        return self.every if self.fps is None else max(1, round(info.fps / self.fps))
+
+
+def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, sampling: _Sampling,
+                 faces_cropped: bool, target: Path | None, show: Callable[[np.ndarray], object] | None = None,
+                 ) -> tuple[str | None, bool]:
+    """Queues the sampled frames of a video, stream or camera (each one listed in
+    ``record.frames``) and sets its notes; returns the partial-read note (``"read 3 of 10 frames;
+    ..."``) or ``None``, and whether Ctrl-C ended it. A live source is timed by the clock from
+    its opening, sampled by time under ``fps``, and classified frame by frame (no batching across
+    frames: its records and ``show`` keep up with it)."""
+    capture, info = open_video(item.source if item.live else item.path)
+    step = sampling.step(info)
+    writer, interrupted, started = None, False, monotonic()
     try:
         if target is not None:
-            writer = AnnotatedVideo(target, fps=info.fps / every, width=info.width, height=info.height)
-        frames, state = iter_frames(capture, every=every), queue.video_state()
-        for index, frame in frames:
-            _queue_frame(queue, record, SampledFrame(index, info.time_of(index)), frame, faces_cropped=faces_cropped,
-                         sink=writer.write if writer else None, state=state)
+            writer = AnnotatedVideo(target, fps=sampling.fps or info.fps / step, width=info.width, height=info.height)
+        sinks = [s for s in (writer.write if writer else None, show) if s is not None]
+        frames, state, due = iter_frames(capture, every=1 if item.live else step), queue.video_state(), 0.0
+        try:
+            for index, frame in frames:
+                time = round(monotonic() - started, 3) if item.live else info.time_of(index)
+                clock = time if time is not None else index / FALLBACK_FPS
+                if sampling.duration is not None and clock > sampling.duration:
+                    break
+                if item.live and (clock < due if sampling.fps else index % step):
+                    continue
+                due = max(due + 1.0 / sampling.fps, clock) if sampling.fps else due
+                _queue_frame(queue, record, SampledFrame(index, time), frame, faces_cropped=faces_cropped,
+                             sink=(lambda drawn: [sink(drawn) for sink in sinks]) if sinks else None, state=state)
+                if item.live:
+                    queue.flush()
+        except KeyboardInterrupt:
+            interrupted = True
         queue.flush()  # this video's frames are drawn before its writer closes
     finally:
         capture.release()
         if writer is not None:
             writer.close()
-    if frames.sampled == 0:
+    return _video_notes(item, record, frames, info, interrupted=interrupted, seconds=monotonic() - started), interrupted
+
+
+def _video_notes(item: InputFile, record: FileRecord, frames: VideoFrames, info: VideoInfo, *, interrupted: bool,
+                 seconds: float) -> str | None:
+    """Sets a video's note (no face; read in part; ended by Ctrl-C) and returns the partial-read
+    note; :class:`InputError` when no frame could be read."""
+    if frames.sampled == 0 and not interrupted:
+        if item.live:
+            raise InputError(f"{item.label}: no frame came from it; check that it is sending video")
         stated = f" (its container states {info.frame_count} frames)" if info.frame_count else ""
         raise InputError(f"{item.path}: no frame of the video could be decoded{stated}; it is truncated, "
                          "damaged or in a codec this OpenCV build cannot decode")
-    partial = frames.shortfall(info.frame_count)
-    notes = [] if record.faces else [f"{NO_FACE_NOTE} in {_frames(frames.sampled)} read"]
+    partial = None if interrupted or item.live else frames.shortfall(info.frame_count)
+    read = len(record.frames or [])
+    notes = [] if record.faces else [f"{NO_FACE_NOTE} in {_frames(read)} read"]
+    if interrupted:
+        notes.append(f"ended by Ctrl-C after {seconds:.1f} s ({_frames(read)} classified)")
     record.note = "; ".join([*notes, *([partial] if partial else [])]) or None
     return partial

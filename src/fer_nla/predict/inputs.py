@@ -30,13 +30,56 @@ PREDICT_FIX = (
 )
 
 
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
 @dataclass(frozen=True)
 class InputFile:
-    """One file to predict on, and the relative path its annotated copy gets (see :func:`collect_inputs`)."""
+    """One file to predict on, and the relative path its annotated copy gets (see :func:`collect_inputs`).
+
+    A live source (a stream URL, a camera) has ``source`` set: the URL, or the camera's index
+    (int) or device path; ``path`` is then only a name (its record's ``file`` is :attr:`label`).
+    """
 
     path: Path
     is_video: bool
     output_name: Path
+    source: str | int | None = None
+
+    @property
+    def live(self) -> bool:
+        """A stream or camera: read as it comes, timed by the clock, ended by --duration or Ctrl-C."""
+        return self.source is not None
+
+    @property
+    def label(self) -> str:
+        """What the records call it: the file's path, the stream's URL, ``camera 0``."""
+        if self.source is None:
+            return str(self.path)
+        return str(self.source) if is_stream(self.source) else f"camera {self.source}"
+
+
+def is_stream(text: str | Path) -> bool:
+    """Whether a command-line input names a network stream (``rtsp://``, ``http://`` MJPEG, ...)."""
+    return isinstance(text, str) and text.lower().startswith(STREAM_SCHEMES)  # a Path has lost its '//' 
+
+
+def camera_source(text: str) -> int | str:
+    """``--camera``'s value as OpenCV takes it: an index (``"0"`` -> 0) or a device path."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() else text
+
+
+def live_input(source: str | int) -> InputFile:
+    """The :class:`InputFile` of a stream URL or a camera (an index such as ``0``, or a device
+    path such as ``/dev/video2``); its annotated copy is named after it (``camera-0.mp4``,
+    ``stream-HOST-PATH.mp4``)."""
+    if isinstance(source, int) or not is_stream(source):
+        name = f"camera-{source}".replace("/", "_")
+    else:
+        rest = str(source).split("://", 1)[1].split("?", 1)[0]
+        name = "stream-" + "".join(c if c.isalnum() or c in "-." else "_" for c in rest).strip("_")
+    return InputFile(Path(name[:120] + ".mp4"), True, Path(name[:120] + ".mp4"), source=source)
 
 
 @dataclass(frozen=True)
@@ -48,7 +91,7 @@ class InputProblem:
 
 
 def collect_inputs(
-    paths: Sequence[str | Path], *, exclude: Sequence[str | Path] = ()
+    paths: Sequence[str | Path | InputFile], *, exclude: Sequence[str | Path] = ()
 ) -> tuple[list[InputFile], list[InputProblem]]:
     """The files under ``paths`` (folders walked recursively in sorted order, system files and
     folders skipped), and the paths that gave none. A file named on the command line is kept
@@ -66,7 +109,14 @@ def collect_inputs(
     excluded = {Path(p).resolve() for p in exclude}
     named: list[tuple[Path, list[Path]]] = []
     problems: list[InputProblem] = []
+    live: list[InputFile] = []
     for raw in paths:
+        if isinstance(raw, InputFile):  # a live input already made (a camera: live_input(0))
+            live.append(raw)
+            continue
+        if is_stream(raw):
+            live.append(live_input(str(raw)))
+            continue
         path = Path(raw)
         if path.is_dir():
             found = _walk(path, excluded)
@@ -79,7 +129,7 @@ def collect_inputs(
             problems.append(InputProblem(path, f"{path} does not exist; check the path"))
     base = _common_parent([path for path, _ in named])
     files = [InputFile(p, _is_video(p), _output_name(p, path, base)) for path, found in named for p in found]
-    return files, problems
+    return files + live, problems
 
 
 def _walk(folder: Path, excluded: set[Path]) -> list[Path]:
@@ -148,11 +198,18 @@ class VideoInfo:
         return round(index / self.fps, 3) if self.fps_stated else None
 
 
-def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
-    """An opened ``cv2.VideoCapture`` and its properties; :class:`InputError` when OpenCV cannot open it."""
-    capture = cv2.VideoCapture(str(path))
+def open_video(path: str | Path | int) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """An opened ``cv2.VideoCapture`` and its properties; :class:`InputError` when OpenCV cannot
+    open it. ``path`` is a file, a stream URL or a camera's index (int)."""
+    capture = cv2.VideoCapture(path if isinstance(path, int) else str(path))
     if not capture.isOpened():
         capture.release()
+        if isinstance(path, int) or str(path).startswith("/dev/"):
+            raise InputError(f"camera {path} cannot be opened: no such camera, or another program holds it "
+                             "(list cameras with: ls /dev/video*; on macOS and Windows try --camera 1)")
+        if is_stream(str(path)):
+            raise InputError(f"{path} cannot be opened as a stream: the server did not answer, or sent nothing "
+                             "OpenCV's FFmpeg can decode; check the URL in a video player (ffplay, VLC)")
         raise InputError(f"{path} cannot be opened as a video (unsupported codec or damaged file)")
     fps = capture.get(cv2.CAP_PROP_FPS)
     stated = bool(fps and math.isfinite(fps) and fps > 0)
@@ -218,7 +275,11 @@ def iter_frames(capture: cv2.VideoCapture, *, every: int = 1) -> VideoFrames:
 
 
 def quiet_video_decoder_logs() -> None:
-    """Keep FFmpeg's own decoder messages (``[mjpeg @ 0x...] overread 8``) off stderr: a damaged
-    video is reported once, in its record. Sets ``OPENCV_FFMPEG_LOGLEVEL`` for this process
-    unless the user set it (OpenCV reads it when it opens its first video), so call it first."""
+    """Keep FFmpeg's own decoder messages (``[mjpeg @ 0x...] overread 8``) and OpenCV's capture
+    warnings (``[ WARN:0] ... can't open camera by index``) off stderr: a damaged video or a
+    missing camera is reported once, in its record. Sets ``OPENCV_FFMPEG_LOGLEVEL`` for this
+    process and OpenCV's log level to errors, unless the user set ``OPENCV_FFMPEG_LOGLEVEL`` /
+    ``OPENCV_LOG_LEVEL`` (OpenCV reads the first when it opens its first video), so call it first."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

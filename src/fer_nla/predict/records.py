@@ -149,7 +149,10 @@ def _csv_rows(record: FileRecord, class_names: Sequence[str]) -> list[list[objec
 
 class Predictions(list):
     """The records :func:`fer_nla.predict.predict_files` returns: a ``list`` of
-    :class:`FileRecord` that also converts to a table."""
+    :class:`FileRecord` that also converts to a table. ``interrupted``: Ctrl-C ended the run
+    (the records hold what was done by then)."""
+
+    interrupted: bool = False
 
     def to_pandas(self, *, class_names: Sequence[str] | None = None) -> Any:
         """A ``pandas.DataFrame`` with the CSV's rows and columns (:func:`write_csv`): ``file,
