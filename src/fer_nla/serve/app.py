@@ -28,6 +28,7 @@ from fer_nla import __version__
 from fer_nla.predict.predictor import Predictor
 from fer_nla.serve.docs import add_local_docs, local_swagger_ui
 from fer_nla.serve.inference import warm_up
+from fer_nla.serve.live import LiveTracks
 from fer_nla.serve.model import identify_model, load_predictor
 from fer_nla.serve.routes import ServeState, router
 from fer_nla.serve.runner import InferenceQueue, Places
@@ -66,7 +67,7 @@ def create_app(settings: ServeSettings | None = None, *,
         model = identify_model(settings, predictor)
         queue = InferenceQueue(threads=settings.threads, capacity=settings.capacity)
         app.state.serve = ServeState(settings=settings, predictor=predictor, model=model, queue=queue,
-                                     uploads=Places(settings.max_uploads))
+                                     uploads=Places(settings.max_uploads), live=LiveTracks())
         LOG.info("fer-nla %s serving %s (%s) in process %d", __version__, model.name, model.version, os.getpid())
         try:
             yield

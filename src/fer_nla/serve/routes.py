@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -19,7 +19,14 @@ from starlette.requests import ClientDisconnect
 from fer_nla import __version__
 from fer_nla.builtin import builtin_models, describe_builtin
 from fer_nla.predict.predictor import Predictor
-from fer_nla.serve.inference import IMAGE_TYPES, Prediction, annotated_image, prediction_json, run_prediction
+from fer_nla.serve.inference import (
+    IMAGE_TYPES,
+    Prediction,
+    annotated_image,
+    prediction_json,
+    run_prediction,
+)
+from fer_nla.serve.live import LiveTracks, check_stream_id
 from fer_nla.serve.model import ModelIdentity
 from fer_nla.serve.runner import InferenceQueue, InferenceTimeout, Places, QueueFull
 from fer_nla.serve.settings import ServeSettings
@@ -54,13 +61,15 @@ router = APIRouter()
 @dataclass
 class ServeState:
     """What one worker process holds: its ``settings``, the ``predictor`` (loaded once), the
-    served ``model``'s identity, the bounded inference ``queue`` and the ``uploads`` being read."""
+    served ``model``'s identity, the bounded inference ``queue``, the ``uploads`` being read and
+    the face tracks of ``live`` streams (the page's camera mode)."""
 
     settings: ServeSettings
     predictor: Predictor
     model: ModelIdentity
     queue: InferenceQueue
     uploads: Places
+    live: LiveTracks = field(default_factory=LiveTracks)
 
 
 def _state(request: Request) -> ServeState:
@@ -82,13 +91,21 @@ async def predict(
     annotate: bool = Query(False, description="answer with the photo, faces drawn on it, instead of JSON"),
     image_format: str | None = Query(None, alias="format", description="annotated image: png or jpeg "
                                      "(default: jpeg for a JPEG upload, else png)"),
+    stream: str | None = Query(None, description="a live client's stream id (letters, digits, - and _): the photo "
+                               "is the stream's next frame, and each face gets a track_id kept from frame to frame"),
+    t: float | None = Query(None, ge=0, description="with stream: the frame's time in seconds (default: the "
+                            "server's clock since the stream began)"),
 ) -> Response:
     """The faces in the photo (the multipart field ``file``, or the raw body) with their boxes
     ``[x, y, w, h]`` in its pixels, detector scores, labels and class probabilities, the model's
-    name and version, and the photo's size; with ``annotate=1`` the photo with the faces drawn."""
+    name and version, and the photo's size; with ``annotate=1`` the photo with the faces drawn.
+    With ``stream=ID`` the photo is a live stream's next frame: each face also gets ``frame``,
+    ``time`` and ``track_id`` (:class:`~fer_nla.serve.live.LiveTracks`)."""
     state = _state(request)
     settings = state.settings
     chosen = _image_format(image_format)  # checked also without annotate: a typo is never ignored
+    if stream is not None and (problem := check_stream_id(stream)):
+        raise HTTPException(422, problem)
     loop = asyncio.get_running_loop()
     upload = await _receive(request, state)
     queued_from = loop.time()
@@ -101,6 +118,8 @@ async def predict(
         def work() -> tuple[Prediction, tuple[bytes, str] | None, float]:
             started = loop.time()  # read-only use of the loop's monotonic clock from the thread
             prediction = run_prediction(state.predictor, upload, max_pixels=settings.max_pixels)
+            if stream is not None:
+                state.live.follow(stream, prediction.faces, t=t)
             return prediction, annotated_image(prediction, image_format=chosen) if annotate else None, started
 
         prediction, picture, started = await state.queue.run(ticket, work, timeout=deadline - loop.time())
