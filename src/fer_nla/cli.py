@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = spell_options(worker_message(str(err)), getattr(args, "spelling", None) or {})
         print(f"fer-nla {args.command}: error: {shorten_lines(message)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one where no command catches it: one line, no traceback
+        resume = " (its last finished epoch is saved: go on with --resume)" if args.command == "train" else ""
+        print(f"fer-nla {args.command}: stopped by Ctrl-C{resume}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
     except BrokenPipeError:  # output piped into `head` that closed early: not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again

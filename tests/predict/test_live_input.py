@@ -201,3 +201,15 @@ def test_a_camera_that_is_not_there_is_one_failed_record(capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert "camera 97 cannot be opened: no such camera, or another program holds it" in err
     assert "WARN" not in err  # OpenCV's own capture warnings stay off stderr
+
+
+def test_a_ctrl_c_no_command_catches_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    from fer_nla.commands import predict as command
+
+    def interrupted(args):  # noqa: ANN001 - the command's namespace
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "run", interrupted)  # the parser is built in main(), after this
+    assert main(["predict", "x.jpg"]) == 130
+    assert capsys.readouterr().err == "fer-nla predict: stopped by Ctrl-C\n"
