@@ -44,8 +44,9 @@ def _which(names: tuple[str, ...]) -> str | None:
     return next((path for path in map(shutil.which, names) if path), None)
 
 
-@pytest.fixture(scope="module")
-def browser():
+def start_chromium(*flags: str) -> webdriver.Chrome:
+    """Headless Chromium driven by selenium, with ``flags`` added; skips the test, saying why,
+    where Chromium or its driver is absent or does not start."""
     binary, driver = _which(BROWSERS), _which(DRIVERS)
     if binary is None or driver is None:
         pytest.skip(f"headless Chromium needs {'chromium' if binary is None else 'chromium-driver'} "
@@ -53,12 +54,17 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1400,1000", "--disable-extensions"):
+                 "--window-size=1400,1000", "--disable-extensions", *flags):
         options.add_argument(flag)
     try:
-        chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+        return webdriver.Chrome(options=options, service=Service(executable_path=driver))
     except WebDriverException as err:
         pytest.skip(f"Chromium at {binary} did not start with {driver}: {err.msg}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chrome = start_chromium()
     yield chrome
     chrome.quit()
 

@@ -11,22 +11,15 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'fer-nla[serve]'")
 pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
 
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from serve_helpers import serving  # noqa: E402
-from test_page_browser import BROWSERS, DRIVERS, _which  # noqa: E402
+from test_page_browser import server, start_chromium  # noqa: E402, F401 - server: the page's uvicorn fixture
 
-from fer_nla.serve import ServeSettings  # noqa: E402
-from fer_nla.serve.app import create_app  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "predict"))
 from test_tracking import crossing_clip  # noqa: E402
@@ -50,31 +43,12 @@ def write_y4m(video: Path, target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def camera_browser(tmp_path_factory: pytest.TempPathFactory):
-    binary, driver = _which(BROWSERS), _which(DRIVERS)
-    if binary is None or driver is None:
-        pytest.skip(f"headless Chromium needs {'chromium' if binary is None else 'chromium-driver'} "
-                    "(Debian: apt-get install chromium chromium-driver; .ci/run installs both)")
     folder = tmp_path_factory.mktemp("camera")
     clip = write_y4m(crossing_clip(folder / "cross.avi"), folder / "cross.y4m")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1400,1000", "--disable-extensions", "--use-fake-device-for-media-stream",
-                 "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={clip}"):
-        options.add_argument(flag)
-    try:
-        chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    except WebDriverException as err:
-        pytest.skip(f"Chromium at {binary} did not start with {driver}: {err.msg}")
+    chrome = start_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                            f"--use-file-for-fake-video-capture={clip}")
     yield chrome
     chrome.quit()
-
-
-@pytest.fixture(scope="module")
-def server(builtin_predictor):
-    app = create_app(ServeSettings(), predictor_factory=lambda settings: builtin_predictor)
-    with serving(app) as (host, port):
-        yield f"http://{host}:{port}"
 
 
 @pytest.mark.slow
@@ -90,10 +64,12 @@ def test_the_camera_mode_draws_each_face_with_its_track_and_keeps_a_card_per_tra
     assert button.text == "Stop camera"
     boxes = [int(canvas.get_attribute("data-boxes"))]
     WebDriverWait(camera_browser, 30).until(lambda b: int(canvas.get_attribute("data-boxes")) == 2)
-    cards = camera_browser.find_elements(By.CSS_SELECTOR, "#faces li.face.live")
-    assert len(cards) >= 2 and all(c.get_attribute("data-track").isdigit() for c in cards)
-    history = cards[0].find_elements(By.CSS_SELECTOR, ".history span")
-    assert 1 <= len(history) <= 24 and history[0].get_attribute("title") in ("happiness", "neutral", "surprise")
+    cards = camera_browser.execute_script(  # read at once: the page redraws the cards with each frame
+        "return [...document.querySelectorAll('#faces li.face.live')].map((card) => "
+        "[card.dataset.track, [...card.querySelectorAll('.history span')].map((cell) => cell.title)]);")
+    assert len(cards) >= 2 and all(track.isdigit() for track, _ in cards)
+    history = cards[0][1]
+    assert 1 <= len(history) <= 24 and history[0] in ("happiness", "neutral", "surprise")
     assert camera_browser.find_element(By.ID, "status").text.startswith("Live: ")
     assert canvas.get_attribute("width") == "480" and boxes[0] in (0, 1, 2)
     button.click()
