@@ -213,3 +213,29 @@ def test_a_ctrl_c_no_command_catches_is_one_line_and_status_130(monkeypatch: pyt
     monkeypatch.setattr(command, "run", interrupted)  # the parser is built in main(), after this
     assert main(["predict", "x.jpg"]) == 130
     assert capsys.readouterr().err == "fer-nla predict: stopped by Ctrl-C\n"
+
+
+@pytest.mark.slow
+def test_follow_reads_a_recording_while_it_is_being_written(frames: list[bytes], tmp_path: Path) -> None:
+    from fer_nla.predict import Predictor, predict_files
+
+    recording = tmp_path / "recording.mjpeg"
+    recording.write_bytes(frames[0])
+
+    def record() -> None:  # a recorder appending one JPEG frame every 50 ms
+        with recording.open("ab") as out:
+            for jpeg in frames[1:]:
+                time.sleep(0.05)
+                out.write(jpeg)
+                out.flush()
+
+    writer = threading.Thread(target=record)
+    writer.start()
+    try:
+        (followed,) = predict_files(Predictor(), [recording], follow=1.0)
+    finally:
+        writer.join()
+    (once,) = predict_files(Predictor(), [recording])  # the finished file, read in one pass
+    assert len(followed.frames) == len(once.frames) == len(frames) == 24
+    assert [f.frame for f in followed.frames] == list(range(24)) and followed.note is None
+    assert {f.track_id for f in followed.faces} == {0, 1}

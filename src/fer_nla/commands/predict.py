@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="videos, streams and cameras: classify about RATE frames per second (instead of --every)")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="read each video, stream or camera for at most SECONDS (a live source's clock)")
+    parser.add_argument("--follow", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                        help="read video files as recordings still being written: at the end, wait for more frames "
+                             "until none came for SECONDS (default 5); for raw MJPEG, MPEG-TS, fragmented MP4")
     parser.add_argument("--show", action="store_true",
                         help="show video frames with their boxes and labels in a window as they are classified (needs "
                              "a display and the desktop OpenCV, opencv-python); q or Esc ends the run")
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             predictor, inputs, every=args.every, faces_cropped=args.faces_cropped, annotate_dir=args.annotate,
             no_face_is_error=args.no_face_is_error, strict=args.strict, exclude=[args.csv] if args.csv else [],
             on_record=show, smooth=args.smooth, fps=args.fps, duration=args.duration, show=window,
+            follow=args.follow,
         )
     finally:
         if window is not None:
@@ -202,7 +206,7 @@ def _check_before_work(args: argparse.Namespace, predictor: object) -> None:
         from fer_nla.predict.display import check_display
 
         check_display()
-    for flag, value in (("--fps", args.fps), ("--duration", args.duration)):
+    for flag, value in (("--fps", args.fps), ("--duration", args.duration), ("--follow", args.follow)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise InputError(f"{flag} {value:g}: give a positive number, or leave it out")
     if args.fps is not None and args.every != 1:

@@ -33,6 +33,7 @@ from fer_nla.predict.annotate import (
 from fer_nla.predict.detectors import CROP_HINT_SIDE
 from fer_nla.predict.inputs import (
     FALLBACK_FPS,
+    FollowedFrames,
     InputFile,
     VideoFrames,
     VideoInfo,
@@ -126,6 +127,7 @@ def predict_files(
     fps: float | None = None,
     duration: float | None = None,
     show: Callable[[np.ndarray], object] | None = None,
+    follow: float | None = None,
 ) -> Predictions:
     """One record per file under ``paths`` (folders recursively, videos every ``every``-th
     frame), plus one per path that is missing or an empty folder (``error`` set), as a
@@ -154,15 +156,18 @@ def predict_files(
     time; a live source's clock). Ctrl-C ends the run cleanly: the video being read keeps the
     frames classified so far (its note says so), the files not reached get no record, and the
     result's ``interrupted`` is True. ``show`` receives each video frame drawn (a window).
+    ``follow`` (seconds) reads video files as recordings still being written
+    (:class:`~fer_nla.predict.inputs.FollowedFrames`): at a file's end, wait for more frames until
+    none came for that long.
     """
     if every < 1:
         raise InputError(f"every must be 1 or more (predict every k-th video frame), got {every}")
-    for name, value in (("fps", fps), ("duration", duration)):
+    for name, value in (("fps", fps), ("duration", duration), ("follow", follow)):
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive number (or None), got {value!r}")
     if fps is not None and every != 1:
         raise InputError("give every (every k-th frame) or fps (frames per second), not both")
-    sampling = _Sampling(every, fps, duration)
+    sampling = _Sampling(every, fps, duration, follow)
     if smooth is not None and not (isinstance(smooth, (int, float)) and math.isfinite(smooth) and smooth > 0):
         raise InputError(f"smooth must be a positive number of seconds (or None: no smoothing), got {smooth!r}")
     out_dir = check_annotate_dir(annotate_dir, paths) if annotate_dir is not None else None
@@ -284,6 +289,7 @@ class _Sampling:
     every: int = 1
     fps: float | None = None
     duration: float | None = None
+    follow: float | None = None  # seconds without a new frame before a growing file counts as finished
 
     def step(self, info: VideoInfo) -> int:
         """The frame step for a file: ``every``, or the stated frame rate over ``fps``."""
@@ -305,7 +311,12 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
         if target is not None:
             writer = AnnotatedVideo(target, fps=sampling.fps or info.fps / step, width=info.width, height=info.height)
         sinks = [s for s in (writer.write if writer else None, show) if s is not None]
-        frames, state, due = iter_frames(capture, every=1 if item.live else step), queue.video_state(), 0.0
+        if sampling.follow is not None and not item.live:
+            capture.release()
+            frames: VideoFrames = FollowedFrames(item.path, every=step, idle_s=sampling.follow)
+        else:
+            frames = iter_frames(capture, every=1 if item.live else step)
+        state, due = queue.video_state(), 0.0
         try:
             for index, frame in frames:
                 time = round(monotonic() - started, 3) if item.live else info.time_of(index)
@@ -339,7 +350,8 @@ def _video_notes(item: InputFile, record: FileRecord, frames: VideoFrames, info:
         stated = f" (its container states {info.frame_count} frames)" if info.frame_count else ""
         raise InputError(f"{item.path}: no frame of the video could be decoded{stated}; it is truncated, "
                          "damaged or in a codec this OpenCV build cannot decode")
-    partial = None if interrupted or item.live else frames.shortfall(info.frame_count)
+    growing = isinstance(frames, FollowedFrames)  # its container's count was stated before it grew
+    partial = None if interrupted or item.live or growing else frames.shortfall(info.frame_count)
     read = len(record.frames or [])
     notes = [] if record.faces else [f"{NO_FACE_NOTE} in {_frames(read)} read"]
     if interrupted:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from fer_nla.errors import InputError
 from fer_nla.image_files import decode_image, is_system_file
 
 FALLBACK_FPS = 25.0  # the frame rate assumed where a video's container states none
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
+                            ".ts", ".mts", ".m2ts", ".mjpeg", ".mjpg"})
 PREDICT_FIX = (
     "it is not an image or video file fer-nla can read, or it is truncated or damaged; "
     "re-save it as PNG or JPEG, or leave it out"
@@ -266,6 +268,37 @@ class VideoFrames:
             sampled = f" ({self.sampled} of {expected} sampled frames, every {self.every})"
         return (f"read {self.decoded} of {frame_count} frames{sampled}; the rest could not be decoded "
                 "(truncated or damaged video)")
+
+
+class FollowedFrames(VideoFrames):
+    """The frames of a video file still being written (a recording in progress), as
+    :class:`VideoFrames` gives them: at the file's end it waits ``poll_s`` seconds, opens it
+    again, skips the frames already read and goes on, until no new frame came for ``idle_s``
+    seconds. For formats FFmpeg reads while they grow (raw MJPEG, MPEG-TS, fragmented MP4); an
+    AVI or MP4 whose index is written at the end cannot be read before it is closed."""
+
+    def __init__(self, path: str | Path, *, every: int = 1, idle_s: float = 5.0, poll_s: float = 0.25) -> None:
+        super().__init__(None, every=every)  # type: ignore[arg-type] - each pass opens its own capture
+        self.path, self.idle_s, self.poll_s = Path(path), idle_s, poll_s
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        quiet_since = time.monotonic()
+        while True:
+            self.capture = cv2.VideoCapture(str(self.path))
+            try:
+                skipped = 0
+                while skipped < self.decoded and self.capture.grab():
+                    skipped += 1
+                before = self.decoded
+                if skipped == before:
+                    yield from super().__iter__()
+                if self.decoded > before:
+                    quiet_since = time.monotonic()
+            finally:
+                self.capture.release()
+            if time.monotonic() - quiet_since > self.idle_s:
+                return
+            time.sleep(self.poll_s)
 
 
 def iter_frames(capture: cv2.VideoCapture, *, every: int = 1) -> VideoFrames:
