@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--camera", metavar="N", help="read camera N live (0: the first; or a device path such as "
                         "/dev/video2); Ctrl-C or --duration ends it")
     parser.add_argument("--fps", type=float, metavar="RATE",
-                        help="videos, streams and cameras: classify about RATE frames per second (instead of --every)")
+                        help="videos, streams and cameras: classify about RATE frames per second (files: every fps/RATE-th "
+                             "frame; live sources: at most RATE per second by the clock), instead of --every")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="read each video, stream or camera for at most SECONDS (a live source's clock)")
     parser.add_argument("--follow", type=float, nargs="?", const=5.0, metavar="SECONDS",

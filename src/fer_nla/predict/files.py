@@ -302,8 +302,8 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
     """Queues the sampled frames of a video, stream or camera (each one listed in
     ``record.frames``) and sets its notes; returns the partial-read note (``"read 3 of 10 frames;
     ..."``) or ``None``, and whether Ctrl-C ended it. A live source is timed by the clock from
-    its opening, sampled by time under ``fps``, and classified frame by frame (no batching across
-    frames: its records and ``show`` keep up with it)."""
+    its opening, sampled by time under ``fps`` (at most that many frames per second), and
+    classified frame by frame (no batching across frames: its records and ``show`` keep up)."""
     capture, info = open_video(item.source if item.live else item.path)
     step = sampling.step(info)
     writer, interrupted, started = None, False, monotonic()
@@ -325,7 +325,7 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
                     break
                 if item.live and (clock < due if sampling.fps else index % step):
                     continue
-                due = max(due + 1.0 / sampling.fps, clock) if sampling.fps else due
+                due = clock + 1.0 / sampling.fps if sampling.fps else due  # never two frames closer than that
                 _queue_frame(queue, record, SampledFrame(index, time), frame, faces_cropped=faces_cropped,
                              sink=(lambda drawn: [sink(drawn) for sink in sinks]) if sinks else None, state=state)
                 if item.live:
