@@ -5,7 +5,7 @@ A track's frames are the sampled frames it was found in (every ``--every``-th fr
 spaced), so a share of its frames is a share of its time in view. The dominant expression is the
 one with the largest share (ties: the larger mean probability). Works on the records of
 :func:`fer_nla.predict.predict_files`; the plot needs matplotlib and draws with its object API
-(no pyplot state, no backend switch).
+(``matplotlib.figure.Figure``: no global figure registry, no backend switch).
 """
 
 from __future__ import annotations

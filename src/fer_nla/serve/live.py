@@ -69,7 +69,9 @@ class LiveTracks:
 
 def check_stream_id(stream: str) -> str | None:
     """Why ``stream`` cannot name a stream (1 to 64 letters, digits, ``-`` or ``_``), or ``None``."""
-    if not 1 <= len(stream) <= 64 or not set(stream) <= STREAM_ID_CHARS:
-        return (f"stream={stream[:80]!r}: a stream id is 1 to 64 letters, digits, '-' or '_' "
-                "(the page makes one per camera session)")
+    bad = sorted(set(stream) - STREAM_ID_CHARS)
+    if not 1 <= len(stream) <= 64 or bad:
+        what = f"{len(stream)} characters" if not bad else "the character(s) " + " ".join(repr(c) for c in bad[:5])
+        return (f"stream: a stream id is 1 to 64 letters, digits, '-' or '_' (the page makes one per camera "
+                f"session); this one has {what}")
     return None
