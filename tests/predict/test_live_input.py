@@ -82,9 +82,13 @@ def stream(frames: list[bytes]) -> Iterator[MJPEGServer]:
 def test_stream_urls_and_cameras_are_live_inputs(tmp_path: Path) -> None:
     assert is_stream("rtsp://cam/1") and is_stream("HTTP://x/y.mjpg") and not is_stream("clip.mp4")
     assert not is_stream(Path("rtsp://cam/1"))  # a Path lost its '//': never taken for a URL
-    files, problems = collect_inputs(["http://10.0.0.2:8080/video?x=1", live_input(camera_source("0"))])
-    assert problems == [] and [f.label for f in files] == ["http://10.0.0.2:8080/video?x=1", "camera 0"]
-    assert [f.output_name.name for f in files] == ["stream-10.0.0.2_8080_video.mp4", "camera-0.mp4"]
+    files, problems = collect_inputs(["http://10.0.0.2:8080/video?x=1", live_input(camera_source("0")),
+                                      "rtsp://admin:secret@10.0.0.3/live?ch=1", "rtsp://admin:secret@10.0.0.3/live?ch=2"])
+    assert problems == [] and [f.label for f in files] == ["http://10.0.0.2:8080/video?x=1", "camera 0",
+                                                           "rtsp://10.0.0.3/live?ch=1", "rtsp://10.0.0.3/live?ch=2"]
+    names = [f.output_name.name for f in files]
+    assert names[0].startswith("stream-10.0.0.2_8080_video-") and names[1] == "camera-0.mp4"
+    assert names[2] != names[3] and not any("secret" in n for n in names)  # one copy per URL; no password
     assert all(f.live and f.is_video for f in files)
     assert camera_source("/dev/video2") == "/dev/video2" and camera_source(" 1 ") == 1
 
@@ -196,9 +200,9 @@ def test_show_without_a_window_system_says_what_to_install(monkeypatch: pytest.M
     assert "--show needs a display, and none is set here" in capsys.readouterr().err
 
 
-def test_a_camera_that_is_not_there_is_one_failed_record(capsys: pytest.CaptureFixture) -> None:
+def test_a_camera_that_is_not_there_is_one_failed_record(capfd: pytest.CaptureFixture) -> None:
     assert main(["predict", "--camera", "97", "--duration", "1"]) == 1
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # capfd: OpenCV writes its warnings to the process's stderr itself
     assert "camera 97 cannot be opened: no such camera, or another program holds it" in err
     assert "WARN" not in err  # OpenCV's own capture warnings stay off stderr
 
@@ -239,3 +243,35 @@ def test_follow_reads_a_recording_while_it_is_being_written(frames: list[bytes],
     assert len(followed.frames) == len(once.frames) == len(frames) == 24
     assert [f.frame for f in followed.frames] == list(range(24)) and followed.note is None
     assert {f.track_id for f in followed.faces} == {0, 1}
+
+
+@pytest.mark.slow
+def test_duration_cuts_a_file_without_calling_it_damaged_and_the_copy_keeps_real_time(tmp_path: Path) -> None:
+    from fer_nla.predict import Predictor, predict_files
+
+    clip = crossing_clip(tmp_path / "cross.avi")  # 24 frames at 8 fps: 3 s
+    (record,) = predict_files(Predictor(), [clip], duration=1.0, strict=True, fps=4, annotate_dir=tmp_path / "out")
+    assert record.error is None and record.note is None  # not "read 9 of 24 frames; ... damaged"
+    assert [f.frame for f in record.frames] == [0, 2, 4, 6, 8] and max(f.time for f in record.frames) <= 1.0
+    copy = cv2.VideoCapture(str(tmp_path / "out" / "cross.mp4"))
+    assert copy.get(cv2.CAP_PROP_FPS) == pytest.approx(4.0) and copy.get(cv2.CAP_PROP_FRAME_COUNT) == 5
+
+
+def test_a_camera_with_annotate_is_a_failed_record_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", "--camera", "97", "--annotate", str(tmp_path / "out"), "--csv", str(tmp_path / "c.csv")]) == 1
+    assert "camera 97 cannot be opened" in capsys.readouterr().err
+    assert "camera 97" in (tmp_path / "c.csv").read_text()
+
+
+def test_closing_a_window_that_never_opened_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_nla.predict.display import Window
+
+    def no_window(title: str) -> None:
+        raise cv2.error("no window")
+
+    monkeypatch.setattr(cv2, "destroyWindow", no_window)
+    window = Window()
+    window.close()  # no frame was shown: nothing to close
+    window.opened = True
+    window.close()  # the user closed it already: OpenCV's error is not ours
+    assert not window.opened

@@ -80,22 +80,37 @@ def test_the_camera_mode_draws_each_face_with_its_track_and_keeps_a_card_per_tra
 def test_a_stream_id_gives_each_face_its_track_frame_and_time(server) -> None:
     import httpx
 
-    from fer_nla.predict.inputs import read_image
-
     photos = Path(__file__).resolve().parents[1] / "data" / "photos"
     photo = (photos / "frontal_astronaut.jpg").read_bytes()
     answers = []
-    for t in (0.0, 0.1, 0.2):
+    for t in (2.0, 2.1, 2.2):
         reply = httpx.post(f"{server}/v1/predict", params={"stream": "test-1", "t": t}, files={"file": photo},
                            timeout=60)
         assert reply.status_code == 200
         answers.append(reply.json()["faces"])
-    assert [(f[0]["track_id"], f[0]["frame"], f[0]["time"]) for f in answers] == [(0, 0, 0.0), (0, 1, 0.1), (0, 2, 0.2)]
+    assert [(f[0]["track_id"], f[0]["frame"], f[0]["time"]) for f in answers] == [(0, 0, 2.0), (0, 1, 2.1), (0, 2, 2.2)]
     restarted = httpx.post(f"{server}/v1/predict", params={"stream": "test-1", "t": 0.05}, files={"file": photo},
                            timeout=60).json()["faces"][0]
-    assert (restarted["track_id"], restarted["frame"]) == (0, 0)  # an earlier time: the stream began again
+    assert (restarted["track_id"], restarted["frame"]) == (0, 0)  # over 1 s earlier: the stream began again
     plain = httpx.post(f"{server}/v1/predict", files={"file": photo}, timeout=60).json()["faces"][0]
     assert "track_id" not in plain and "frame" not in plain
     bad = httpx.post(f"{server}/v1/predict", params={"stream": "a b"}, files={"file": photo}, timeout=60)
     assert bad.status_code == 422 and "a stream id is 1 to 64 letters" in bad.json()["detail"]
-    assert read_image(photos / "frontal_astronaut.jpg").shape == (512, 512, 3)
+
+
+def test_a_frame_finishing_after_a_later_one_keeps_the_stream_and_an_earlier_start_restarts_it():
+    from fer_nla.inference.faces import Box, FacePrediction
+    from fer_nla.serve.live import LiveTracks
+
+    def faces():
+        return [FacePrediction(Box(10, 10, 50, 50), "neutral", {"neutral": 1.0})]
+
+    live = LiveTracks()
+    first, later, late, restart = faces(), faces(), faces(), faces()
+    live.follow("s", first, t=1.0)
+    live.follow("s", later, t=1.2)
+    live.follow("s", late, t=1.1)  # two threads finished out of order: tracked at 1.2, same stream
+    live.follow("s", restart, t=0.05)  # the camera started again
+    assert [(f[0].track_id, f[0].frame, f[0].time) for f in (first, later, late, restart)] == [
+        (0, 0, 1.0), (0, 1, 1.2), (0, 2, 1.2), (0, 0, 0.05)]
+    assert len(live) == 1

@@ -21,7 +21,7 @@ from PIL import Image
 
 from fer_nla.errors import InputError
 from fer_nla.inference.faces import Box, FacePrediction
-from fer_nla.predict.inputs import InputFile
+from fer_nla.predict.inputs import InputFile, is_stream
 
 BOX_COLOR = (0, 200, 255)  # RGB
 TEXT_COLOR = (0, 0, 0)
@@ -128,6 +128,8 @@ def check_annotate_dir(directory: str | Path, paths: Sequence[str | Path]) -> Pa
         raise InputError(f"annotate_dir={str(target)!r} is a file, not a folder; name a folder for the annotated copies")
     resolved = target.resolve()
     for raw in paths:
+        if not isinstance(raw, (str, Path)) or is_stream(raw):  # a camera's or stream's InputFile, a URL
+            continue
         path = Path(raw)
         if path.exists() and (path.resolve() == resolved or resolved in path.resolve().parents):
             where = "is the input" if path.resolve() == resolved else "holds the input"

@@ -48,11 +48,20 @@ class Window:
 
     def __init__(self, title: str = "fer-nla") -> None:
         self.title = title
+        self.opened = False
 
     def __call__(self, frame_rgb: np.ndarray) -> None:
         cv2.imshow(self.title, cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR))
+        self.opened = True
         if cv2.waitKey(1) & 0xFF in QUIT_KEYS:
             raise KeyboardInterrupt
 
     def close(self) -> None:
-        cv2.destroyWindow(self.title)
+        """Closes the window if one was opened (no frame drawn: nothing to close); a window the
+        user already closed is no error."""
+        if self.opened:
+            try:
+                cv2.destroyWindow(self.title)
+            except cv2.error:
+                pass
+            self.opened = False

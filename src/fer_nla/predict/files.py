@@ -268,8 +268,8 @@ def _queue_frame(queue: _FaceQueue, record: FileRecord, sampled: SampledFrame, f
     each with its id from the video's tracker (``state``: :meth:`_FaceQueue.video_state`; a
     video without stated frame rate is timed at :data:`FALLBACK_FPS`); ``sink`` receives the
     frame drawn (``None``: not drawn, not held)."""
-    record.frames.append(sampled)  # type: ignore[union-attr] - a video's record lists its frames
     boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
+    record.frames.append(sampled)  # type: ignore[union-attr] - listed once searched (a Ctrl-C in detection: not)
     clock = sampled.time if sampled.time is not None else sampled.frame / FALLBACK_FPS
     tracker, smoother = state
     tracks = tracker.update([face.box for face in boxes], time=clock)
@@ -306,10 +306,11 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
     classified frame by frame (no batching across frames: its records and ``show`` keep up)."""
     capture, info = open_video(item.source if item.live else item.path)
     step = sampling.step(info)
-    writer, interrupted, started = None, False, monotonic()
+    writer, interrupted, started, cut = None, False, monotonic(), False
     try:
         if target is not None:
-            writer = AnnotatedVideo(target, fps=sampling.fps or info.fps / step, width=info.width, height=info.height)
+            rate = (sampling.fps or info.fps) if item.live else info.fps / step  # the copy plays in real time
+            writer = AnnotatedVideo(target, fps=rate, width=info.width, height=info.height)
         sinks = [s for s in (writer.write if writer else None, show) if s is not None]
         if sampling.follow is not None and not item.live:
             capture.release()
@@ -322,6 +323,7 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
                 time = round(monotonic() - started, 3) if item.live else info.time_of(index)
                 clock = time if time is not None else index / FALLBACK_FPS
                 if sampling.duration is not None and clock > sampling.duration:
+                    cut = True  # stopped by --duration: the rest is not missing
                     break
                 if item.live and (clock < due if sampling.fps else index % step):
                     continue
@@ -337,13 +339,15 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
         capture.release()
         if writer is not None:
             writer.close()
-    return _video_notes(item, record, frames, info, interrupted=interrupted, seconds=monotonic() - started), interrupted
+    seconds = monotonic() - started
+    return _video_notes(item, record, frames, info, interrupted=interrupted, cut=cut, seconds=seconds), interrupted
 
 
 def _video_notes(item: InputFile, record: FileRecord, frames: VideoFrames, info: VideoInfo, *, interrupted: bool,
-                 seconds: float) -> str | None:
+                 cut: bool, seconds: float) -> str | None:
     """Sets a video's note (no face; read in part; ended by Ctrl-C) and returns the partial-read
-    note; :class:`InputError` when no frame could be read."""
+    note (never after ``interrupted`` or a ``cut`` by --duration); :class:`InputError` when no
+    frame could be read."""
     if frames.sampled == 0 and not interrupted:
         if item.live:
             raise InputError(f"{item.label}: no frame came from it; check that it is sending video")
@@ -351,7 +355,7 @@ def _video_notes(item: InputFile, record: FileRecord, frames: VideoFrames, info:
         raise InputError(f"{item.path}: no frame of the video could be decoded{stated}; it is truncated, "
                          "damaged or in a codec this OpenCV build cannot decode")
     growing = isinstance(frames, FollowedFrames)  # its container's count was stated before it grew
-    partial = None if interrupted or item.live or growing else frames.shortfall(info.frame_count)
+    partial = None if interrupted or cut or item.live or growing else frames.shortfall(info.frame_count)
     read = len(record.frames or [])
     notes = [] if record.faces else [f"{NO_FACE_NOTE} in {_frames(read)} read"]
     if interrupted:

@@ -10,6 +10,7 @@ that is neither becomes a failed record.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -58,7 +59,7 @@ class InputFile:
         """What the records call it: the file's path, the stream's URL, ``camera 0``."""
         if self.source is None:
             return str(self.path)
-        return str(self.source) if is_stream(self.source) else f"camera {self.source}"
+        return without_credentials(str(self.source)) if is_stream(self.source) else f"camera {self.source}"
 
 
 def is_stream(text: str | Path) -> bool:
@@ -72,16 +73,30 @@ def camera_source(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part (what records, logs and file names may show)."""
+    scheme, _, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: letters, digits, ``-``, ``.`` and ``_`` only (the rest ``_``)."""
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in text).strip("_.") or "input"
+
+
 def live_input(source: str | int) -> InputFile:
     """The :class:`InputFile` of a stream URL or a camera (an index such as ``0``, or a device
     path such as ``/dev/video2``); its annotated copy is named after it (``camera-0.mp4``,
-    ``stream-HOST-PATH.mp4``)."""
+    ``stream-HOST_PATH-HASH.mp4``, the hash of the whole URL keeping two streams of one path but
+    different queries apart; credentials never enter the name)."""
     if isinstance(source, int) or not is_stream(source):
-        name = f"camera-{source}".replace("/", "_")
+        name = safe_name(f"camera-{source}")
     else:
-        rest = str(source).split("://", 1)[1].split("?", 1)[0]
-        name = "stream-" + "".join(c if c.isalnum() or c in "-." else "_" for c in rest).strip("_")
-    return InputFile(Path(name[:120] + ".mp4"), True, Path(name[:120] + ".mp4"), source=source)
+        rest = without_credentials(str(source)).split("://", 1)[1].split("?", 1)[0]
+        digest = hashlib.sha1(str(source).encode()).hexdigest()[:8]
+        name = f"stream-{safe_name(rest)[:100]}-{digest}"
+    return InputFile(Path(name + ".mp4"), True, Path(name + ".mp4"), source=source)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_nla.predict.inputs import is_stream, safe_name
 from fer_nla.predict.records import FileRecord
 
 MAX_PLOTTED_TRACKS = 20  # the longest ones; a crowd's timeline stays readable
@@ -94,9 +95,12 @@ def plot_timeline(record: FileRecord, path: str | Path, *, class_names: Sequence
     longest), each sampled frame drawn as a bar in its expression's colour, time in seconds on
     the x axis (frame index where the video states no frame rate). Needs matplotlib: raises
     :class:`~fer_nla.errors.InputError` naming the install command without it."""
-    from fer_nla.extras import require
+    import importlib.util
 
-    require("matplotlib", purpose="the timeline plot")
+    from fer_nla.errors import InputError
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("the timeline plot needs matplotlib, not installed here; install it with: pip install matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -145,9 +149,10 @@ def write_video_reports(records: Sequence[FileRecord], csv_path: str | Path, *,
                                  base.with_name(f"{base.stem}.tracks.csv"), class_names=class_names)]
     taken: set[str] = set()
     for record in (r for r in videos if r.faces):
-        name, k = f"{base.stem}.{Path(record.file).name}.timeline.png", 2
+        video = safe_name(record.file.split("://", 1)[1] if is_stream(record.file) else Path(record.file).name)[:100]
+        name, k = f"{base.stem}.{video}.timeline.png", 2
         while name in taken:
-            name, k = f"{base.stem}.{Path(record.file).name}-{k}.timeline.png", k + 1
+            name, k = f"{base.stem}.{video}-{k}.timeline.png", k + 1
         taken.add(name)
         try:
             written.append(plot_timeline(record, base.with_name(name), class_names=class_names))

@@ -5,8 +5,11 @@ frame exactly as ``fer-nla predict`` tracks a video (one rule, one implementatio
 
 Streams are bounded: at most :data:`MAX_STREAMS` at once (the one unused longest is dropped for
 a new one) and a stream unused for :data:`STREAM_IDLE_S` seconds is forgotten. A frame whose
-time ``t`` is earlier than the stream's last one (the client restarted its camera) starts the
-stream afresh. Thread-safe: predictions run on the inference threads.
+time ``t`` is more than :data:`RESTART_GAP_S` earlier than the stream's last one (the client
+restarted its camera) starts the stream afresh; a frame a little earlier (two inference threads
+finishing one stream's frames out of order) is tracked at the last time. Thread-safe:
+predictions run on the inference threads. The tracks live in one server process: with
+``--workers N`` a stream's frames may reach different processes, so live tracking needs one worker.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fer_nla.predict.tracking import FaceTracker
 
 MAX_STREAMS = 64
 STREAM_IDLE_S = 60.0
+RESTART_GAP_S = 1.0
 STREAM_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -54,10 +58,13 @@ class LiveTracks:
                 del self._streams[key]
             state = self._streams.get(stream)
             clock = t if t is not None else now - (state.started if state else now)
-            if state is None or (state.tracker.last_time is not None and clock < state.tracker.last_time):
+            last = state.tracker.last_time if state is not None else None
+            if state is None or (last is not None and clock < last - RESTART_GAP_S):
                 state = _Stream()
                 self._streams[stream] = state
                 clock = t if t is not None else 0.0
+            elif last is not None:
+                clock = max(clock, last)  # a frame that finished after a later one of its stream
             self._streams.move_to_end(stream)
             while len(self._streams) > self.max_streams:
                 self._streams.popitem(last=False)

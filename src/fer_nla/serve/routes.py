@@ -93,8 +93,8 @@ async def predict(
                                      "(default: jpeg for a JPEG upload, else png)"),
     stream: str | None = Query(None, description="a live client's stream id (letters, digits, - and _): the photo "
                                "is the stream's next frame, and each face gets a track_id kept from frame to frame"),
-    t: float | None = Query(None, ge=0, description="with stream: the frame's time in seconds (default: the "
-                            "server's clock since the stream began)"),
+    t: float | None = Query(None, ge=0, le=1e7, description="with stream: the frame's time in seconds (default: "
+                            "the server's clock since the stream began)"),
 ) -> Response:
     """The faces in the photo (the multipart field ``file``, or the raw body) with their boxes
     ``[x, y, w, h]`` in its pixels, detector scores, labels and class probabilities, the model's

@@ -201,7 +201,7 @@
   }));
   drop.addEventListener("drop", (event) => {
     const file = event.dataTransfer && event.dataTransfer.files[0];
-    if (file) send(file);
+    if (file && canvas.dataset.state !== "live") send(file); // the camera mode owns the canvas while it runs
   });
 
   fetch("/healthz").then((r) => r.json()).then((health) => {

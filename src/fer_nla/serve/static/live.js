@@ -25,6 +25,7 @@
   const errorBox = document.getElementById("error");
   const fileInput = document.getElementById("file");
   let session = null;
+  let starting = false; // getUserMedia pending (the permission prompt): a second click waits
 
   function fail(text) {
     errorBox.textContent = text;
@@ -39,16 +40,22 @@
   }
 
   async function start() {
+    if (starting) return;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       fail("This browser offers no camera to this page: open it as http://localhost or over https.");
       return;
     }
     let media;
+    starting = true;
+    button.disabled = true;
     try {
       media = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 } }, audio: false });
     } catch (err) {
       fail(`The camera could not be opened (${err.name}: ${err.message}).`);
       return;
+    } finally {
+      starting = false;
+      button.disabled = false;
     }
     video.srcObject = media;
     await video.play();
@@ -185,10 +192,14 @@
       track.card.replaceChildren(title, history);
     }
     const now = body.faces.length ? body.faces[0].time : (performance.now() - s.started) / 1000;
-    for (const [id, track] of s.tracks) {
-      track.card.hidden = now - track.seen > GONE_S;
+    for (const [id, track] of s.tracks) { // gone tracks leave the page and the map: a long session stays small
+      if (now - track.seen > GONE_S) {
+        track.card.remove();
+        s.tracks.delete(id);
+      }
     }
-    canvas.dataset.tracks = String(s.tracks.size);
+    s.seen = Math.max(s.seen || 0, ...body.faces.map((face) => face.track_id + 1));
+    canvas.dataset.tracks = String(s.seen); // tracks seen this session
   }
 
   button.addEventListener("click", () => (session ? stop() : start()));
