@@ -95,7 +95,8 @@ def live_input(source: str | int) -> InputFile:
     else:
         rest = without_credentials(str(source)).split("://", 1)[1].split("?", 1)[0]
         digest = hashlib.sha1(str(source).encode()).hexdigest()[:8]
-        name = f"stream-{safe_name(rest)[:100]}-{digest}"
+        place = safe_name(rest)[:100]  # a file-name part: long query paths are cut, the digest keeps them apart
+        name = f"stream-{place}-{digest}"
     return InputFile(Path(name + ".mp4"), True, Path(name + ".mp4"), source=source)
 
 
