@@ -62,7 +62,6 @@ class _Item:
     frame: SampledFrame | None = None  # None: a photo
     tracks: list[int] | None = None  # a video frame's faces: their track ids
     smoother: TrackSmoother | None = None  # --smooth: the video's per-track moving average
-    clock: float = 0.0  # the frame's time in seconds (for the smoother)
     image: np.ndarray | None = None  # kept only when annotating
     sink: Callable[[np.ndarray], object] | None = None
 
@@ -100,7 +99,8 @@ class _FaceQueue:
             frame, time = (item.frame.frame, item.frame.time) if item.frame is not None else (None, None)
             rows = probs[offset:offset + len(item.boxes)]
             if item.smoother is not None and item.tracks:
-                rows = np.stack([item.smoother.smooth(t, item.clock, row) for t, row in zip(item.tracks, rows)])
+                clock = _clock(item.frame)  # type: ignore[arg-type] - tracked items are frames
+                rows = np.stack([item.smoother.smooth(t, clock, row) for t, row in zip(item.tracks, rows)])
             faces = face_predictions(item.boxes, rows, class_names=self.predictor.class_names, frame=frame, time=time,
                                      track_ids=item.tracks)
             offset += len(item.boxes)
@@ -173,20 +173,19 @@ def predict_files(
     out_dir = check_annotate_dir(annotate_dir, paths) if annotate_dir is not None else None
     files, problems = collect_inputs(paths, exclude=[*exclude, *([out_dir] if out_dir is not None else [])])
     targets = plan_annotated_paths(files, out_dir) if out_dir is not None else [None] * len(files)
-    records = [FileRecord(str(problem.path), error=problem.error) for problem in problems]
+    records = Predictions(FileRecord(str(problem.path), error=problem.error) for problem in problems)
     for record in records:
         if on_record is not None:
             on_record(record)
     queue = _FaceQueue(predictor, smooth=smooth)
     finished: list[FileRecord] = []
-    result = Predictions(records)
     for item, target in zip(files, targets):
         frames = 1 if item.is_video else frame_count(item.path)  # an animated GIF/WebP/APNG: a short video
         record = FileRecord(item.label, frames=[] if item.is_video or frames > 1 else None)
         records.append(record)
         try:
             if item.is_video:
-                partial, result.interrupted = _queue_video(queue, item, record, sampling=sampling, target=target,
+                partial, records.interrupted = _queue_video(queue, item, record, sampling=sampling, target=target,
                                                            faces_cropped=faces_cropped, show=show)
                 if partial is not None and strict:
                     record.error = partial
@@ -201,17 +200,16 @@ def predict_files(
             record.frames = [] if record.frames is not None else None
             record.error = str(err) or type(err).__name__
         except KeyboardInterrupt:  # between a video's frames it is caught there; here: an image, an animation
-            result.interrupted = True
+            records.interrupted = True
             record.note = "ended by Ctrl-C"
         finished.append(record)
         if not queue.items:
             _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
-        if result.interrupted:
+        if records.interrupted:
             break
     queue.flush()
     _finish(finished, no_face_is_error=no_face_is_error, on_record=on_record)
-    result[:] = records
-    return result
+    return records
 
 
 def _finish(records: list[FileRecord], *, no_face_is_error: bool, on_record: Callable[[FileRecord], object] | None) -> None:
@@ -270,11 +268,16 @@ def _queue_frame(queue: _FaceQueue, record: FileRecord, sampled: SampledFrame, f
     frame drawn (``None``: not drawn, not held)."""
     boxes, crops = queue.predictor.faces_and_crops(frame, faces_cropped=faces_cropped)
     record.frames.append(sampled)  # type: ignore[union-attr] - listed once searched (a Ctrl-C in detection: not)
-    clock = sampled.time if sampled.time is not None else sampled.frame / FALLBACK_FPS
     tracker, smoother = state
-    tracks = tracker.update([face.box for face in boxes], time=clock)
-    queue.add(_Item(record, boxes, crops, frame=sampled, tracks=tracks, smoother=smoother, clock=clock,
+    tracks = tracker.update([face.box for face in boxes], time=_clock(sampled))
+    queue.add(_Item(record, boxes, crops, frame=sampled, tracks=tracks, smoother=smoother,
                     image=frame if sink else None, sink=sink))
+
+
+def _clock(sampled: SampledFrame) -> float:
+    """A sampled frame's time in seconds for tracking, smoothing and --duration: its stated time,
+    else its index at :data:`FALLBACK_FPS` (a video that states no frame rate)."""
+    return sampled.time if sampled.time is not None else sampled.frame / FALLBACK_FPS
 
 
 def _frames(count: int) -> str:
@@ -320,15 +323,15 @@ def _queue_video(queue: _FaceQueue, item: InputFile, record: FileRecord, *, samp
         state, due = queue.video_state(), 0.0
         try:
             for index, frame in frames:
-                time = round(monotonic() - started, 3) if item.live else info.time_of(index)
-                clock = time if time is not None else index / FALLBACK_FPS
+                sampled = SampledFrame(index, round(monotonic() - started, 3) if item.live else info.time_of(index))
+                clock = _clock(sampled)
                 if sampling.duration is not None and clock > sampling.duration:
                     cut = True  # stopped by --duration: the rest is not missing
                     break
                 if item.live and (clock < due if sampling.fps else index % step):
                     continue
                 due = clock + 1.0 / sampling.fps if sampling.fps else due  # never two frames closer than that
-                _queue_frame(queue, record, SampledFrame(index, time), frame, faces_cropped=faces_cropped,
+                _queue_frame(queue, record, sampled, frame, faces_cropped=faces_cropped,
                              sink=(lambda drawn: [sink(drawn) for sink in sinks]) if sinks else None, state=state)
                 if item.live:
                     queue.flush()
