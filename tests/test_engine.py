@@ -80,7 +80,7 @@ def test_baselines_compute_one_view_only():
     assert (net.calls, net.images) == (1, 6)
     assert build_method("nla", epochs=3).needs.flip_view and not build_method("focal").needs.flip_view
     users = [name for name in available() if method_needs(name).flip_view]
-    assert users == ["nla"]  # declared by the method (Needs.flip_view), not by an isinstance check in the engine
+    assert users == ["nla", "eac"]  # declared by the method (Needs.flip_view), not by an isinstance check in the engine
 
 
 def test_signals_come_from_the_loss_for_nla_and_from_the_logits_otherwise():

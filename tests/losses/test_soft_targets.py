@@ -139,7 +139,7 @@ def test_losses_without_a_soft_form_refuse_clearly(name, why):
 def test_every_loss_either_takes_distributions_or_refuses():
     for name in soft_target_methods():
         require_soft_target_support(name, label_mode="distribution")  # no error
-    assert set(available()) - set(soft_target_methods()) == {"focal", "gce"}
+    assert set(available()) - set(soft_target_methods()) == {"focal", "gce", "scn", "rul", "eac"}
 
 
 def test_check_inputs_accepts_distributions_and_names_what_is_wrong():

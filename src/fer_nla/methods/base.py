@@ -1,10 +1,12 @@
 """The interface between the trainer and a training method: what it needs, what it gets, what it gives.
 
-A training method (a baseline loss, NLA, and later SCN, RUL or EAC) is an ``nn.Module`` that
-declares in :class:`Needs` what it needs from a batch beyond the logits and targets: the
-flipped view (NLA's consistency term), the network's feature maps or pooled features (RUL mixes
-features, EAC compares class activation maps), the samples' indices in the training split (SCN
-relabels samples: state across epochs) and whether it trains on label distributions. The trainer
+A training method (a baseline loss, NLA, SCN, RUL or EAC) is an ``nn.Module`` that declares in
+:class:`Needs` what it needs from a batch beyond the logits and targets: the flipped view (NLA's
+consistency term, EAC's flipped attention maps), the network's feature maps or pooled features
+(SCN weighs samples by them, RUL mixes them, EAC compares class activation maps), the network's
+classifier (RUL classifies mixed features with it, EAC weighs the maps by its weights), the
+samples' indices in the training split (SCN relabels samples: state across epochs) and whether
+it trains on label distributions. The trainer
 (:mod:`fer_nla.train.step`) reads that declaration once, gives the method exactly that in a
 :class:`MethodInputs` record every step and gets a :class:`MethodOutput` back (the loss and,
 where the method has them, per-sample weights for the signals and the label audit).
@@ -14,7 +16,9 @@ A method's own trainable parameters (an extra head, learned per-sample weights) 
 gradient to the optimizer (:meth:`Method.own_parameters`) and saves the method's state dict
 (parameters and buffers, per-sample state included) with the resume state of ``last.pt``.
 Per-sample state is kept in buffers of length ``num_samples`` (a build option the trainer
-passes: the size of the training split), indexed by :attr:`MethodInputs.indices`.
+passes: the size of the training split), indexed by :attr:`MethodInputs.indices`; a method
+whose own layers read the pooled features takes their width as the build option
+``num_features`` (the trainer passes the network classifier's ``in_features``).
 
 Epochs: the trainer calls :meth:`Method.set_epoch` (0-based) before each epoch's first step.
 """
@@ -36,6 +40,9 @@ class Needs:
     features: the pooled features the classifier reads, ``[B, C]``.
     sample_index: each sample's position in the training split (stable across epochs).
     soft_targets: the method trains on label distributions ``[B, K]`` as well as on indices.
+    classifier: the network's final linear layer (``nn.Linear``, pooled features ``[B, C]`` ->
+        logits ``[B, K]``: ``fc`` of the built-in and torchvision networks, timm's
+        ``get_classifier()``), the very module that trains (calling it back-propagates into it).
     """
 
     flip_view: bool = False
@@ -43,6 +50,7 @@ class Needs:
     features: bool = False
     sample_index: bool = False
     soft_targets: bool = False
+    classifier: bool = False
 
     @property
     def network_features(self) -> bool:
@@ -69,6 +77,8 @@ class MethodInputs:
     features / features_flip: pooled ``[B, C]``, likewise (``features``).
     indices: ``int64 [B]``, on the logits' device: each sample's position in the training split,
     ``0 <= i < num_samples`` (``sample_index``).
+    classifier: the network's final ``nn.Linear`` (``classifier``); its ``in_features`` is the
+    width ``C`` of ``features``.
     """
 
     logits: Tensor
@@ -79,6 +89,7 @@ class MethodInputs:
     features: Tensor | None = None
     features_flip: Tensor | None = None
     indices: Tensor | None = None
+    classifier: nn.Linear | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,8 @@ def required_fields(needs: Needs) -> list[str]:
             wanted += [name, f"{name}_flip"] if needs.flip_view else [name]
     if needs.sample_index:
         wanted.append("indices")
+    if needs.classifier:
+        wanted.append("classifier")
     return wanted
 
 
@@ -136,6 +149,14 @@ class Method(nn.Module):
     def own_parameters(self) -> list[nn.Parameter]:
         """The method's trainable parameters (an extra head, ...): the trainer optimises them."""
         return [p for p in self.parameters() if p.requires_grad]
+
+    def class_indices(self, targets: Tensor) -> Tensor:
+        """``targets`` as class indices ``int64 [B]``. Raises ``ValueError`` for label
+        distributions ``[B, K]`` (this method's ``needs.soft_targets`` is off)."""
+        if targets.dim() != 1 or targets.is_floating_point():
+            raise ValueError(f"method {self.name!r} trains on class indices int64 [B], got {targets.dtype} "
+                             f"{tuple(targets.shape)}; set data.labels=plurality or majority for it")
+        return targets
 
     def require(self, inputs: MethodInputs) -> None:
         """Raise ``ValueError`` naming every field ``needs`` asks for that ``inputs`` lacks

@@ -4,7 +4,9 @@ The name is the config's ``loss.name`` (and ``fer-nla train --loss``); ``loss.op
 the method's constructor. Context the trainer has is passed uniformly and given only to the
 methods whose constructor takes it: ``epochs`` (NLA's schedule), ``class_counts``
 (class-balanced and logit-adjusted CE), ``num_samples`` (the training split's size, for
-per-sample state) and ``check`` (whether to check inputs every call: the trainer switches it
+per-sample state: SCN's labels), ``num_features`` (the width of the pooled features the
+network's classifier reads, for a method's own layers on them: SCN's attention, RUL's
+uncertainty branch) and ``check`` (whether to check inputs every call: the trainer switches it
 off); a method that needs one and does not get it is an error.
 
 What each method needs (:class:`~fer_nla.methods.base.Needs`) is known from its entry before it
@@ -25,9 +27,12 @@ from fer_nla.losses.base import Loss, soft_target_refusal
 from fer_nla.losses.nla import NLALoss
 from fer_nla.methods.base import Method, Needs
 from fer_nla.methods.baselines import LossMethod
+from fer_nla.methods.eac import EAC_NEEDS, EACMethod
 from fer_nla.methods.nla import NLA_NEEDS, NLAMethod
+from fer_nla.methods.rul import RUL_NEEDS, RULMethod
+from fer_nla.methods.scn import SCN_NEEDS, SCNMethod
 
-CONTEXT_KEYS = ("epochs", "class_counts", "num_samples", "check")
+CONTEXT_KEYS = ("epochs", "class_counts", "num_samples", "num_features", "check")
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,24 @@ def _nla_entry() -> MethodEntry:
     return MethodEntry(factory, dict(inspect.signature(NLALoss).parameters), NLA_NEEDS)
 
 
+def _method_entry(method_class: type[Method], needs: Needs, *, official: str) -> MethodEntry:
+    """A method class whose keyword-only constructor options are its options (SCN, RUL, EAC);
+    ``official``: the method's name in the refusal of label distributions."""
+    return MethodEntry(method_class, dict(inspect.signature(method_class).parameters), needs,
+                       f"the official {official} code trains on one class index per sample")
+
+
 _BASELINES: dict[str, type[Loss]] = {
     "ce": baselines.CrossEntropy, "label_smoothing": baselines.LabelSmoothingCE, "focal": baselines.FocalLoss,
     "class_balanced": baselines.ClassBalancedCE, "logit_adjusted": baselines.LogitAdjustedCE,
     "gce": baselines.GeneralizedCE, "sce": baselines.SymmetricCE,
 }
-REGISTRY: dict[str, MethodEntry] = {**{n: _loss_entry(n, c) for n, c in _BASELINES.items()}, "nla": _nla_entry()}
+REGISTRY: dict[str, MethodEntry] = {
+    **{n: _loss_entry(n, c) for n, c in _BASELINES.items()}, "nla": _nla_entry(),
+    "scn": _method_entry(SCNMethod, SCN_NEEDS, official="SCN"),
+    "rul": _method_entry(RULMethod, RUL_NEEDS, official="RUL"),
+    "eac": _method_entry(EACMethod, EAC_NEEDS, official="EAC"),
+}
 
 
 def available() -> list[str]:
@@ -73,7 +90,8 @@ def available() -> list[str]:
 def register_method(name: str, factory: Callable[..., Method], *, needs: Needs,
                     soft_targets_reason: str = "it is defined for one class index per sample") -> None:
     """Add a method under ``name``: ``factory(**options)`` builds it (it may take the context
-    keys ``epochs``, ``class_counts``, ``num_samples``, ``check``) and it must declare ``needs``.
+    keys ``epochs``, ``class_counts``, ``num_samples``, ``num_features``, ``check``) and it must
+    declare ``needs``.
     Raises ``ValueError`` for a name already taken."""
     if name in REGISTRY:
         raise ValueError(f"a method named {name!r} is already registered")
@@ -91,9 +109,9 @@ def method_needs(name: str) -> Needs:
 
 
 def build_method(name: str, *, epochs: int | None = None, class_counts: Any = None, num_samples: int | None = None,
-                 check: bool | None = None, **options: Any) -> Method:
-    """The method ``name`` built with ``options``; ``epochs``, ``class_counts``, ``num_samples``
-    and ``check`` go only to the methods whose constructor takes them. Raises ``ValueError``
+                 num_features: int | None = None, check: bool | None = None, **options: Any) -> Method:
+    """The method ``name`` built with ``options``; ``epochs``, ``class_counts``, ``num_samples``,
+    ``num_features`` and ``check`` go only to the methods whose constructor takes them. Raises ``ValueError``
     for an unknown name or option, a missing context value, or a built method whose needs
     differ from its registration."""
     entry = _entry(name)
@@ -103,7 +121,8 @@ def build_method(name: str, *, epochs: int | None = None, class_counts: Any = No
         valid = ", ".join(p for p in params if p not in CONTEXT_KEYS) or "none"
         raise ValueError(f"loss {name!r} has no option {', '.join(unknown)}; its options are: {valid}")
     kwargs = dict(options)
-    context = {"epochs": epochs, "class_counts": class_counts, "num_samples": num_samples, "check": check}
+    context = {"epochs": epochs, "class_counts": class_counts, "num_samples": num_samples,
+               "num_features": num_features, "check": check}
     for key, value in context.items():
         if key not in params:
             continue

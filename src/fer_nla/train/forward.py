@@ -7,7 +7,9 @@ instead of two, so the convolutions run on larger batches. BatchNorm then normal
 with statistics over both views together; ``"separate"`` keeps the reference code's two forward
 calls (and its per-view BatchNorm statistics) for exact reproduction. A method that needs
 features is run through the network's :class:`~fer_nla.models.FeatureNetwork` split
-(``forward_features`` then ``forward_head``), which computes the same logits as ``forward``.
+(``forward_features`` then ``forward_head``), which computes the same logits as ``forward``. A
+method that needs the classifier gets the network's final linear layer
+(:func:`network_classifier`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from fer_nla.errors import InputError
+from fer_nla.freeze import TrailingPart
 from fer_nla.methods import Method, Needs
 from fer_nla.models import FeatureNetwork
 
@@ -72,18 +75,44 @@ def forward_views(network: nn.Module, images: Tensor, *, needs: Needs, flip: Cal
     return ViewOutputs(logits, logits_flip, maps, maps_flip, pooled, pooled_flip)
 
 
+def network_classifier(network: nn.Module, *, arch: str = "") -> nn.Linear:
+    """The final linear layer of ``network`` (pooled features ``[B, C]`` -> logits ``[B, K]``):
+    timm's ``get_classifier()`` where the network has it, else its ``fc`` (the built-in networks,
+    torchvision's ResNets); a DDP wrapper (``.module``) or a cached
+    :class:`~fer_nla.freeze.TrailingPart` (``.model``) is looked through. Raises
+    :class:`InputError` when that is not an ``nn.Linear``."""
+    inner = network
+    while isinstance(inner, (TrailingPart, nn.parallel.DistributedDataParallel)):
+        inner = inner.model if isinstance(inner, TrailingPart) else inner.module
+    get = getattr(inner, "get_classifier", None)
+    head = get() if callable(get) else getattr(inner, "fc", None)
+    if not isinstance(head, nn.Linear):
+        raise InputError(f"the method needs the network's final linear classifier, but model.arch="
+                         f"{arch or type(inner).__name__} has {type(head).__name__ if head is not None else 'none'} "
+                         "(neither get_classifier() nor .fc is an nn.Linear); use resnet18, resnet50, resnet10s, "
+                         "cnn_small or a timm model with a linear head")
+    return head
+
+
 def check_method_fits(method: Method, network: nn.Module, *, distributed: bool, arch: str = "") -> None:
     """Raise :class:`InputError`, before any epoch, when the run cannot give ``method`` what it
-    needs: features from a network without the :class:`~fer_nla.models.FeatureNetwork` split, or,
-    under several processes (DDP), features (DDP synchronises gradients only through the
-    wrapped ``forward``), per-sample state (each process sees other samples) or parameters of
-    the method's own (DDP does not reduce their gradients)."""
+    needs: features from a network without the :class:`~fer_nla.models.FeatureNetwork` split, the
+    classifier from a network without a final linear layer (:func:`network_classifier`), or,
+    under several processes (DDP), features or the classifier (DDP synchronises gradients only
+    through the wrapped ``forward``), per-sample state (each process sees other samples) or
+    parameters of the method's own (DDP does not reduce their gradients)."""
     needs = method.needs
     if needs.network_features and not distributed and not isinstance(network, FeatureNetwork):
         raise InputError(f"loss {method.name!r} needs the network's features, but model.arch={arch or type(network).__name__} "
                          "has no forward_features/forward_head; use resnet18, resnet50, resnet10s, cnn_small or a timm model")
+    if needs.classifier and not distributed:
+        try:
+            network_classifier(network, arch=arch)
+        except InputError as err:
+            raise InputError(f"loss {method.name!r}: {err}") from None
     if distributed:
-        unsupported = [name for name, on in (("features", needs.network_features), ("per-sample state", needs.sample_index),
+        unsupported = [name for name, on in (("features", needs.network_features), ("the network's classifier", needs.classifier),
+                                             ("per-sample state", needs.sample_index),
                                              ("parameters of its own", bool(method.own_parameters()))) if on]
         if unsupported:
             raise InputError(f"loss {method.name!r} needs {' and '.join(unsupported)}, which multi-process (DDP) "

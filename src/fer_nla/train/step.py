@@ -2,7 +2,8 @@
 
 The step reads what the method needs (:class:`fer_nla.methods.Needs`) and gives it exactly that:
 the forward of :func:`fer_nla.train.forward.forward_views` (one view, or the image and its
-horizontal flip; features where asked), the samples' indices where asked, in a
+horizontal flip; features where asked), the samples' indices and the network's classifier where
+asked, in a
 :class:`~fer_nla.methods.MethodInputs`; it back-propagates the :class:`~fer_nla.methods.MethodOutput`'s
 loss through the network and the method's own parameters.
 """
@@ -23,9 +24,20 @@ from fer_nla.distributed import all_reduce_tensor
 from fer_nla.errors import InputError
 from fer_nla.losses import hard_labels
 from fer_nla.losses.nla import gt_and_nearest_negative
-from fer_nla.methods import Method, MethodInputs, MethodOutput, build_method
+from fer_nla.methods import (
+    Method,
+    MethodInputs,
+    MethodOutput,
+    build_method,
+    method_parameters,
+)
 from fer_nla.runtime import autocast_dtype
-from fer_nla.train.forward import ViewOutputs, check_method_fits, forward_views
+from fer_nla.train.forward import (
+    ViewOutputs,
+    check_method_fits,
+    forward_views,
+    network_classifier,
+)
 
 
 class NonFiniteStep(FloatingPointError):
@@ -96,6 +108,7 @@ class TrainStep:
     first_nonfinite: Tensor | None = None  # set by note_nonfinite
     flip: Callable[[Tensor], Tensor] = horizontal_flip  # the flipped view of a batch (cached views: swap_views)
     to_uniform: Tensor | None = None  # [C], added to the logits: their softmax at the uniform prior (signals)
+    classifier: nn.Linear | None = None  # the network's final linear layer, for methods that need it (found once)
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -112,12 +125,16 @@ class TrainStep:
                              two_view_forward=self.two_view_forward)
 
     def method_inputs(self, views: ViewOutputs, targets: Tensor, index: Tensor) -> MethodInputs:
-        """The method's :class:`MethodInputs`: logits in float32, indices where it needs them."""
-        flip = views.logits_flip
-        indices = index.to(self.device, non_blocking=True) if self.method.needs.sample_index else None
+        """The method's :class:`MethodInputs`: logits in float32, indices and the network's
+        classifier (:func:`~fer_nla.train.forward.network_classifier`) where it needs them."""
+        needs, flip = self.method.needs, views.logits_flip
+        indices = index.to(self.device, non_blocking=True) if needs.sample_index else None
+        if needs.classifier and self.classifier is None:
+            self.classifier = network_classifier(self.model)
         return MethodInputs(views.logits.float(), targets, logits_flip=None if flip is None else flip.float(),
                             feature_maps=views.feature_maps, feature_maps_flip=views.feature_maps_flip,
-                            features=views.features, features_flip=views.features_flip, indices=indices)
+                            features=views.features, features_flip=views.features_flip, indices=indices,
+                            classifier=self.classifier if needs.classifier else None)
 
     def __call__(self, images: Tensor, targets: Tensor, index: Tensor, *, step_number: int = 0,
                  ) -> tuple[Tensor, Tensor, StepSignals]:
@@ -215,7 +232,7 @@ def build_train_step(
     and datasets check their targets, so it would only add a device sync per step."""
     tc = config.train
     network = net if net is not None else model
-    method = config_method(config, class_counts=class_counts, num_samples=num_samples).to(device)
+    method = config_method(config, class_counts=class_counts, num_samples=num_samples, network=model).to(device)
     check_method_fits(method, network, distributed=distributed, arch=config.model.arch)
     params = [p for p in model.parameters() if p.requires_grad] + method.own_parameters()
     optimizer = build_optimizer(params, config.optim)
@@ -228,15 +245,25 @@ def build_train_step(
     return step, scheduler
 
 
-def config_method(config: Config, *, class_counts: np.ndarray, num_samples: int | None) -> Method:
+def config_method(config: Config, *, class_counts: np.ndarray, num_samples: int | None,
+                  network: nn.Module | None = None) -> Method:
     """The training method ``config.loss`` names, with its options (``check`` off unless the
-    config asks: the step checks the logits itself), the run's epochs, class counts and size.
-    Raises :class:`InputError` for a method the config cannot build."""
+    config asks: the step checks the logits itself), the run's epochs, class counts and size,
+    and, for a method with layers of its own on the pooled features (SCN, RUL), their width
+    ``num_features``: the ``in_features`` of ``network``'s classifier (without ``network``, of
+    a fresh ``config.model.arch``). Raises :class:`InputError` for a method the config cannot build."""
     options = dict(config.loss.options)
     check = bool(options.pop("check", False))
     try:
+        num_features = None
+        if "num_features" in method_parameters(config.loss.name):
+            if network is None:
+                from fer_nla.models import build_model
+
+                network = build_model(config.model.arch, num_classes=len(class_counts), stem=config.model.stem)
+            num_features = network_classifier(network, arch=config.model.arch).in_features
         return build_method(config.loss.name, epochs=config.train.epochs, class_counts=class_counts,
-                            num_samples=num_samples, check=check, **options)
+                            num_samples=num_samples, num_features=num_features, check=check, **options)
     except ValueError as err:
         raise InputError(f"loss: {err}") from None
 
