@@ -50,3 +50,26 @@ def test_a_run_on_data_with_clean_labels_records_train_acc_clean_each_epoch(tmp_
     lines = [json.loads(t) for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert all(0.0 <= line["train_acc_clean"] <= 1.0 for line in lines)  # the synthetic set knows its clean labels
+
+
+def test_train_acc_clean_follows_the_trained_part_when_it_is_a_subset_of_the_split(tmp_path) -> None:
+    """The loaders index samples by their position in the trained part (data.train_subset, a fold or
+    a carve make it differ from the split): the clean labels must be looked up the same way. With
+    clean labels equal to the given ones, both accuracies are then the same number."""
+    from fer_nla.data import build_dataset
+
+    options = ["data.options.num_samples=96", "data.options.image_size=32", "data.options.mix_share=0"]
+    data = build_dataset("synthetic", split="train", num_samples=96, image_size=32, mix_share=0.0)
+    assert data.clean_targets is not None and (data.clean_targets == data.targets).all()
+    config = load_config(None, [
+        *options, "data.image_size=32", "data.train_subset=40", "train.batch_size=8", "train.eval_batch_size=64",
+        "train.progress=false", "train.tensorboard=false", "model.arch=cnn_small", "train.report=false",
+        "loss.name=ce", "train.threads=1", "train.epochs=2", "optim.lr=3e-3",
+    ])
+    threads = torch.get_num_threads()
+    try:
+        fit(config, tmp_path / "run", log=lambda _m: None)
+    finally:
+        torch.set_num_threads(threads)
+    lines = [json.loads(t) for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["train_acc_clean"] for line in lines] == [line["train_acc"] for line in lines]

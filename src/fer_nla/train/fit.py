@@ -154,7 +154,7 @@ class _Session:
     best_epoch: int = 0
     best_metrics: dict[str, Any] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
-    clean_targets: torch.Tensor | None = None  # int64 [N] over full_train (-1 unknown): train_acc_clean
+    clean_targets: torch.Tensor | None = None  # int64 [len(train)] by training position (-1 unknown): train_acc_clean
 
     @property
     def class_names(self) -> list[str]:
@@ -204,8 +204,9 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
                           grayscale=bool(pre["grayscale"]), class_prior=data.class_prior(),
                           logit_offset=_offset(step.method.logit_offset()))
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
-    if data.full_train.clean_targets is not None:
-        session.clean_targets = torch.as_tensor(data.full_train.clean_targets, dtype=torch.int64, device=device)
+    if data.full_train.clean_targets is not None:  # by position in the trained part, as the loaders' index is
+        clean = np.asarray(data.full_train.clean_targets)[data.train_indices]
+        session.clean_targets = torch.as_tensor(clean, dtype=torch.int64, device=device)
     if payload is not None:
         _restore(session, payload)
     elif config.model.init and tc.select_init:
