@@ -195,3 +195,14 @@ def test_a_paper_recipe_without_its_pretrained_file_warns_that_the_backbone_is_r
     assert "backbone starts from random weights" in printed and "resnet18_msceleb.pth" in printed
     assert main(["train", "--out", str(tmp_path / "plain"), "--epochs", "1", *TINY]) == 0
     assert "random weights" not in capsys.readouterr().out  # the quick start's own recipe is from scratch
+
+
+def test_flush_denormal_flushes_during_the_run_only(tmp_path):
+    """train.flush_denormal: subnormal floats are zero while the run trains, and PyTorch's default
+    (kept) holds again after it, for whatever the process runs next."""
+    tiny_value = torch.tensor([1e-40])  # subnormal in float32
+    seen: list[float] = []
+    fit(tiny("train.flush_denormal=true", "loss.name=ce", "train.report=false", "train.tensorboard=false", epochs=1),
+        tmp_path / "run", on_step=lambda _e, _s: seen.append(float((tiny_value * 1.0)[0])), log=lambda _m: None)
+    assert seen and set(seen) == {0.0}
+    assert float((tiny_value * 1.0)[0]) > 0.0

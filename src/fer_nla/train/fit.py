@@ -33,6 +33,7 @@ from fer_nla.model_init import init_model, init_source, resolve_init
 from fer_nla.models import RANDOM_BACKBONE_WARNING, build_model, load_backbone_weights
 from fer_nla.runtime import epoch_seed, resolve_device, seed_everything, set_determinism, use_channels_last
 from fer_nla.train.loaders import Loaders, build_loaders
+from fer_nla.train import paper_protocol
 from fer_nla.train.loop import EpochResult, learning_rate, predict_probabilities, train_one_epoch
 from fer_nla.train.run_data import RunData, build_run_data, preprocess_spec, small_validation_warning
 from fer_nla.train.run_folder import RunFolder, check_resume_config, check_same_data, data_fingerprint
@@ -48,6 +49,7 @@ class FitResult:
     best_epoch: int
     best_metrics: dict[str, Any]
     epochs_done: int
+    paper_protocol: dict[str, Any] | None = None  # train.paper_protocol's test-selected figures (paper_selection)
 
 
 def _rng_states() -> dict[str, Any]:
@@ -120,12 +122,15 @@ def fit(
     info: DistInfo = init_distributed(device)
     main_log: Callable[[str], None] = log if info.is_main else (lambda _msg: None)
     session = None
+    flushed = config.train.flush_denormal and torch.set_flush_denormal(True)  # False where the CPU cannot
     try:
         session = _setup(config, run, info, device, payload, saved, main_log)
         for epoch in range(session.start_epoch, config.train.epochs):
             _epoch(session, epoch, on_step)
         return _finish(session)
     finally:
+        if flushed:
+            torch.set_flush_denormal(False)  # PyTorch's default, for whatever runs in this process next
         if session is not None and session.writer is not None:
             session.writer.close()  # idempotent: _finish closed it on success
         shutdown_distributed()
@@ -155,6 +160,7 @@ class _Session:
     best_metrics: dict[str, Any] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
     clean_targets: torch.Tensor | None = None  # int64 [len(train)] by training position (-1 unknown): train_acc_clean
+    test_batches: Any = None  # train.paper_protocol: the test split scored every epoch (never for selection)
 
     @property
     def class_names(self) -> list[str]:
@@ -204,6 +210,10 @@ def _setup(config: Config, run: RunFolder, info: DistInfo, device: torch.device,
                           grayscale=bool(pre["grayscale"]), class_prior=data.class_prior(),
                           logit_offset=_offset(step.method.logit_offset()))
     session = _Session(config, run, info, device, log, data, model, net, step, scheduler, loaders, recorder, None, base)
+    if tc.paper_protocol:
+        test = paper_protocol.test_dataset(config, class_names=class_names, log=log)
+        session.test_batches = paper_protocol.test_batches(config, test, kind=loaders.kind, info=info, device=device,
+                                                           frozen=model if tc.cache_frozen else None, log=log)
     if data.full_train.clean_targets is not None:  # by position in the trained part, as the loaders' index is
         clean = np.asarray(data.full_train.clean_targets)[data.train_indices]
         session.clean_targets = torch.as_tensor(clean, dtype=torch.int64, device=device)
@@ -320,6 +330,9 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     if session.scheduler is not None:
         session.scheduler.step()
     val, val_loss = _validate(session, logit_offset=session.base.logit_offset)
+    test = None if session.test_batches is None else paper_protocol.score_test(
+        session.net, session.test_batches, class_names=session.class_names, device=session.device,
+        amp_dtype=step.amp_dtype, channels_last=step.channels_last)
     if session.recorder is not None:
         session.recorder.end_epoch(epoch)
     session.epoch_seconds.append(time.perf_counter() - started)
@@ -327,7 +340,7 @@ def _epoch(session: _Session, epoch: int, on_step: Callable[[int, int], None] | 
     if improved:
         session.best_value, session.best_epoch, session.best_metrics = float(val[tc.select_metric]), epoch + 1, val
     if session.info.is_main:
-        _save(session, epoch, result, val, val_loss=val_loss, lr=lr, improved=improved)
+        _save(session, epoch, result, val, val_loss=val_loss, lr=lr, improved=improved, test=test)
     barrier()
 
 
@@ -358,7 +371,7 @@ def _offset(offset: list[float] | None) -> tuple[float, ...] | None:
 
 
 def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any], *, val_loss: float, lr: float,
-          improved: bool) -> None:
+          improved: bool, test: dict[str, Any] | None = None) -> None:
     """Signals, best.pt (when improved), last.pt with the resume states, the metrics line,
     TensorBoard and the epoch's log line; each file written atomically."""
     run, step, tc = session.run, session.step, session.config.train
@@ -368,6 +381,8 @@ def _save(session: _Session, epoch: int, result: EpochResult, val: dict[str, Any
             "val_per_class_acc": val["per_class_acc"], "val_confusion_matrix": val["confusion_matrix"], "best": improved}
     if result.accuracy_clean is not None:  # the data knows clean labels: how far training drifts from them
         line["train_acc_clean"] = result.accuracy_clean
+    if test is not None:  # train.paper_protocol: recorded, never used to choose best.pt
+        line[paper_protocol.METRICS_KEY] = test
     metrics = {"train": {"loss": result.loss, "acc": result.accuracy}, "val": val}
     meta = replace(session.base.with_epoch(epoch + 1, metrics), temperature=val["temperature"])
     weights = session.model.state_dict()
@@ -405,7 +420,11 @@ def _finish(session: _Session) -> FitResult:
         session.log(f"best epoch {session.best_epoch}{start}: val {tc.select_metric} {100 * session.best_value:.2f}%")
         if tc.report:
             session.log(f"report: {run.report}")
-    return FitResult(run=run, best_epoch=session.best_epoch, best_metrics=session.best_metrics, epochs_done=tc.epochs)
+    selection = paper_protocol.paper_selection(run.read_metrics()) if tc.paper_protocol and session.info.is_main else None
+    if selection is not None:
+        session.log(paper_protocol.selection_line(selection))
+    return FitResult(run=run, best_epoch=session.best_epoch, best_metrics=session.best_metrics, epochs_done=tc.epochs,
+                     paper_protocol=selection)
 
 
 def _last_good(run: RunFolder) -> str:

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from fer_nla.config import DataConfig
+from fer_nla.data.dataset import FERDataset
 from fer_nla.data.memory import decode_to_memory, default_budget_bytes, memory_bytes
 from fer_nla.data.memory_loader import MemoryLoader
 from fer_nla.distributed import DistInfo
@@ -96,9 +97,8 @@ def build_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch
 def _file_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
                   info: DistInfo, device: torch.device, drop_last: bool, steps: int) -> Loaders:
     sampler = DistributedSampler(data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
-    val_sampler = DistributedSampler(data.val, num_replicas=info.world_size, rank=info.rank, shuffle=False)
     pin = device.type == "cuda"
-    val = DataLoader(data.val, batch_size=eval_batch_size, sampler=val_sampler, num_workers=cfg.num_workers, pin_memory=pin)
+    val = eval_loader(cfg, data.val, kind="files", eval_batch_size=eval_batch_size, info=info, device=device)
 
     def train(epoch: int, epoch_seed: int) -> Batches:
         sampler.set_epoch(epoch)
@@ -130,8 +130,7 @@ def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_bat
         val = MemoryLoader(full, data.full_train.targets, data.val_indices, batch_size=eval_batch_size, train=False,
                            shuffle=False, **shard)
     else:
-        val = MemoryLoader(decode_to_memory(data.val, **decode), data.val.targets, batch_size=eval_batch_size,
-                           train=False, shuffle=False, **shard)
+        val = eval_loader(cfg, data.val, kind="memory", eval_batch_size=eval_batch_size, info=info, device=device, log=log)
 
     def train(epoch: int, epoch_seed: int) -> Batches:
         del epoch_seed  # the augmentation draws from the global generators, seeded per epoch by fit
@@ -172,10 +171,8 @@ def _cached_loaders(cfg: DataConfig, data: RunData, model: torch.nn.Module, *, b
         val = CachedLoader(outputs, rows, hard, torch.as_tensor(data.val_indices), batch_size=eval_batch_size,
                            shuffle=False, **shard)
     else:
-        val_images = decode_to_memory(data.val, **decode).images
-        val_outputs, val_rows = outputs_of(val_images, np.arange(len(val_images), dtype=np.int64))
-        val = CachedLoader(val_outputs, val_rows, torch.as_tensor(data.val.targets), torch.arange(len(val_images)),
-                           batch_size=eval_batch_size, shuffle=False, **shard)
+        val = eval_loader(cfg, data.val, kind="cached", eval_batch_size=eval_batch_size, info=info, device=device,
+                          log=log, frozen=model)
 
     def train(epoch: int, epoch_seed: int) -> Batches:
         del epoch_seed  # no random augmentation: the order is the sampler's
@@ -183,3 +180,30 @@ def _cached_loaders(cfg: DataConfig, data: RunData, model: torch.nn.Module, *, b
         return train_loader
 
     return Loaders("cached", train, val, steps)
+
+
+def eval_loader(cfg: DataConfig, dataset: FERDataset, *, kind: str, eval_batch_size: int, info: DistInfo,
+                device: torch.device, log: Callable[[str], None] = print, frozen: torch.nn.Module | None = None) -> Batches:
+    """Batches ``(images or cached views, targets, index)`` of a whole evaluation split held apart
+    from training (its own validation split, or the paper protocol's test split), in order, sharded
+    over the ranks: ``kind`` ``memory`` (decoded once, cached on disk), ``files`` (PIL every pass)
+    or ``cached`` (the frozen stages' outputs of ``frozen``, :func:`fer_nla.freeze.frozen_outputs`)."""
+    shard = {"rank": info.rank, "world_size": info.world_size, "device": device}
+    if kind == "files":
+        sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
+        return DataLoader(dataset, batch_size=eval_batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                          pin_memory=device.type == "cuda")
+    images = decode_to_memory(dataset, **_decode_options(cfg, log))
+    if kind == "memory":
+        return MemoryLoader(images, dataset.targets, batch_size=eval_batch_size, train=False, shuffle=False,
+                            image_size=cfg.image_size, **shard)
+    from fer_nla.data.memory import cache_folder
+    from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
+    from fer_nla.freeze import CachedLoader, frozen_outputs
+
+    assert frozen is not None, "kind='cached' needs the model whose frozen stages are cached"
+    outputs = frozen_outputs(frozen, images.images, image_size=cfg.image_size, mean=tuple(RECIPE_MEAN),
+                             std=tuple(RECIPE_STD), device=device, cache_dir=cache_folder(cfg.cache_dir), log=log)
+    count = len(outputs)
+    return CachedLoader(outputs, torch.arange(count), torch.as_tensor(dataset.targets), torch.arange(count),
+                        batch_size=eval_batch_size, shuffle=False, **shard)
