@@ -152,3 +152,37 @@ def test_a_bad_pretraining_key_is_named_as_the_pretraining_recipes(tmp_path, cap
     assert "the pretraining recipe" in err and "--pretrain train.epoch=1" in err and "train.epochs" in err
     assert main(["bench", "regime", "--out", str(tmp_path)]) == 2
     assert "name the bench config: --config" in capsys.readouterr().err
+
+
+def test_a_backbone_start_skips_pretraining_and_reports_both_protocols_and_a_label_set(ferplus_root, tmp_path):
+    """bench.start=backbone (model.backbone_weights as it is), bench.paper_protocol, a variant row
+    and a label set of our own: one tiny grid through `fer-nla bench regime`."""
+    from fer_nla.builtin import builtin_path
+
+    labels = tmp_path / "mine.csv"
+    rows = [line.split(",")[0] for line in (ferplus_root / "FER2013Train" / "label.csv").read_text().splitlines()]
+    labels.write_text("image,label\n" + "".join(f"{name},{('neutral', 'happiness')[i % 2]}\n"
+                                                 for i, name in enumerate(rows) if name))
+    out = tmp_path / "regime"
+    args = ["bench", "regime", "--config", str(BENCH), "--quick", "--no-ablation", "--out", str(out),
+            f"data.root={ferplus_root}", "bench.workers=1", "bench.start=backbone", "bench.paper_protocol=true",
+            f"model.backbone_weights={builtin_path(DEFAULT_MODEL)}", "bench.methods=[ce]",
+            "bench.variants={nla_mean: {loss: nla, options: {consistency_reduction: mean}}}",
+            f"bench.label_sets.mine={labels}", "bench.settings=[mine]"]
+    assert main(args) == 0
+    assert not (out / "pretrain").exists()
+    data = json.loads((out / "pretrained_regime.json").read_text())
+    got = {(r["method"], r["setting"]): r for r in data["rows"]}
+    assert set(got) == {("ce", "mine"), ("nla_mean", "mine")} and got[("nla_mean", "mine")]["loss"] == "nla"
+    assert got[("nla_mean", "mine")]["loss_options"] == {"consistency_reduction": "mean"}
+    for row in got.values():
+        assert set(row["train_class_counts"][2:]) == {0}  # the file's two classes only
+        tests = [(h["test_overall_acc"], h["test_mean_acc"]) for h in row["history"]]
+        assert len(tests) == 2 and row["paper"]["best_overall"]["overall_acc"] == max(t[0] for t in tests)
+        assert row["paper"]["best_mean"]["mean_acc"] == max(t[1] for t in tests)
+        # the honest figure is the test score of the epoch validation chose, one of the epochs scored
+        assert row["overall_acc"] == pytest.approx(tests[row["best_epoch"] - 1][0], abs=1e-9)
+    md = (out / "pretrained_regime.md").read_text()
+    assert "`model.backbone_weights=" in md and "never saw an expression label" in md
+    assert "## What test selection adds" in md and "| **all methods** |" in md
+    assert data["meta"]["protocol_gap"]["overall"] >= 0

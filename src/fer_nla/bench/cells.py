@@ -27,6 +27,7 @@ from fer_nla.bench.settings import SettingSplit
 from fer_nla.config import Config
 from fer_nla.data.dataset import FERDataset
 from fer_nla.data.sources.manifest import write_manifest
+from fer_nla.train.paper_protocol import METRICS_KEY as TEST_KEY
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints
 
     Returns ``val`` (the best epoch's validation report), ``test`` (its report on ``test``, with
     ``probs``/``targets`` when ``with_probabilities``), ``best_epoch``, ``epochs`` (per-epoch
-    history from metrics.jsonl) and ``seconds``. A finished cell folder is trained again from
+    history from metrics.jsonl; with ``train.paper_protocol`` each epoch's test figures too),
+    ``paper_protocol`` (the test-selected figures, or ``None``) and ``seconds``. A finished cell folder is trained again from
     scratch; ``keep_checkpoints=False`` deletes best.pt and last.pt once scored (the run folder
     keeps config.yaml, metrics.jsonl and signals.npz)."""
     from fer_nla.evaluate import evaluate_checkpoint
@@ -110,13 +112,15 @@ def run_cell(config: Config, run_dir: Path, test: EvalSplit, *, keep_checkpoints
     history = [{"epoch": m["epoch"], "train_loss": m["train_loss"], "train_acc": m["train_acc"],
                 **({"train_acc_clean": m["train_acc_clean"]} if "train_acc_clean" in m else {}),
                 "val_loss": m["val_loss"], "val_overall_acc": m["val"]["overall_acc"],
-                "val_mean_acc": m["val"]["mean_acc"], "images_per_second": m["images_per_second"]}
+                "val_mean_acc": m["val"]["mean_acc"], "images_per_second": m["images_per_second"],
+                **({"test_overall_acc": m[TEST_KEY]["overall_acc"], "test_mean_acc": m[TEST_KEY]["mean_acc"]}
+                   if TEST_KEY in m else {})}
                for m in folder.read_metrics()]
     if not keep_checkpoints:
         folder.best.unlink(missing_ok=True)
         folder.last.unlink(missing_ok=True)
     return {"val": result.best_metrics, "test": scored, "best_epoch": result.best_epoch, "epochs": history,
-            "seconds": time.perf_counter() - started}
+            "paper_protocol": result.paper_protocol, "seconds": time.perf_counter() - started}
 
 
 @torch.inference_mode()

@@ -39,7 +39,16 @@ SETTINGS: tuple[str, ...] = (*NOISY_SETTINGS, CLEAN_SETTING)
 class GridSpec:
     """What to run: ``methods`` x ``settings`` x ``seeds`` (and CE on ``clean`` when
     ``clean_reference``); where to test (``test_split`` with ``test_labels``); how many worker
-    processes share the CPU (``workers``, each with ``threads`` intra-op threads)."""
+    processes share the CPU (``workers``, each with ``threads`` intra-op threads).
+
+    ``variants``: more rows, run like methods in every setting and seed: a label mapped to
+    ``{"loss": NAME, "options": {...}}`` (NLA with its best measured options, say).
+    ``label_sets``: settings of the user's own: a name mapped to a CSV of labels for the pool's
+    images (:mod:`fer_nla.bench.label_sets`); list the name in ``settings`` to run it.
+    The pretrained regime only: ``start`` ``pretrain`` (half-P pretraining, issue 15) or
+    ``backbone`` (the recipe's ``model.backbone_weights`` as it is: a network that never saw an
+    expression label); ``paper_protocol``: every cell also scores the test split after each epoch
+    (``train.paper_protocol``) and the tables give the test-selected figures beside the honest ones."""
 
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     settings: list[str] = field(default_factory=lambda: list(NOISY_SETTINGS))
@@ -51,10 +60,24 @@ class GridSpec:
     threads: int = 0  # 0: the machine's cores divided among the workers
     loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    label_sets: dict[str, str] = field(default_factory=dict)
+    start: str = "pretrain"
+    paper_protocol: bool = False
+
+    def rows(self) -> list[str]:
+        """The row labels: the methods, then the variants."""
+        return [*self.methods, *self.variants]
+
+    def loss_of(self, row: str) -> tuple[str, dict[str, Any]]:
+        """The loss name and options a row trains with (a method: ``loss_options``; a variant: its own)."""
+        if row in self.variants:
+            return str(self.variants[row]["loss"]), dict(self.variants[row].get("options") or {})
+        return row, dict(self.loss_options.get(row, {}))
 
     def cells(self) -> list[tuple[str, str, int]]:
-        """``(method, setting, seed)`` in run order: seed-major, so a stopped grid has whole seeds."""
-        out = [(m, s, seed) for seed in self.seeds for s in self.settings for m in self.methods]
+        """``(row, setting, seed)`` in run order: seed-major, so a stopped grid has whole seeds."""
+        out = [(m, s, seed) for seed in self.seeds for s in self.settings for m in self.rows()]
         if self.clean_reference:
             out += [("ce", CLEAN_SETTING, seed) for seed in self.seeds]
         return out
@@ -77,18 +100,22 @@ def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
     if head == "quick" and rest:  # flat dotted keys: bench.quick.train.epochs=2
         grid.quick[rest] = value
         return
+    if head == "label_sets" and rest:  # bench.label_sets.mine=/path/to/labels.csv
+        grid.label_sets[rest] = str(value)
+        return
     if head == "loss_options" and rest:  # bench.loss_options.focal.gamma=1
         method, _, option = rest.partition(".")
         if not option:
             raise InputError(f"{where}{key}: name the option, e.g. bench.loss_options.focal.gamma=1")
         grid.loss_options.setdefault(method, {})[option] = value
         return
-    if head in ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "test_split", "test_labels"):
+    if head in ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "test_split", "test_labels",
+                "start", "paper_protocol"):
         try:
             setattr(grid, head, convert(value, typing.get_type_hints(GridSpec)[head], name=key))
         except InputError as err:
             raise InputError(f"{where}{err}") from None
-    elif head in ("loss_options", "quick"):
+    elif head in ("loss_options", "quick", "variants", "label_sets"):
         if not isinstance(value, dict):
             raise InputError(f"{where}{key} must be a mapping")
         setattr(grid, head, dict(value))
@@ -128,9 +155,21 @@ def check_grid(grid: GridSpec) -> None:
     unknown = [m for m in grid.methods if m not in available_losses()]
     if unknown:
         raise InputError(f"bench.methods: unknown {', '.join(unknown)}; available: {', '.join(available_losses())}")
-    bad = [s for s in grid.settings if s not in SETTINGS]
+    bad = [s for s in grid.settings if s not in SETTINGS and s not in grid.label_sets]
     if bad:
-        raise InputError(f"bench.settings: unknown {', '.join(bad)}; choose from {', '.join(SETTINGS)}")
+        raise InputError(f"bench.settings: unknown {', '.join(bad)}; choose from {', '.join(SETTINGS)}, or name a "
+                         "label set of your own in bench.label_sets")
+    taken = sorted(set(grid.label_sets) & set(SETTINGS))
+    if taken:
+        raise InputError(f"bench.label_sets: {', '.join(taken)} is a built-in setting's name; give your labels another name")
+    if grid.start not in ("pretrain", "backbone"):
+        raise InputError(f"bench.start must be pretrain (half-P pretraining) or backbone (model.backbone_weights as "
+                         f"it is); got {grid.start!r}")
+    for label, variant in grid.variants.items():
+        if label in grid.methods or not isinstance(variant, dict) or variant.get("loss") not in available_losses() \
+                or not isinstance(variant.get("options") or {}, dict) or set(variant) - {"loss", "options"}:
+            raise InputError(f"bench.variants.{label}: expected {{loss: NAME, options: {{...}}}} with a known loss "
+                             f"({', '.join(available_losses())}) and a label that is not also in bench.methods")
     if not grid.seeds or not grid.methods or not grid.settings:
         raise InputError("bench.methods, bench.settings and bench.seeds must each name at least one entry")
     if grid.workers < 1 or grid.threads < 0:

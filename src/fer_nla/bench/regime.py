@@ -74,7 +74,7 @@ class RegimeCell:
 
 def regime_cells(cfg: BenchConfig, *, ablation: bool = True) -> list[RegimeCell]:
     """The grid's cells (seed-major, as :meth:`GridSpec.cells`), then the ablation's."""
-    cells = [RegimeCell(m, m, s, seed, dict(cfg.grid.loss_options.get(m, {}))) for m, s, seed in cfg.grid.cells()]
+    cells = [RegimeCell(m, cfg.grid.loss_of(m)[0], s, seed, cfg.grid.loss_of(m)[1]) for m, s, seed in cfg.grid.cells()]
     if ablation:
         settings = [s for s in ABLATION_SETTINGS if s in cfg.grid.settings]
         cells += [RegimeCell(label, "nla", s, seed, dict(options)) for seed in cfg.grid.seeds for s in settings
@@ -118,11 +118,17 @@ def half_f_pool(cfg: BenchConfig, seeds: list[int], *, log: Callable[[str], None
                 source=pool.source)
 
 
-def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], test: EvalSplit, out: Path) -> dict[str, Any]:
-    """Train and score one cell; its row (with per-epoch ``history``)."""
+def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], test: EvalSplit, out: Path, *,
+                      paper_protocol: bool = False) -> dict[str, Any]:
+    """Train and score one cell; its row (with per-epoch ``history``). ``paper_protocol``: the
+    cell also scores ``test`` after every epoch (``train.paper_protocol``) and the row gets the
+    test-selected figures as ``paper`` (:func:`fer_nla.train.paper_protocol.paper_selection`)."""
     config = cell_config(recipe, manifest=facts["manifest"], method=cell.loss, seed=cell.seed, loss_options=cell.options,
                          threads=torch.get_num_threads())
     config.train.record_signals = False  # the tables do not use them
+    if paper_protocol:
+        config.train.paper_protocol, config.data.test_split = True, test.split
+        config.data.test_source = {"dataset": test.dataset, "root": test.root, "labels": test.labels, "options": test.options}
     run_dir = out / "cells" / cell.method / f"{cell.setting}-seed{cell.seed}"
     result = run_cell(config, run_dir, test)
     stats = {k: v for k, v in facts.items() if k != "manifest"}
@@ -133,6 +139,7 @@ def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], t
         "per_class_acc": scored["per_class_acc"], "macro_f1": scored["macro_f1"], "best_epoch": result["best_epoch"],
         "val_select": result["val"][recipe.train.select_metric], **stats, "seconds": round(result["seconds"], 1),
         "history": result["epochs"], "run": str(run_dir),
+        **({"paper": result["paper_protocol"]} if result.get("paper_protocol") else {}),
     }
 
 
@@ -140,12 +147,13 @@ def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], t
 EXTENDABLE_BENCH_KEYS: tuple[str, ...] = ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "quick")
 
 
-def recipe_stamp(cfg: BenchConfig, pretrain_config: Config) -> dict[str, Any]:
+def recipe_stamp(cfg: BenchConfig, pretrain_config: Config | None) -> dict[str, Any]:
     """What every cell of a run folder must share: the fine-tuning recipe, the bench keys that
     change a cell's result, and the pretraining recipe (as JSON values)."""
     bench = cfg.to_dict()
     bench["bench"] = {k: v for k, v in bench["bench"].items() if k not in EXTENDABLE_BENCH_KEYS}
-    return json.loads(json.dumps({"fine_tuning": bench, "pretraining": pretrain_config.to_dict()}))
+    pretraining = pretrain_config.to_dict() if pretrain_config is not None else None
+    return json.loads(json.dumps({"fine_tuning": bench, "pretraining": pretraining}))
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -154,7 +162,7 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} then, {b!r} now"]
 
 
-def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config) -> None:
+def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config | None) -> None:
     """Record the recipe in ``out/regime.recipe.json``, or raise :class:`InputError` when the folder
     holds a run with another one: its finished cells and pretraining would be reused under the
     new recipe's name. Cells, seeds and worker counts may change (a run is extended or resumed)."""
@@ -173,30 +181,38 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_regime(cfg: BenchConfig, pretrain_config: Config, out: str | Path, *, command: str = "", ablation: bool = True,
-               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Pretrain (or resume), then run every cell not yet in ``out/regime.partial.jsonl``;
-    returns the rows, also written as ``out/pretrained_regime.json`` and ``.md``."""
+def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path, *, command: str = "",
+               ablation: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Pretrain (or resume; ``bench.start=pretrain``) or take the recipe's backbone weights as they
+    are (``bench.start=backbone``, ``pretrain_config`` then ``None``), then run every cell not yet in
+    ``out/regime.partial.jsonl``; returns the rows, also written as ``out/pretrained_regime.json`` and ``.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if (cfg.grid.start == "pretrain") != (pretrain_config is not None):
+        raise InputError("bench.start=pretrain needs the pretraining recipe (--pretrain-config) and bench.start=backbone "
+                         "none: the cells then start from model.backbone_weights")
     check_same_recipe(out, cfg, pretrain_config)
     started = time.perf_counter()
-    best = pretrain(pretrain_config, out / "pretrain", log=log)
     recipe = cell_recipe(cfg, out)
-    recipe.model.init = str(best.resolve())
+    if pretrain_config is not None:
+        recipe.model.init = str(pretrain(pretrain_config, out / "pretrain", log=log).resolve())
+    elif not recipe.model.backbone_weights:
+        raise InputError("bench.start=backbone starts every cell from model.backbone_weights: set it (e.g. "
+                         "model.backbone_weights=dlib_face_recognition_resnet_model_v1)")
     partial = out / "regime.partial.jsonl"
     cells = regime_cells(cfg, ablation=ablation)
     done = {(r["method"], r["setting"], r["seed"]): r for r in read_partial(partial)}
     todo = [c for c in cells if c.key not in done]
     log(f"pretrained regime: {len(cells)} cells ({len(done)} already in {partial}), {cfg.grid.workers} worker(s)")
     pool = half_f_pool(cfg, sorted({c.seed for c in cells}), log=log)
-    facts = prepare_settings(cfg, pool, {(c.setting, c.seed) for c in todo}, out)
+    facts = prepare_settings(cfg, pool, {(c.setting, c.seed) for c in todo}, out, log=log)
     test = test_set(cfg)
     workers = min(cfg.grid.workers, max(len(todo), 1))
     threads = cfg.grid.threads or max(1, (os.cpu_count() or 1) // workers)
     with partial.open("a") as sink, ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                                         initializer=_init_worker, initargs=(threads,)) as executor:
-        futures = [executor.submit(train_regime_cell, recipe, c, facts[(c.setting, c.seed)], test, out) for c in todo]
+        futures = [executor.submit(train_regime_cell, recipe, c, facts[(c.setting, c.seed)], test, out,
+                                   paper_protocol=cfg.grid.paper_protocol) for c in todo]
         for future in as_completed(futures):
             row = future.result()
             done[(row["method"], row["setting"], row["seed"])] = row
@@ -207,7 +223,8 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config, out: str | Path, *, co
                 f"({row['seconds']:.0f}s)")
     rows = [done[c.key] for c in cells]
     meta = {"command": command, "machine": machine_line(threads * workers), "seconds": time.perf_counter() - started,
-            "cells_run_now": len(todo), "config": cfg.to_dict(), "pretrain_config": pretrain_config.to_dict(),
+            "cells_run_now": len(todo), "config": cfg.to_dict(),
+            "pretrain_config": pretrain_config.to_dict() if pretrain_config is not None else None,
             "class_names": list(pool.class_names), "clean_setting": CLEAN_SETTING,
             "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ABLATIONS}
     from fer_nla.bench.regime_tables import write_regime_outputs

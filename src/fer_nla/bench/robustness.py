@@ -50,11 +50,18 @@ class Pool:
     def majority(self) -> np.ndarray:
         return next(iter(self.by_seed.values())).clean_targets
 
-    def split(self, setting: str, seed: int, cfg: BenchConfig) -> SettingSplit:
+    def split(self, setting: str, seed: int, cfg: BenchConfig, *, log: Callable[[str], None] = print) -> SettingSplit:
+        """The labels and parts of ``setting`` for ``seed`` (a label set of ``bench.label_sets`` read from its file)."""
         d = cfg.recipe.data
+        label_set = None
+        if setting in cfg.grid.label_sets:
+            from fer_nla.bench.label_sets import read_label_set
+
+            label_set = read_label_set(cfg.grid.label_sets[setting], sample_ids=self.by_seed[seed].samples,
+                                       class_names=self.class_names, root=self.source.get("root"), log=log)
         return setting_split(setting, majority=self.majority, single_vote=self.by_seed[seed].targets,
                              num_classes=len(self.class_names), seed=seed, val_fraction=d.val_fraction,
-                             train_size=d.train_subset)
+                             train_size=d.train_subset, label_set=label_set)
 
 
 def _root(cfg: BenchConfig) -> str | None:
@@ -82,12 +89,13 @@ def test_set(cfg: BenchConfig) -> EvalSplit:
     return EvalSplit("ferplus", _root(cfg) or "", g.test_split, g.test_labels, dict(cfg.recipe.data.options))
 
 
-def prepare_settings(cfg: BenchConfig, pool: Pool, pairs: set[tuple[str, int]], out: Path) -> dict[tuple[str, int], dict[str, Any]]:
+def prepare_settings(cfg: BenchConfig, pool: Pool, pairs: set[tuple[str, int]], out: Path, *,
+                     log: Callable[[str], None] = print) -> dict[tuple[str, int], dict[str, Any]]:
     """Write each (setting, seed)'s manifest under ``out/settings``; returns its path and the
     facts of its training part for the rows."""
     facts = {}
     for setting, seed in sorted(pairs):
-        split = pool.split(setting, seed, cfg)
+        split = pool.split(setting, seed, cfg, log=log)
         path = write_setting_manifest(out / "settings" / f"{setting}-seed{seed}.csv", pool.by_seed[seed], split,
                                       source=pool.source)
         counts = np.bincount(split.train_labels, minlength=len(pool.class_names))
@@ -107,8 +115,9 @@ def cell_recipe(cfg: BenchConfig, out: Path) -> Config:
 def train_one(recipe: Config, cfg: BenchConfig, cell: Cell, facts: dict[str, Any], test: EvalSplit, out: Path) -> dict[str, Any]:
     """Train and score one cell; its row."""
     method, setting, seed = cell
-    config = cell_config(recipe, manifest=facts["manifest"], method=method, seed=seed,
-                         loss_options=cfg.grid.loss_options.get(method), threads=torch.get_num_threads())
+    loss, options = cfg.grid.loss_of(method)
+    config = cell_config(recipe, manifest=facts["manifest"], method=loss, seed=seed, loss_options=options,
+                         threads=torch.get_num_threads())
     run_dir = out / "cells" / method / f"{setting}-seed{seed}"
     result = run_cell(config, run_dir, test)
     (run_dir / "signals.npz").unlink(missing_ok=True)  # the grid's tables do not use them

@@ -6,7 +6,8 @@ the majority label (``majority``) and, per seed, one annotator's vote drawn per 
 
 1. ``given``: ``single_vote`` the drawn votes; ``symmetric_R`` the majority labels with
    exactly R% moved uniformly to another class (per class, :func:`symmetric_noise`);
-   ``imbalance_F`` and ``clean`` the majority labels.
+   ``imbalance_F`` and ``clean`` the majority labels; a label set of the user's own
+   (:mod:`fer_nla.bench.label_sets`) its file's labels, on the images it lists.
 2. A seeded stratified ``val_fraction`` of the pool (stratified on ``given``) is the
    validation split for model selection; its labels are ``given`` too, as a user's would be.
 3. The training part: ``imbalance_F`` keeps an exponential profile with largest/smallest
@@ -68,12 +69,18 @@ def setting_split(
     seed: int,
     val_fraction: float,
     train_size: int | None,
+    label_set: np.ndarray | None = None,
 ) -> SettingSplit:
-    """Training and validation indices and labels of ``setting`` for ``seed``."""
+    """Training and validation indices and labels of ``setting`` for ``seed``; ``label_set``
+    (``int64 [N]``, ``-1`` for an image it does not list) gives a user's setting its labels."""
     majority = np.asarray(majority, dtype=np.int64)
-    given = given_labels(setting, majority=majority, single_vote=single_vote, num_classes=num_classes, seed=seed)
-    train_pool, val = stratified_split(given, fraction=val_fraction, seed=seed)
-    train_pool, val = np.asarray(train_pool), np.asarray(val)
+    if label_set is not None:
+        given = np.asarray(label_set, dtype=np.int64)
+    else:
+        given = given_labels(setting, majority=majority, single_vote=single_vote, num_classes=num_classes, seed=seed)
+    listed = np.flatnonzero(given >= 0)  # every image, but for a label set that leaves some out
+    train_pool, val = stratified_split(given[listed], fraction=val_fraction, seed=seed)
+    train_pool, val = listed[np.asarray(train_pool)], listed[np.asarray(val)]
     if setting.startswith("imbalance_"):
         factor = float(setting.split("_")[1])
         keep = imbalance_indices(given[train_pool], num_classes=num_classes, factor=factor, seed=seed)

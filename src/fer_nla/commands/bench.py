@@ -116,7 +116,10 @@ def _register_regime(actions: argparse._SubParsersAction) -> None:
             "setting of the other half (half F) and seed, plus CE on clean labels and NLA's ablation "
             "(single_vote, symmetric_30); each run's best epoch is chosen on a carve of half F with the setting's "
             "labels and scored on FERPlus valid. Writes pretrained_regime.json, .md and plots to --out. "
-            "Resumes a stopped run from the same --out (pretraining included)."
+            "Resumes a stopped run from the same --out (pretraining included). With bench.start=backbone there "
+            "is no pretraining: every cell starts from model.backbone_weights (a face-identity network, "
+            "benchmarks/identity_regime.yaml); bench.paper_protocol=true also reports each cell as the NLA "
+            "authors' script selects it (best epochs chosen on the test split), beside the honest figures."
         ),
         epilog="example:\n  fer-nla bench regime --config benchmarks/pretrained_regime.yaml --out runs/regime "
                "data.root=/data/ferplus",
@@ -159,8 +162,10 @@ def run_regime_command(args: argparse.Namespace) -> int:
 
         raise InputError("name the bench config: --config benchmarks/pretrained_regime.yaml")
     cfg = load_bench_config(args.config, list(args.overrides), quick=args.quick)
-    pre = pretrain_config(args.pretrain_config or Path(args.config).resolve().parent.parent / "configs" / "ferplus_model.yaml",
-                          root=cfg.recipe.data.root, overrides=args.pretrain)
+    pre = None
+    if cfg.grid.start == "pretrain":
+        default = Path(args.config).resolve().parent.parent / "configs" / "ferplus_model.yaml"
+        pre = pretrain_config(args.pretrain_config or default, root=cfg.recipe.data.root, overrides=args.pretrain)
     resolve_out(args)
     extra = tuple(x for o in args.pretrain for x in ("--pretrain", o))
     extra += ("--pretrain-config", args.pretrain_config) if args.pretrain_config else ()
