@@ -36,18 +36,22 @@ def test_clean_accuracy_counts_samples_with_a_known_clean_label_only() -> None:
     assert train_one_epoch(_FixedStep(logits), loader, epoch=0, last_good="none").accuracy_clean is None
 
 
-def test_a_run_on_data_with_clean_labels_records_train_acc_clean_each_epoch(tmp_path) -> None:
-    config = load_config(None, [
-        "data.options.num_samples=48", "data.options.image_size=32", "data.image_size=32", "train.batch_size=16",
-        "train.eval_batch_size=64", "train.progress=false", "train.tensorboard=false", "model.arch=cnn_small",
-        "train.report=false", "loss.name=ce", "train.threads=1", "train.epochs=2",
-    ])
+RUN = ["data.image_size=32", "train.eval_batch_size=64", "train.progress=false", "train.tensorboard=false",
+       "model.arch=cnn_small", "train.report=false", "loss.name=ce", "train.threads=1", "train.epochs=2"]
+
+
+def _metrics(tmp_path, overrides: list[str]) -> list[dict]:
+    """The metrics lines of a tiny CE run with ``overrides`` (the thread count restored after it)."""
     threads = torch.get_num_threads()
     try:
-        fit(config, tmp_path / "run", log=lambda _m: None)
+        fit(load_config(None, [*RUN, *overrides]), tmp_path / "run", log=lambda _m: None)
     finally:
         torch.set_num_threads(threads)
-    lines = [json.loads(t) for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(t) for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_on_data_with_clean_labels_records_train_acc_clean_each_epoch(tmp_path) -> None:
+    lines = _metrics(tmp_path, ["data.options.num_samples=48", "data.options.image_size=32", "train.batch_size=16"])
     assert [line["epoch"] for line in lines] == [1, 2]
     assert all(0.0 <= line["train_acc_clean"] <= 1.0 for line in lines)  # the synthetic set knows its clean labels
 
@@ -61,15 +65,5 @@ def test_train_acc_clean_follows_the_trained_part_when_it_is_a_subset_of_the_spl
     options = ["data.options.num_samples=96", "data.options.image_size=32", "data.options.mix_share=0"]
     data = build_dataset("synthetic", split="train", num_samples=96, image_size=32, mix_share=0.0)
     assert data.clean_targets is not None and (data.clean_targets == data.targets).all()
-    config = load_config(None, [
-        *options, "data.image_size=32", "data.train_subset=40", "train.batch_size=8", "train.eval_batch_size=64",
-        "train.progress=false", "train.tensorboard=false", "model.arch=cnn_small", "train.report=false",
-        "loss.name=ce", "train.threads=1", "train.epochs=2", "optim.lr=3e-3",
-    ])
-    threads = torch.get_num_threads()
-    try:
-        fit(config, tmp_path / "run", log=lambda _m: None)
-    finally:
-        torch.set_num_threads(threads)
-    lines = [json.loads(t) for t in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lines = _metrics(tmp_path, [*options, "data.train_subset=40", "train.batch_size=8", "optim.lr=3e-3"])
     assert [line["train_acc_clean"] for line in lines] == [line["train_acc"] for line in lines]
