@@ -82,3 +82,14 @@ def test_the_bench_config_takes_label_sets_as_settings_and_refuses_a_built_in_na
         load_bench_config(None, ["bench.label_sets.symmetric_30=/x.csv"])
     with pytest.raises(InputError, match="bench.settings: unknown theirs"):
         load_bench_config(None, ["bench.settings=[theirs]"])
+
+
+def test_a_grid_manifest_with_edited_labels_is_a_label_set(tmp_path):
+    """The manifests a grid writes (path,label,clean_label,is_noisy,split,source) read as label sets."""
+    lines = ["path,label,clean_label,is_noisy,split,source"]
+    lines += [f"{IDS[i]},{EMOTIONS[int(VOTES[i])]},{EMOTIONS[int(MAJORITY[i])]},0,{('train', 'valid')[i % 2]},ferplus"
+              for i in range(0, MAJORITY.size, 3)]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    labels = _read(tmp_path / "m.csv")
+    listed = np.arange(0, MAJORITY.size, 3)
+    assert (labels[listed] == VOTES[listed]).all() and (np.delete(labels, listed) == UNLISTED).all()

@@ -8,9 +8,11 @@ files, so cells can be re-run on noisy label sets the grid never drew::
       label_sets: {my_noise: /path/to/my_labels.csv}
       settings: [my_noise, symmetric_30]
 
-The file: a header row with ``image`` and ``label`` columns (others are ignored), one row per
-image. ``image`` names a FERPlus training image by its file name (``fer0000001.png``) or its
-path under the FERPlus root (``FER2013Train/fer0000001.png``); ``label`` is a class name
+The file: a header row with ``image`` (or ``path``) and ``label`` columns (others are ignored),
+one row per image. ``image`` names a FERPlus training image by its file name (``fer0000001.png``),
+its path under the FERPlus root (``FER2013Train/fer0000001.png``) or its full path, as the
+manifests a grid writes (``OUT/settings/<setting>-seed<k>.csv``) do: edit one's labels and give it
+back as a label set; ``label`` is a class name
 (``anger``, or an alias such as ``angry``) or a class index in the pool's order (neutral,
 happiness, surprise, sadness, anger, disgust, fear, contempt). The setting trains on the pool
 images the file lists, with its labels, and scores them against the majority labels as every
@@ -63,6 +65,7 @@ def read_label_set(path: str | Path, *, sample_ids: Sequence[str], class_names: 
                          "image,label columns")
     by_key: dict[str, int] = {}
     for i, sample in enumerate(sample_ids):
+        by_key[str(sample).replace(os.sep, "/")] = i
         relative = os.path.relpath(str(sample), root) if root and os.path.isabs(str(sample)) else str(sample)
         by_key[relative.replace(os.sep, "/")] = i
         by_key.setdefault(os.path.basename(str(sample)), i)
@@ -71,11 +74,13 @@ def read_label_set(path: str | Path, *, sample_ids: Sequence[str], class_names: 
     outside: list[str] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = {"image", "label"} - {(name or "").strip().lower() for name in reader.fieldnames or []}
+        columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+        if "image" not in columns and "path" in columns:  # a grid's manifest
+            columns["image"] = columns["path"]
+        missing = {"image", "label"} - set(columns)
         if missing:
             raise InputError(f"{path}:1: the header lacks {', '.join(sorted(missing))}; the first row must name the "
                              "columns image,label")
-        columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
             image = (row.get(columns["image"]) or "").strip().replace("\\", "/")
