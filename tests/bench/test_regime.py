@@ -186,3 +186,14 @@ def test_a_backbone_start_skips_pretraining_and_reports_both_protocols_and_a_lab
     assert "`model.backbone_weights=" in md and "never saw an expression label" in md
     assert "## What test selection adds" in md and "| **all methods** |" in md
     assert data["meta"]["protocol_gap"]["overall"] >= 0
+
+
+def test_workers_start_on_different_label_sets_and_every_cell_runs_once():
+    from fer_nla.bench.regime import run_order
+
+    cells = regime_cells(load_bench_config(BENCH), ablation=False)
+    order = run_order(cells, workers=2)
+    assert sorted(c.key for c in order) == sorted(c.key for c in cells)
+    first = [(c.setting, c.seed) for c in order[:4]]
+    assert first == [("single_vote", 0), ("symmetric_10", 0), ("single_vote", 0), ("symmetric_10", 0)]
+    assert run_order(cells, workers=1) == cells

@@ -143,6 +143,24 @@ def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], t
     }
 
 
+def run_order(cells: Sequence[RegimeCell], *, workers: int) -> list[RegimeCell]:
+    """``cells`` in the order the workers take them: the cells of ``workers`` label sets
+    ((setting, seed) pairs) at a time, alternating between them, so that each worker starts on
+    another pair and computes that pair's frozen outputs (about a minute at 150 px) while the
+    others do the same for theirs, instead of all computing the same one at once. The tables keep
+    :func:`regime_cells`' order."""
+    groups: dict[tuple[str, int], list[RegimeCell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.setting, cell.seed), []).append(cell)
+    batches = list(groups.values())
+    ordered: list[RegimeCell] = []
+    for start in range(0, len(batches), max(workers, 1)):
+        chunk = batches[start:start + max(workers, 1)]
+        for i in range(max(len(g) for g in chunk)):
+            ordered += [g[i] for g in chunk if i < len(g)]
+    return ordered
+
+
 # Bench keys that only choose which cells run or how fast: a resumed run may change them.
 EXTENDABLE_BENCH_KEYS: tuple[str, ...] = ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "quick")
 
@@ -202,7 +220,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
     partial = out / "regime.partial.jsonl"
     cells = regime_cells(cfg, ablation=ablation)
     done = {(r["method"], r["setting"], r["seed"]): r for r in read_partial(partial)}
-    todo = [c for c in cells if c.key not in done]
+    todo = run_order([c for c in cells if c.key not in done], workers=cfg.grid.workers)
     log(f"pretrained regime: {len(cells)} cells ({len(done)} already in {partial}), {cfg.grid.workers} worker(s)")
     pool = half_f_pool(cfg, sorted({c.seed for c in cells}), log=log)
     facts = prepare_settings(cfg, pool, {(c.setting, c.seed) for c in todo}, out, log=log)
