@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_line, median_ms, publish
 
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
-from fer_nla.dlib_resnet import chip_descriptors, locate_dlib_resnet, read_dlib_resnet
+from fer_nla.dlib_format import locate_dlib_resnet, read_dlib_resnet
+from fer_nla.dlib_resnet import chip_descriptors
 from fer_nla.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

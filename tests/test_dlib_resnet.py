@@ -14,16 +14,18 @@ import pytest
 import torch
 
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
+from fer_nla.dlib_format import (
+    DlibReader,
+    decode_float_details,
+    locate_dlib_resnet,
+    read_dlib_resnet,
+)
 from fer_nla.dlib_resnet import (
     DLIB_RESNET_NAME,
     DlibFaceResNet,
     DlibInput,
-    DlibReader,
     add_padded,
     chip_descriptors,
-    decode_float_details,
-    locate_dlib_resnet,
-    read_dlib_resnet,
 )
 from fer_nla.errors import InputError
 from fer_nla.freeze import TrailingPart, freeze_stages

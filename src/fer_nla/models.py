@@ -250,8 +250,8 @@ def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     :func:`fer_nla.file_kinds.read_torch_file` (kind sniffed first, ``weights_only=True``): a
     foreign file (ONNX, Keras/HDF5, TorchScript, a pickled model, ...) is an :class:`InputError`.
     A dlib ``.dat`` (or the name ``dlib_face_recognition_resnet_model_v1``) is read by
-    :func:`fer_nla.dlib_resnet.read_dlib_resnet`."""
-    from fer_nla.dlib_resnet import dlib_weight_path, read_dlib_resnet
+    :func:`fer_nla.dlib_format.read_dlib_resnet`."""
+    from fer_nla.dlib_format import dlib_weight_path, read_dlib_resnet
 
     if (dat := dlib_weight_path(path)) is not None:
         return read_dlib_resnet(dat)
