@@ -16,7 +16,7 @@ it needs no random augmentation, since an augmented image has no fixed output
 (:func:`check_cacheable`).
 
 Only networks that declare their stages support this (:class:`fer_nla.models.SmallResNet`,
-``resnet10s``: stem, then stages 1-4).
+``resnet10s``: stem, then stages 1-4; ``dlib_resnet``: stem, then dlib's levels 4..0 as stages 1-5).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def stage_ends(model: nn.Module, *, arch: str = "") -> tuple[int, ...]:
     :class:`InputError` for a network that declares no stages."""
     ends = tuple(getattr(model, "stage_ends", ()) or ())
     if not ends:
-        raise InputError(f"model.frozen_stages needs a network with declared stages (resnet10s); "
+        raise InputError(f"model.frozen_stages needs a network with declared stages (resnet10s, dlib_resnet); "
                          f"{arch or type(model).__name__} has none: leave model.frozen_stages=-1")
     return ends
 
