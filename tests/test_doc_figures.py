@@ -193,7 +193,7 @@ NAMES = {"gce": "GCE", "class_balanced": "class-balanced", "logit_adjusted": "lo
 
 def test_pretrained_regime_figures_equal_its_results():
     overall, mean, _ = _regime_tables()
-    methods = methods_part("### NLA when fine-tuning", "### The label audit")
+    methods = methods_part("### NLA when fine-tuning", "### NLA against SCN")
     for setting, label in (("single_vote", "single vote"), ("symmetric_30", "30% symmetric"),
                            ("imbalance_100", "imbalance 100")):
         best_overall = max(overall, key=lambda m: float(overall[m][setting]))
