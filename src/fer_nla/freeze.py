@@ -109,6 +109,13 @@ def _digest(model: nn.Module, images: Tensor, *, image_size: int, mean: tuple[fl
 
 
 @torch.inference_mode()
+def frozen_cache_path(model: nn.Module, images: Tensor, *, image_size: int, mean: tuple[float, ...],
+                      std: tuple[float, ...], cache_dir: Path) -> Path:
+    """Where :func:`frozen_outputs` stores (and looks for) the outputs of ``images``: a file under
+    ``cache_dir`` named by a digest of the frozen weights, the images' bytes and the preprocessing."""
+    return Path(cache_dir) / f"frozen-{_digest(model, images, image_size=image_size, mean=mean, std=std)}.pt"
+
+
 def frozen_outputs(model: nn.Module, images: Tensor, *, image_size: int, mean: tuple[float, ...],
                    std: tuple[float, ...], device: torch.device, cache_dir: Path | None = None,
                    batch_size: int = 256, log: Callable[[str], None] = print) -> Tensor:
@@ -121,7 +128,7 @@ def frozen_outputs(model: nn.Module, images: Tensor, *, image_size: int, mean: t
     present: every run on the same images and frozen weights computes it once."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"frozen-{_digest(model, images, image_size=image_size, mean=mean, std=std)}.pt"
+        path = frozen_cache_path(model, images, image_size=image_size, mean=mean, std=std, cache_dir=Path(cache_dir))
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
     frozen = model.features[:model.frozen_end]

@@ -57,3 +57,18 @@ def test_seeds_give_other_draws_and_the_same_seed_the_same():
 def test_unknown_setting_is_an_error():
     with pytest.raises(ValueError, match="unknown setting"):
         split("pairwise_20")
+
+
+@pytest.mark.parametrize("factor", [50, 100])
+def test_a_budgeted_imbalance_keeps_its_exact_profile_within_the_budget(factor):
+    free = split(f"imbalance_{factor}", train_size=None)
+    held = setting_split(f"imbalance_{factor}", majority=MAJORITY, single_vote=VOTES, num_classes=8, seed=0,
+                         val_fraction=0.1, train_size=1000, imbalance_budget=True)
+    assert free.train_index.size > 1000 >= held.train_index.size > 750  # rounding the smallest class costs a few
+    assert abs(held.imbalance_ratio / factor - 1) <= 0.05 and held.noise_rate == 0.0
+    counts = np.bincount(held.train_labels, minlength=8)
+    assert list(np.argsort(-counts, kind="stable")) == list(np.argsort(-np.bincount(free.train_labels, minlength=8),
+                                                                     kind="stable"))
+    assert not set(held.train_index) & set(held.val_index) and (held.val_index == free.val_index).all()
+    # without the option, or without a budget, the profile is as large as the pool allows (as before)
+    assert (split(f"imbalance_{factor}", train_size=1000).train_index == free.train_index).all()

@@ -48,7 +48,9 @@ class GridSpec:
     The pretrained regime only: ``start`` ``pretrain`` (half-P pretraining, issue 15) or
     ``backbone`` (the recipe's ``model.backbone_weights`` as it is: a network that never saw an
     expression label); ``paper_protocol``: every cell also scores the test split after each epoch
-    (``train.paper_protocol``) and the tables give the test-selected figures beside the honest ones."""
+    (``train.paper_protocol``) and the tables give the test-selected figures beside the honest ones.
+    ``imbalance_budget``: the imbalance settings keep at most ``data.train_subset`` faces (their
+    exact profile scaled down) instead of as many as the pool allows, so every setting costs alike."""
 
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     settings: list[str] = field(default_factory=lambda: list(NOISY_SETTINGS))
@@ -64,6 +66,7 @@ class GridSpec:
     label_sets: dict[str, str] = field(default_factory=dict)
     start: str = "pretrain"
     paper_protocol: bool = False
+    imbalance_budget: bool = False  # imbalance settings keep at most data.train_subset faces, same profile
 
     def rows(self) -> list[str]:
         """The row labels: the methods, then the variants."""
@@ -110,7 +113,7 @@ def _set_grid(grid: GridSpec, key: str, value: Any, where: str) -> None:
         grid.loss_options.setdefault(method, {})[option] = value
         return
     if head in ("methods", "settings", "seeds", "clean_reference", "workers", "threads", "test_split", "test_labels",
-                "start", "paper_protocol"):
+                "start", "paper_protocol", "imbalance_budget"):
         try:
             setattr(grid, head, convert(value, typing.get_type_hints(GridSpec)[head], name=key))
         except InputError as err:

@@ -118,6 +118,19 @@ def half_f_pool(cfg: BenchConfig, seeds: list[int], *, log: Callable[[str], None
                 source=pool.source)
 
 
+def prewarm_cells(recipe: Config, pairs: Sequence[tuple[str, int]], facts: dict[tuple[str, int], dict[str, Any]],
+                  test: EvalSplit, *, log: Callable[[str], None] = print) -> None:
+    """Compute the frozen outputs every cell of ``pairs`` will read, and the test split's, once per
+    image (:func:`fer_nla.bench.frozen_pool.prewarm_frozen`), before the workers start."""
+    from fer_nla.bench.frozen_pool import prewarm_frozen
+    from fer_nla.data import build_dataset
+
+    configs = [cell_config(recipe, manifest=facts[pair]["manifest"], method="ce", seed=pair[1]) for pair in pairs]
+    split = build_dataset(test.dataset, root=test.root, split=test.split, labels=test.labels,
+                          num_classes=recipe.data.num_classes, **test.options)
+    prewarm_frozen(configs, extra=[split], log=log)
+
+
 def train_regime_cell(recipe: Config, cell: RegimeCell, facts: dict[str, Any], test: EvalSplit, out: Path, *,
                       paper_protocol: bool = False) -> dict[str, Any]:
     """Train and score one cell; its row (with per-epoch ``history``). ``paper_protocol``: the
@@ -225,6 +238,8 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
     pool = half_f_pool(cfg, sorted({c.seed for c in cells}), log=log)
     facts = prepare_settings(cfg, pool, {(c.setting, c.seed) for c in todo}, out, log=log)
     test = test_set(cfg)
+    if cfg.grid.start == "backbone" and recipe.train.cache_frozen and todo:  # the frozen part is the backbone's
+        prewarm_cells(recipe, sorted({(c.setting, c.seed) for c in todo}), facts, test, log=log)
     workers = min(cfg.grid.workers, max(len(todo), 1))
     threads = cfg.grid.threads or max(1, (os.cpu_count() or 1) // workers)
     with partial.open("a") as sink, ProcessPoolExecutor(workers, mp_context=get_context("spawn"),

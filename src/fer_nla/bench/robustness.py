@@ -61,7 +61,7 @@ class Pool:
                                        class_names=self.class_names, root=self.source.get("root"), log=log)
         return setting_split(setting, majority=self.majority, single_vote=self.by_seed[seed].targets,
                              num_classes=len(self.class_names), seed=seed, val_fraction=d.val_fraction,
-                             train_size=d.train_subset, label_set=label_set)
+                             train_size=d.train_subset, label_set=label_set, imbalance_budget=cfg.grid.imbalance_budget)
 
 
 def _root(cfg: BenchConfig) -> str | None:
