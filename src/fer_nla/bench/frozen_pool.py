@@ -25,6 +25,7 @@ from fer_nla.data.memory import cache_folder, decode_to_memory
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
 from fer_nla.freeze import freeze_stages, frozen_cache_path, frozen_outputs
 from fer_nla.models import build_model, load_backbone_weights
+from fer_nla.train.loaders import decode_options
 
 
 def _frozen_model(config: Config, num_classes: int) -> nn.Module:
@@ -44,8 +45,7 @@ def _cached_sets(config: Config, *, log: Callable[[str], None]) -> tuple[int, li
 
     d = config.data
     data = build_run_data(d, seed=config.train.seed, log=lambda _m: None)
-    decode = {"size": d.image_size, "root": d.root, "options": d.options, "cache_dir": d.cache_dir,
-              "grayscale": d.grayscale, "log": log}
+    decode = decode_options(d, log)
     full = decode_to_memory(data.full_train, **decode).images
     needed = np.union1d(data.train_indices, data.val_indices if data.val_indices is not None else []).astype(np.int64)
     sets = [([str(data.full_train.samples[i]) for i in needed], full[torch.as_tensor(needed)])]  # as _cached_loaders
@@ -71,8 +71,7 @@ def prewarm_frozen(configs: Iterable[Config], *, extra: Iterable[FERDataset] = (
         sets += mine
     model = _frozen_model(first, num_classes=num_classes)
     common = {"image_size": d.image_size, "mean": tuple(RECIPE_MEAN), "std": tuple(RECIPE_STD)}
-    decode = {"size": d.image_size, "root": d.root, "options": d.options, "cache_dir": d.cache_dir,
-              "grayscale": d.grayscale, "log": log}
+    decode = decode_options(d, log)
     sets += [([str(x) for x in split.samples], decode_to_memory(split, **decode).images) for split in extra]
     todo = [(ids, images, path) for ids, images in sets
             if not (path := frozen_cache_path(model, images, cache_dir=cache_dir, **common)).is_file()]

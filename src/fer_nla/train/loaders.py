@@ -109,7 +109,7 @@ def _file_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch
     return Loaders("files", train, val, steps)
 
 
-def _decode_options(cfg: DataConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def decode_options(cfg: DataConfig, log: Callable[[str], None]) -> dict[str, Any]:
     """The keyword arguments of :func:`~fer_nla.data.memory.decode_to_memory` for ``cfg``'s images."""
     return {"size": cfg.image_size, "root": cfg.root, "options": cfg.options, "cache_dir": cfg.cache_dir,
             "grayscale": cfg.grayscale, "log": log}
@@ -118,7 +118,7 @@ def _decode_options(cfg: DataConfig, log: Callable[[str], None]) -> dict[str, An
 def _memory_loaders(cfg: DataConfig, data: RunData, *, batch_size: int, eval_batch_size: int, seed: int,
                     info: DistInfo, device: torch.device, drop_last: bool, steps: int,
                     log: Callable[[str], None]) -> Loaders:
-    decode = _decode_options(cfg, log)
+    decode = decode_options(cfg, log)
     full = decode_to_memory(data.full_train, **decode)
     soft = data.train.target_mode == "soft"
     targets = data.full_train.soft_targets if soft else data.full_train.targets
@@ -149,7 +149,7 @@ def _cached_loaders(cfg: DataConfig, data: RunData, model: torch.nn.Module, *, b
     from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
     from fer_nla.freeze import CachedLoader, frozen_outputs
 
-    decode = _decode_options(cfg, log)
+    decode = decode_options(cfg, log)
     common = {"image_size": cfg.image_size, "mean": tuple(RECIPE_MEAN), "std": tuple(RECIPE_STD), "device": device,
               "cache_dir": cache_folder(cfg.cache_dir), "log": log}
     shard = {"rank": info.rank, "world_size": info.world_size, "device": device}
@@ -193,7 +193,7 @@ def eval_loader(cfg: DataConfig, dataset: FERDataset, *, kind: str, eval_batch_s
         sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=False)
         return DataLoader(dataset, batch_size=eval_batch_size, sampler=sampler, num_workers=cfg.num_workers,
                           pin_memory=device.type == "cuda")
-    images = decode_to_memory(dataset, **_decode_options(cfg, log))
+    images = decode_to_memory(dataset, **decode_options(cfg, log))
     if kind == "memory":
         return MemoryLoader(images, dataset.targets, batch_size=eval_batch_size, train=False, shuffle=False,
                             image_size=cfg.image_size, **shard)
