@@ -14,7 +14,7 @@ import torch
 from fer_nla.bench.cells import EvalSplit, cell_config, run_cell, write_setting_manifest
 from fer_nla.bench.config import load_bench_config
 from fer_nla.bench.regime import ABLATIONS, regime_cells
-from fer_nla.bench.regime_tables import ablation_table, fit_table, nla_against_ce
+from fer_nla.bench.regime_tables import ablation_table, fit_epochs, fit_epochs_table, fit_table, nla_against_ce
 from fer_nla.bench.settings import SettingSplit
 from fer_nla.builtin import DEFAULT_MODEL
 from fer_nla.cli import main
@@ -90,6 +90,19 @@ def test_the_fit_table_reads_the_histories_and_the_ablation_table_the_per_class_
     table = ablation_table(rows, ["symmetric_30"], ["ce", "nla"], ["a", "b"]).splitlines()
     assert table[2] == "| ce | symmetric_30 | 81.00 ± 1.41 | 61.00 ± 1.41 | 80.0 | 20.0 |"
     assert table[3] == "| nla | symmetric_30 | 78.00 ± 0.00 | 55.00 ± 0.00 | 100.0 | 0.0 |"
+
+
+def test_fit_epochs_are_the_first_epoch_given_passes_clean_per_seed_and_never_when_it_does_not():
+    pc = {"a": 0.5}
+    rows = [_row("ce", "symmetric_30", 1, 0.8, 0.6, [0.3, 0.6, 0.7], [0.5, 0.6, 0.65], pc),  # equal is not past
+            _row("ce", "symmetric_30", 0, 0.8, 0.6, [0.3, 0.6, 0.9], [0.5, 0.55, 0.6], pc),
+            _row("ce", "single_vote", 0, 0.8, 0.6, [0.3, 0.4, 0.5], [0.5, 0.6, 0.7], pc),
+            _row("nla", "single_vote", 0, 0.8, 0.6, [0.9, 0.9, 0.9], [0.1, 0.1, 0.1], pc),
+            _row("ce", "clean", 0, 0.8, 0.6, [0.9, 0.9, 0.9], [0.1, 0.1, 0.1], pc),
+            _row("ce", "imbalance_50", 0, 0.8, 0.6, [0.3, 0.5, 0.9], [0.3, 0.5, 0.9], pc)]  # no wrong labels
+    assert fit_epochs(rows) == {"single_vote": [None], "symmetric_30": [2, 3]}
+    lines = fit_epochs_table(rows).splitlines()
+    assert sorted(lines[2:]) == ["| single_vote | never | 50.00 / 70.00 |", "| symmetric_30 | 2, 3 | 80.00 / 62.50 |"]
 
 
 def test_nla_against_ce_pairs_the_seeds_and_ranks_nla_among_the_methods():

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_nla.bench.config import CLEAN_SETTING
 from fer_nla.bench.protocol_tables import (
     RIVALS,
     has_paper,
@@ -55,6 +56,37 @@ def fit_table(rows: Sequence[dict[str, Any]], setting: str = CURVE_SETTING) -> s
         given, clean = _mean_history(mine, "train_acc"), _mean_history(mine, "train_acc_clean")
         best = np.mean([r["best_epoch"] for r in mine])
         lines.append(f"| {method} | {_pct(given[0])} -> {_pct(given[-1])} | {_pct(clean[0])} -> {_pct(clean[-1])} | {best:.1f} |")
+    return "\n".join(lines)
+
+
+def fit_epochs(rows: Sequence[dict[str, Any]], *, method: str = "ce") -> dict[str, list[int | None]]:
+    """``{setting: [epoch, ...]}`` per noisy setting, one entry per seed (in seed order): the first
+    epoch at which ``method``'s training accuracy on the given labels passes its accuracy on the
+    clean labels (it fits the noise), or ``None`` when it never does within the run. Settings
+    without wrong labels (accuracy on the given labels always equals that on the clean ones) and
+    rows without ``train_acc_clean`` are left out."""
+    out: dict[str, list[int | None]] = {}
+    for setting in ordered([r for r in rows if r["setting"] != CLEAN_SETTING], "setting"):
+        mine = sorted((r for r in rows if r["method"] == method and r["setting"] == setting), key=lambda r: r["seed"])
+        epochs = [next((h["epoch"] for h in r["history"] if "train_acc_clean" in h and h["train_acc"] > h["train_acc_clean"]),
+                       None) for r in mine]
+        measured = mine and all("train_acc_clean" in r["history"][0] for r in mine)
+        if measured and any(h["train_acc"] != h["train_acc_clean"] for r in mine for h in r["history"]):
+            out[setting] = epochs  # settings whose given labels are the clean ones (imbalance) have nothing to fit
+    return out
+
+
+def fit_epochs_table(rows: Sequence[dict[str, Any]], *, method: str = "ce") -> str:
+    """Per noisy setting: the epoch at which ``method`` fits the given labels better than the
+    clean ones (per seed, "never" within the run), and the last epoch's accuracies on both
+    (mean over seeds)."""
+    lines = [f"| setting | {method}: given passes clean at epoch (per seed) | last epoch: train acc given / clean |",
+             "|---|---|---|"]
+    for setting, epochs in fit_epochs(rows, method=method).items():
+        mine = [r for r in rows if r["method"] == method and r["setting"] == setting]
+        given, clean = _mean_history(mine, "train_acc"), _mean_history(mine, "train_acc_clean")
+        cells = ", ".join("never" if e is None else str(e) for e in epochs)
+        lines.append(f"| {setting} | {cells} | {_pct(given[-1])} / {_pct(clean[-1])} |")
     return "\n".join(lines)
 
 
@@ -206,6 +238,8 @@ def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots:
         "## Mean class accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "mean_acc"), "",
         "## NLA against CE, per setting (paired by seed)", "", nla_against_ce(grid), "",
         f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), "",
+        "## When CE fits the noisy labels (training accuracy on the given labels passes that on the clean ones)", "",
+        fit_epochs_table(grid), "",
     ]
     for setting, name in (("single_vote", "single-vote"), (CURVE_SETTING, CURVE_SETTING)):
         if any(r["setting"] == setting for r in grid):  # a smoke grid may lack one
@@ -238,7 +272,11 @@ def write_regime_outputs(rows: Sequence[dict[str, Any]], meta: dict[str, Any], o
         meta = {**meta, "pretrained_start": {k: scored[k] for k in ("overall_acc", "mean_acc", "per_class_acc")}}
     grid_rows = [r for r in rows if r["method"] not in set(meta.get("ablations", {}))]
     if has_paper(grid_rows):
-        meta = {**meta, "protocol_gap": protocol_gap_table(grid_rows)[1], "nla_against_rivals": rivals_summary(grid_rows)}
+        variants = [v for v in meta["config"]["bench"].get("variants") or {} if any(r["method"] == v for r in grid_rows)]
+        meta = {**meta, "protocol_gap": protocol_gap_table(grid_rows)[1], "nla_against_rivals": rivals_summary(grid_rows),
+                "variants_against_rivals": {v: rivals_summary(grid_rows, nla=v) for v in variants}}
+    if fit_epochs(grid_rows):
+        meta = {**meta, "ce_fit_epochs": fit_epochs(grid_rows)}
     rows_path = out / "pretrained_regime.json"
     rows_path.write_text(json.dumps({"meta": meta, "rows": list(rows)}, indent=1) + "\n")
     ablations = set(meta.get("ablations", {}))
