@@ -45,6 +45,19 @@ def test_the_cells_are_the_grid_then_nlas_ablation_on_two_settings():
     assert [c.key for c in regime_cells(load_bench_config(BENCH), ablation=False)] == keys[:147]
 
 
+def test_a_variant_named_as_an_ablation_label_is_a_grid_row_and_not_run_twice():
+    from fer_nla.bench.regime import ablation_labels
+
+    cfg = load_bench_config(BENCH, ["bench.variants={nla_consistency_mean: {loss: nla, options: "
+                                    "{consistency_reduction: mean}}}"])
+    cells = regime_cells(cfg)
+    keys = [c.key for c in cells]
+    assert len(keys) == len(set(keys)) == 9 * 6 * 3 + 3 + (len(ABLATIONS) - 1) * 2 * 3
+    assert sum(c.method == "nla_consistency_mean" for c in cells) == 6 * 3  # every setting, not the ablation's two
+    assert "nla_consistency_mean" not in ablation_labels(cfg) and set(ablation_labels(cfg)) < set(ABLATIONS)
+    assert ablation_labels(cfg, ablation=False) == {}
+
+
 def test_a_cached_cell_is_scored_as_eval_scores_its_checkpoint_on_the_images(tmp_path):
     source = {"dataset": "synthetic", "root": None, "split": "train", "labels": "majority", "num_classes": None,
               "seed": 0, "options": {"num_samples": 64, "image_size": 48}}
@@ -180,14 +193,15 @@ def test_a_backbone_start_skips_pretraining_and_reports_both_protocols_and_a_lab
     args = ["bench", "regime", "--config", str(BENCH), "--quick", "--no-ablation", "--out", str(out),
             f"data.root={ferplus_root}", "bench.workers=1", "bench.start=backbone", "bench.paper_protocol=true",
             f"model.backbone_weights={builtin_path(DEFAULT_MODEL)}", "bench.methods=[ce]",
-            "bench.variants={nla_mean: {loss: nla, options: {consistency_reduction: mean}}}",
+            "bench.variants={nla_consistency_mean: {loss: nla, options: {consistency_reduction: mean}}}",
             f"bench.label_sets.mine={labels}", "bench.settings=[mine]"]
     assert main(args) == 0
     assert not (out / "pretrain").exists()
     data = json.loads((out / "pretrained_regime.json").read_text())
     got = {(r["method"], r["setting"]): r for r in data["rows"]}
-    assert set(got) == {("ce", "mine"), ("nla_mean", "mine")} and got[("nla_mean", "mine")]["loss"] == "nla"
-    assert got[("nla_mean", "mine")]["loss_options"] == {"consistency_reduction": "mean"}
+    variant = ("nla_consistency_mean", "mine")  # named as an ablation label, yet a grid row: in the tables
+    assert set(got) == {("ce", "mine"), variant} and got[variant]["loss"] == "nla"
+    assert got[variant]["loss_options"] == {"consistency_reduction": "mean"} and data["meta"]["ablations"] == {}
     for row in got.values():
         assert set(row["train_class_counts"][2:]) == {0}  # the file's two classes only
         tests = [(h["test_overall_acc"], h["test_mean_acc"]) for h in row["history"]]
@@ -198,6 +212,7 @@ def test_a_backbone_start_skips_pretraining_and_reports_both_protocols_and_a_lab
     md = (out / "pretrained_regime.md").read_text()
     assert "`model.backbone_weights=" in md and "never saw an expression label" in md
     assert "## What test selection adds" in md and "| **all methods** |" in md
+    assert "| nla_consistency_mean | " in md[:md.index("## Mean class accuracy")] and "## NLA's ablation" not in md
     assert data["meta"]["protocol_gap"]["overall"] >= 0
 
 

@@ -72,13 +72,20 @@ class RegimeCell:
         return (self.method, self.setting, self.seed)
 
 
+def ablation_labels(cfg: BenchConfig, *, ablation: bool = True) -> dict[str, dict[str, Any]]:
+    """The ablation rows this grid adds (label -> NLA's options): none without ``ablation``, and
+    never a label the grid already runs as a method (a ``bench.variants`` row such as
+    ``nla_consistency_mean`` is a grid row on every setting, not an ablation row)."""
+    methods = {m for m, _, _ in cfg.grid.cells()}
+    return {label: options for label, options in ABLATIONS.items() if ablation and label not in methods}
+
+
 def regime_cells(cfg: BenchConfig, *, ablation: bool = True) -> list[RegimeCell]:
     """The grid's cells (seed-major, as :meth:`GridSpec.cells`), then the ablation's."""
     cells = [RegimeCell(m, cfg.grid.loss_of(m)[0], s, seed, cfg.grid.loss_of(m)[1]) for m, s, seed in cfg.grid.cells()]
-    if ablation:
-        settings = [s for s in ABLATION_SETTINGS if s in cfg.grid.settings]
-        cells += [RegimeCell(label, "nla", s, seed, dict(options)) for seed in cfg.grid.seeds for s in settings
-                  for label, options in ABLATIONS.items()]
+    settings = [s for s in ABLATION_SETTINGS if s in cfg.grid.settings]
+    cells += [RegimeCell(label, "nla", s, seed, dict(options)) for seed in cfg.grid.seeds for s in settings
+              for label, options in ablation_labels(cfg, ablation=ablation).items()]
     return cells
 
 
@@ -259,7 +266,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
             "cells_run_now": len(todo), "config": cfg.to_dict(),
             "pretrain_config": pretrain_config.to_dict() if pretrain_config is not None else None,
             "class_names": list(pool.class_names), "clean_setting": CLEAN_SETTING,
-            "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ABLATIONS}
+            "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ablation_labels(cfg, ablation=ablation)}
     from fer_nla.bench.regime_tables import write_regime_outputs
 
     paths = write_regime_outputs(rows, meta, out)

@@ -188,8 +188,9 @@ def _header(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
         f"# The regime grid: every method fine-tuning {title} on noisy FERPlus labels",
         "",
         f"- command: `{meta['command']}`" + (f" ({meta['command_note']})" if meta.get("command_note") else ""),
-        f"- machine: {meta['machine']}; wall time {meta['seconds'] / 60:.1f} min ({meta['cells_run_now']} cells run "
-        f"in this invocation, {len(rows)} in the tables)",
+        f"- machine: {meta['machine']}; wall time {meta['seconds'] / 60:.1f} min ("
+        + (f"{len(rows)} cells over {len(meta['invocations'])} invocations)" if meta.get("invocations") else
+           f"{meta['cells_run_now']} cells run in this invocation, {len(rows)} in the tables)"),
         _start_line(meta),
         f"- fine-tuning (half F, fold 2/2, {meta.get('half_f_size', '?')} faces), the same for every cell: "
         f"{cfg['optim']['name']} lr {cfg['optim']['lr']:g} (weight decay {cfg['optim']['weight_decay']:g}, "
