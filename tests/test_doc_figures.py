@@ -226,6 +226,62 @@ def test_nla_ablation_table_equals_the_regime_results():
         assert row(methods, label) == cells, variant
 
 
+def _noisy_means(rows: list[dict], metric: str) -> dict[str, float]:
+    methods = sorted({r["method"] for r in rows})
+    return {m: sum(r[metric] for r in rows if r["method"] == m) / sum(r["method"] == m for r in rows) for m in methods}
+
+
+def _rank(means: dict[str, float], method: str) -> str:
+    return f"{sorted(means, key=lambda m: -means[m]).index(method) + 1} of {len(means)}"
+
+
+def test_identity_regime_figures_equal_its_results():
+    from fer_nla.bench.protocol_tables import paper_rows
+
+    data = json.loads(result("identity_regime/pretrained_regime.json"))
+    meta, rows = data["meta"], data["rows"]
+    noisy = [r for r in rows if r["setting"] != "clean"]
+    part = methods_part("### NLA against SCN", "### The label audit")
+    text = flat(part)
+    by_protocol = {"honest": noisy, "paper": paper_rows(noisy)}
+    summaries = {"reference": meta["nla_against_rivals"], "consistency averaged":
+                 meta["variants_against_rivals"]["nla_consistency_mean"]}
+    for label, summary in summaries.items():
+        method = "nla" if label == "reference" else "nla_consistency_mean"
+        for protocol, chosen in by_protocol.items():
+            diffs = " | ".join(f"{summary[protocol][r]['overall']:+.2f} / {summary[protocol][r]['mean']:+.2f}"
+                               for r in ("scn", "rul", "eac"))
+            ranks = f"{_rank(_noisy_means(chosen, 'overall_acc'), method)} | {_rank(_noisy_means(chosen, 'mean_acc'), method)}"
+            assert f"| {protocol} | {label} | {diffs} | {ranks} |" in part, (protocol, label)
+    assert f"({len(rows)} cells, {meta['seconds'] / 60:.1f} minutes on 2 cores" in text
+    gap = meta["protocol_gap"]
+    assert f"reads {gap['overall']:+.2f} points of overall and {gap['mean']:+.2f} of mean-class accuracy" in text
+    honest, paper = (_noisy_means(c, "mean_acc") for c in by_protocol.values())
+    overall = _noisy_means(noisy, "overall_acc")
+    assert f"({pct(honest['logit_adjusted'])} honest, {pct(paper['logit_adjusted'])} paper)" in text
+    assert f"({pct(overall['nla_consistency_mean'])} on average, honest)" in text
+    assert f"accuracy ({pct(honest['nla_consistency_mean'])})" in text
+    assert f"EAC reaches {pct(honest['eac'])} mean-class" in text
+    one_class = {m: sum(abs(r["mean_acc"] - 1 / 8) < 1e-9 for r in noisy if r["method"] == m) for m in ("gce", "scn")}
+    assert f"GCE predicts one class in all {one_class['gce']} of its noisy cells" in text
+    assert f"SCN stays at one class (neutral) in {one_class['scn']} of its 18 noisy cells" in text
+    nla_minus_ce = [100 * (sum(r["mean_acc"] for r in noisy if r["method"] == "nla" and r["setting"] == s)
+                           - sum(r["mean_acc"] for r in noisy if r["method"] == "ce" and r["setting"] == s)) / 3
+                    for s in {r["setting"] for r in noisy}]
+    assert max(nla_minus_ce) < 0 and f"(by {-max(nla_minus_ce):.2f} to {-min(nla_minus_ce):.2f} points)" in text
+    epochs = meta["ce_fit_epochs"]["single_vote"]
+    assert f"at epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}" in text
+    readme = flat(README[README.index("## Does NLA help?"):README.index("## Documentation")])
+    assert f"adds {gap['overall']:.2f} points of overall and {gap['mean']:.2f} of mean-class accuracy" in readme
+    assert "NLA is ahead of SCN, RUL and EAC in overall and mean-class accuracy, both" in readme
+    assert all(v[metric] > 0 for protocol in meta["nla_against_rivals"].values() for v in protocol.values()
+               for metric in ("overall", "mean"))
+    last = {s: [pct(sum(r["history"][-1][k] for r in noisy if r["method"] == "ce" and r["setting"] == s) / 3)
+                for k in ("train_acc", "train_acc_clean")] for s in ("single_vote", "symmetric_30")}
+    assert f"ends at {last['single_vote'][0]} against {last['single_vote'][1]}" in text
+    assert f"{last['symmetric_30'][0]} on the given labels against {last['symmetric_30'][1]}" in text
+
+
 def test_label_audit_benchmark_figures_equal_audit_json():
     data = json.loads(result("audit.json"))
     summary = data["summary"]

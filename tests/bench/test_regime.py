@@ -160,12 +160,13 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
     assert json.loads((out / "pretrained_regime.json").read_text()) == again
 
 
-def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, capsys):
-    committed = REPO / "benchmarks" / "results" / "pretrained_regime.json"
-    (tmp_path / "pretrained_regime.json").write_text(committed.read_text())
+@pytest.mark.parametrize("folder", ["", "identity_regime"])
+def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, capsys, folder):
+    committed = REPO / "benchmarks" / "results" / folder
+    (tmp_path / "pretrained_regime.json").write_text((committed / "pretrained_regime.json").read_text())
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "pretrained_regime.md").read_text()
-    assert md == (REPO / "benchmarks" / "results" / "pretrained_regime.md").read_text()
+    assert md == (committed / "pretrained_regime.md").read_text()
     assert (tmp_path / "pretrained_regime_curves.png").stat().st_size > 10_000
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "empty")]) == 2
     assert "does not exist: the report is rewritten from a finished run" in capsys.readouterr().err
