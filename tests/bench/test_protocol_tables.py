@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_nla.bench.protocol_tables import paper_rows, protocol_gap_table, rivals_summary, rivals_table
+from fer_nla.bench.protocol_tables import paper_rows, protocol_gap_table, rivals_summary, rivals_table, side_by_side_table
 
 
 def _row(method, setting, seed, honest, paper):
@@ -47,3 +47,12 @@ def test_nla_against_its_rivals_is_paired_by_seed_under_each_protocol_with_its_r
     summary = rivals_summary(ROWS, rivals=("scn", "rul"))
     assert summary["honest"]["scn"] == pytest.approx({"overall": -1.0, "mean": 3.0, "settings_ahead_mean": 1, "settings": 1})
     assert summary["paper"]["scn"]["overall"] == pytest.approx(0.5) and "rul" not in summary["paper"]
+
+
+def test_both_protocols_side_by_side_are_the_means_over_noisy_cells_with_ranks():
+    lines = side_by_side_table(ROWS).splitlines()
+    assert lines[0] == "| method | overall, honest | overall, paper | mean-class, honest | mean-class, paper |"
+    means = {line.split(" | ")[0].lstrip("| "): line for line in lines[2:]}
+    assert list(means)[0] == "nla"  # best honest mean-class first
+    assert means["nla"] == "| nla | 69.00 (3) | 71.50 (2) | 49.00 (1) | 54.00 (1) |"
+    assert means["ce"] == "| ce | 73.00 (1) | 74.00 (1) | 42.00 (3) | 44.00 (3) |" and len(lines) == 5

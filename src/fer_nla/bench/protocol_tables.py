@@ -66,6 +66,23 @@ def protocol_gap_table(rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, f
     return "\n".join(lines), means
 
 
+def side_by_side_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Per method (best honest mean-class accuracy first): overall and mean-class accuracy (%)
+    under the honest protocol and under the paper protocol, each the mean over every noisy
+    setting and seed, with the method's rank (1 = best) under each."""
+    noisy = [r for r in rows if r["setting"] != CLEAN_SETTING]
+    means = {(protocol, metric): {m: float(np.mean([r[metric] for r in _by(noisy, protocol) if r["method"] == m]))
+                                  for m in ordered(noisy, "method")}
+             for protocol in PROTOCOLS for metric in ("overall_acc", "mean_acc")}
+    rank = {key: {m: i + 1 for i, m in enumerate(sorted(v, key=lambda m: -v[m]))} for key, v in means.items()}
+    lines = ["| method | overall, honest | overall, paper | mean-class, honest | mean-class, paper |", "|---|---|---|---|---|"]
+    for method in sorted(means[("honest", "mean_acc")], key=lambda m: -means[("honest", "mean_acc")][m]):
+        cells = [f"{100 * means[(p, k)][method]:.2f} ({rank[(p, k)][method]})"
+                 for k in ("overall_acc", "mean_acc") for p in PROTOCOLS]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _paired(rows: Sequence[dict[str, Any]], a: str, b: str, setting: str, metric: str) -> list[float]:
     other = {r["seed"]: r[metric] for r in rows if r["method"] == b and r["setting"] == setting}
     return [100 * (r[metric] - other[r["seed"]]) for r in rows

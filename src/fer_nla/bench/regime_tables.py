@@ -22,6 +22,7 @@ from fer_nla.bench.protocol_tables import (
     protocol_gap_table,
     rivals_summary,
     rivals_table,
+    side_by_side_table,
 )
 from fer_nla.bench.tables import metric_table, ordered, per_class_table, plot_noise, summarise, training_sets_table
 
@@ -211,7 +212,9 @@ def protocol_sections(grid: Sequence[dict[str, Any]], *, variants: Sequence[str]
     text: list[str] = []
     if has_paper(grid):
         gaps, means = protocol_gap_table(grid)
-        text += ["## Overall accuracy (%) under the paper protocol (best test epoch), mean ± sample std over seeds", "",
+        text += ["## Both protocols side by side (%, mean over the noisy settings and seeds; rank in brackets)", "",
+                 side_by_side_table(grid), "",
+                 "## Overall accuracy (%) under the paper protocol (best test epoch), mean ± sample std over seeds", "",
                  ("The NLA authors' script scores the test split every epoch and reports the best epoch's figure; "
                   "overall and mean-class accuracy are each picked separately. These are not estimates for new data."),
                  "", metric_table(paper_rows(grid), "overall_acc"), "",
