@@ -57,8 +57,10 @@ class Pool:
         if setting in cfg.grid.label_sets:
             from fer_nla.bench.label_sets import read_label_set
 
+            quiet = seed != min(self.by_seed)  # every seed reads the same file over the same images: say it once
             label_set = read_label_set(cfg.grid.label_sets[setting], sample_ids=self.by_seed[seed].samples,
-                                       class_names=self.class_names, root=self.source.get("root"), log=log)
+                                       class_names=self.class_names, root=self.source.get("root"),
+                                       log=(lambda _: None) if quiet else log)
         return setting_split(setting, majority=self.majority, single_vote=self.by_seed[seed].targets,
                              num_classes=len(self.class_names), seed=seed, val_fraction=d.val_fraction,
                              train_size=d.train_subset, label_set=label_set, imbalance_budget=cfg.grid.imbalance_budget)
