@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,14 +161,16 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
     assert json.loads((out / "pretrained_regime.json").read_text()) == again
 
 
-@pytest.mark.parametrize("folder", ["", "identity_regime"])
+@pytest.mark.parametrize("folder", ["", "identity_regime", "identity_regime/own_label_sets"])
 def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, capsys, folder):
     committed = REPO / "benchmarks" / "results" / folder
     (tmp_path / "pretrained_regime.json").write_text((committed / "pretrained_regime.json").read_text())
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "pretrained_regime.md").read_text()
     assert md == (committed / "pretrained_regime.md").read_text()
-    assert (tmp_path / "pretrained_regime_curves.png").stat().st_size > 10_000
+    for plot in re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", md):  # every plot the report shows is written
+        assert (tmp_path / plot).stat().st_size > 10_000, plot
+    assert folder == "identity_regime/own_label_sets" or "pretrained_regime_curves.png" in md
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "empty")]) == 2
     assert "does not exist: the report is rewritten from a finished run" in capsys.readouterr().err
 

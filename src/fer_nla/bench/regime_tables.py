@@ -241,11 +241,14 @@ def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots:
         "## Overall accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "overall_acc"), "",
         "## Mean class accuracy (%), mean ± sample std over seeds", "", metric_table(grid, "mean_acc"), "",
         "## NLA against CE, per setting (paired by seed)", "", nla_against_ce(grid), "",
-        f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), "",
-        "## When CE fits the noisy labels (training accuracy on the given labels passes that on the clean ones)", "",
-        fit_epochs_table(grid), "",
     ]
-    for setting, name in (("single_vote", "single-vote"), (CURVE_SETTING, CURVE_SETTING)):
+    if any(r["setting"] == CURVE_SETTING for r in grid):  # a grid of label sets of one's own may lack it
+        text += [f"## Does training fit the noise? ({CURVE_SETTING}, mean over seeds)", "", fit_table(grid), ""]
+    if fit_epochs(grid):
+        text += ["## When CE fits the noisy labels (training accuracy on the given labels passes that on the clean ones)",
+                 "", fit_epochs_table(grid), ""]
+    own = [(name, name) for name in meta["config"]["bench"].get("label_sets") or {}]  # label sets of one's own
+    for setting, name in (("single_vote", "single-vote"), (CURVE_SETTING, CURVE_SETTING), *own):
         if any(r["setting"] == setting for r in grid):  # a smoke grid may lack one
             text += [f"## Per-class accuracy (%) on {name} labels, mean over seeds", "",
                      per_class_table(grid, setting, class_names), ""]
