@@ -282,6 +282,33 @@ def test_identity_regime_figures_equal_its_results():
     assert f"{last['symmetric_30'][0]} on the given labels against {last['symmetric_30'][1]}" in text
 
 
+def test_own_label_set_figures_equal_their_results():
+    rows = json.loads(result("identity_regime/own_label_sets/pretrained_regime.json"))["rows"]
+
+    def mean(method: str, setting: str, value) -> float:
+        chosen = [value(r) for r in rows if r["method"] == method and r["setting"] == setting]
+        return sum(chosen) / len(chosen)
+
+    part = methods_part("**Label sets of our own.**", "### The label audit")
+    methods = ("ce", "logit_adjusted", "nla", "nla_consistency_mean", "scn", "rul", "eac")
+    for setting in ("runner_up", "to_neutral"):
+        cells = [f"{pct(mean(m, setting, lambda r: r['overall_acc']))[:-1]} / {pct(mean(m, setting, lambda r: r['mean_acc']))[:-1]}"
+                 for m in methods]
+        noise = pct(mean("ce", setting, lambda r: r["train_noise_rate"]), 1)
+        assert f"| `{setting}` ({noise}) | " + " | ".join(cells) + " |" in part, setting
+    text = flat(part)
+    gap = 100 * (mean("nla", "runner_up", lambda r: r["mean_acc"]) - mean("ce", "runner_up", lambda r: r["mean_acc"]))
+    assert f"trails CE by {-gap:.2f} points of mean-class accuracy" in text
+    close = 100 * (mean("ce", "runner_up", lambda r: r["mean_acc"]) - mean("nla_consistency_mean", "runner_up", lambda r: r["mean_acc"]))
+    assert f"within {close:.2f} points of CE's" in text
+    neutral = [mean(m, "to_neutral", lambda r: r["per_class_acc"]["neutral"]) for m in ("ce", "nla", "scn", "rul", "eac")]
+    assert f"call {100 * min(neutral):.1f}% to {100 * max(neutral):.0f}% of neutral faces" in text
+    noisy = [r for r in rows if r["method"] == "ce" and r["setting"] != "clean"]
+    adds = [sum(100 * (r["paper"][k]["overall_acc" if k == "best_overall" else "mean_acc"] - r[m]) for r in noisy) / len(noisy)
+            for k, m in (("best_overall", "overall_acc"), ("best_mean", "mean_acc"))]
+    assert f"adds {adds[0]:.2f} points of overall and {adds[1]:.2f} of mean-class accuracy to CE" in text
+
+
 def test_label_audit_benchmark_figures_equal_audit_json():
     data = json.loads(result("audit.json"))
     summary = data["summary"]
