@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fer_nla.bench.label_sets import read_label_set
 from fer_nla.data.votes import majority_labels
@@ -69,3 +70,12 @@ def test_the_written_files_are_label_sets_the_grid_reads(tmp_path, capsys):
     to_neutral = read_label_set(tmp_path / "sets" / "to_neutral.csv", sample_ids=names, class_names=class_names,
                                 root=None, log=lambda _: None)
     assert np.sum(to_neutral == 0) == 10 + 15  # the 10 neutral faces and half of the 30 others
+
+
+def test_a_wrong_root_or_rate_is_a_usage_error_naming_the_fix(tmp_path, capsys):
+    for args, said in ((["--root", str(tmp_path)], "--root is the FERPlus folder that holds FER2013Train/label.csv"),
+                       (["--root", str(tmp_path), "--rate", "1.5"], "--rate 1.5 is not a share")):
+        with pytest.raises(SystemExit) as stop:
+            own.main([*args, "--out", str(tmp_path / "sets")])
+        assert stop.value.code == 2 and said in capsys.readouterr().err
+    assert not (tmp_path / "sets").exists()

@@ -45,7 +45,8 @@ def test_nla_against_its_rivals_is_paired_by_seed_under_each_protocol_with_its_r
     assert lines[2] == "| symmetric_30 | honest | -1.00 | +3.00 | 3 of 3 | 1 of 3 |"
     assert lines[3] == "| symmetric_30 | paper | +0.50 | +6.00 | 2 of 3 | 1 of 3 |"
     summary = rivals_summary(ROWS, rivals=("scn", "rul"))
-    assert summary["honest"]["scn"] == pytest.approx({"overall": -1.0, "mean": 3.0, "settings_ahead_mean": 1, "settings": 1})
+    assert summary["honest"]["scn"] == pytest.approx({"overall": -1.0, "mean": 3.0, "settings_ahead_mean": 1, "settings": 1,
+                                                        "cells_ahead_overall": 0, "cells_ahead_mean": 2, "cells": 2})
     assert summary["paper"]["scn"]["overall"] == pytest.approx(0.5) and "rul" not in summary["paper"]
 
 

@@ -155,6 +155,10 @@ def test_a_tiny_regime_pretrains_on_half_p_and_fine_tunes_on_half_f_then_resumes
     assert main(args) == 0  # resumed: pretraining and both cells already done
     again = json.loads((out / "pretrained_regime.json").read_text())
     assert again["meta"]["cells_run_now"] == 0 and again["rows"] == rows
+    assert "invocations" not in meta and [i["cells"] for i in again["meta"]["invocations"]] == [2, 0]
+    first = again["meta"]["invocations"][0]["seconds"]  # its start to its last row, not to the resume
+    assert 0 < first <= meta["seconds"] and again["meta"]["seconds"] == pytest.approx(first + again["meta"]["invocations"][1]["seconds"])
+    assert "2 cells over 2 invocations of the command" in (out / "pretrained_regime.md").read_text()
     for changed in (["optim.lr=0.01"], ["--pretrain", "train.epochs=2"]):  # another recipe: refused, nothing reused
         assert main([*args, *changed]) == 2
         assert "holds a regime run with another recipe" in capsys.readouterr().err
@@ -173,6 +177,11 @@ def test_report_only_rewrites_the_committed_report_without_a_config(tmp_path, ca
     assert folder == "identity_regime/own_label_sets" or "pretrained_regime_curves.png" in md
     assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "empty")]) == 2
     assert "does not exist: the report is rewritten from a finished run" in capsys.readouterr().err
+    for bad in ("{not json", '{"rows": []}', "[1, 2]"):
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        (tmp_path / "bad" / "pretrained_regime.json").write_text(bad)
+        assert main(["bench", "regime", "--report-only", "--out", str(tmp_path / "bad")]) == 2
+        assert "is not a regime report's JSON" in capsys.readouterr().err, bad
 
 
 def test_a_bad_pretraining_key_is_named_as_the_pretraining_recipes(tmp_path, capsys):

@@ -215,6 +215,30 @@ def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config | Non
                          f"would be reused under the new one. Write to another folder, or give the same settings to resume it")
 
 
+def start_invocation(out: Path, *, cells_before: int) -> int:
+    """Record that a run (or a resume) of the grid starts now, in ``out/regime.invocations.jsonl``;
+    returns its index, which each row it finishes carries (``row["invocation"]``)."""
+    path = out / "regime.invocations.jsonl"
+    index = len(path.read_text().splitlines()) if path.is_file() else 0
+    with path.open("a") as sink:
+        sink.write(json.dumps({"started": time.time(), "cells_before": cells_before}) + "\n")
+    return index
+
+
+def invocation_times(out: Path, rows: Sequence[dict[str, Any]], *, now_seconds: float) -> list[dict[str, Any]]:
+    """``[{"seconds", "cells"}]`` per invocation of the grid in ``out``: from its start to its last
+    finished row (an invocation stopped early ends there), the current one ``now_seconds`` long."""
+    path = out / "regime.invocations.jsonl"
+    starts = [json.loads(line)["started"] for line in path.read_text().splitlines()] if path.is_file() else []
+    result = []
+    for index, started in enumerate(starts):
+        mine = [r["finished_at"] for r in rows if r.get("invocation") == index]
+        current = index == len(starts) - 1
+        if mine or current:
+            result.append({"seconds": now_seconds if current else max(mine) - started, "cells": len(mine)})
+    return result
+
+
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
@@ -247,6 +271,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
     test = test_set(cfg)
     if cfg.grid.start == "backbone" and recipe.train.cache_frozen and todo:  # the frozen part is the backbone's
         prewarm_cells(recipe, sorted({(c.setting, c.seed) for c in todo}), facts, test, log=log)
+    invocation = start_invocation(out, cells_before=len(done))
     workers = min(cfg.grid.workers, max(len(todo), 1))
     threads = cfg.grid.threads or max(1, (os.cpu_count() or 1) // workers)
     with partial.open("a") as sink, ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
@@ -254,7 +279,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
         futures = [executor.submit(train_regime_cell, recipe, c, facts[(c.setting, c.seed)], test, out,
                                    paper_protocol=cfg.grid.paper_protocol) for c in todo]
         for future in as_completed(futures):
-            row = future.result()
+            row = {**future.result(), "invocation": invocation, "finished_at": time.time()}
             done[(row["method"], row["setting"], row["seed"])] = row
             sink.write(json.dumps(row) + "\n")
             sink.flush()
@@ -262,8 +287,10 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
                 f"{100 * row['overall_acc']:.2f}%  mean {100 * row['mean_acc']:.2f}%  best epoch {row['best_epoch']}  "
                 f"({row['seconds']:.0f}s)")
     rows = [done[c.key] for c in cells]
+    invocations = invocation_times(out, rows, now_seconds=time.perf_counter() - started)
     meta = {"command": command, "machine": machine_line(threads * workers), "seconds": time.perf_counter() - started,
             "cells_run_now": len(todo), "config": cfg.to_dict(),
+            **({"invocations": invocations, "seconds": sum(i["seconds"] for i in invocations)} if len(invocations) > 1 else {}),
             "pretrain_config": pretrain_config.to_dict() if pretrain_config is not None else None,
             "class_names": list(pool.class_names), "clean_setting": CLEAN_SETTING,
             "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ablation_labels(cfg, ablation=ablation)}

@@ -65,10 +65,11 @@ def fit_epochs(rows: Sequence[dict[str, Any]], *, method: str = "ce") -> dict[st
     epoch at which ``method``'s training accuracy on the given labels passes its accuracy on the
     clean labels (it fits the noise), or ``None`` when it never does within the run. Settings
     without wrong labels (accuracy on the given labels always equals that on the clean ones) and
-    rows without ``train_acc_clean`` are left out."""
+    rows without a history or without ``train_acc_clean`` are left out."""
     out: dict[str, list[int | None]] = {}
     for setting in ordered([r for r in rows if r["setting"] != CLEAN_SETTING], "setting"):
-        mine = sorted((r for r in rows if r["method"] == method and r["setting"] == setting), key=lambda r: r["seed"])
+        mine = sorted((r for r in rows if r["method"] == method and r["setting"] == setting and r.get("history")),
+                      key=lambda r: r["seed"])
         epochs = [next((h["epoch"] for h in r["history"] if "train_acc_clean" in h and h["train_acc"] > h["train_acc_clean"]),
                        None) for r in mine]
         measured = mine and all("train_acc_clean" in r["history"][0] for r in mine)
@@ -190,7 +191,9 @@ def _header(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
         "",
         f"- command: `{meta['command']}`" + (f" ({meta['command_note']})" if meta.get("command_note") else ""),
         f"- machine: {meta['machine']}; wall time {meta['seconds'] / 60:.1f} min ("
-        + (f"{len(rows)} cells over {len(meta['invocations'])} invocations)" if meta.get("invocations") else
+        + (f"{len(rows)} cells over {len(meta['invocations'])} invocations of the command, resumed in the same folder: "
+           + ", ".join(f"{i['seconds'] / 60:.1f} min for {i['cells']} cells" for i in meta["invocations"]) + ")"
+           if meta.get("invocations") else
            f"{meta['cells_run_now']} cells run in this invocation, {len(rows)} in the tables)"),
         _start_line(meta),
         f"- fine-tuning (half F, fold 2/2, {meta.get('half_f_size', '?')} faces), the same for every cell: "
@@ -247,7 +250,8 @@ def regime_markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], plots:
     if fit_epochs(grid):
         text += ["## When CE fits the noisy labels (training accuracy on the given labels passes that on the clean ones)",
                  "", fit_epochs_table(grid), ""]
-    own = [(name, name) for name in meta["config"]["bench"].get("label_sets") or {}]  # label sets of one's own
+    own = [(name, name) for name in meta["config"]["bench"].get("label_sets") or {}  # label sets of one's own
+           if name not in ("single_vote", CURVE_SETTING)]
     for setting, name in (("single_vote", "single-vote"), (CURVE_SETTING, CURVE_SETTING), *own):
         if any(r["setting"] == setting for r in grid):  # a smoke grid may lack one
             text += [f"## Per-class accuracy (%) on {name} labels, mean over seeds", "",
@@ -298,12 +302,20 @@ def write_regime_outputs(rows: Sequence[dict[str, Any]], meta: dict[str, Any], o
 
 def rewrite_report(out: Path) -> list[Path]:
     """Rewrite the Markdown and plots from ``out/pretrained_regime.json``. Raises
-    :class:`~fer_nla.errors.InputError` when the folder holds no finished run."""
+    :class:`~fer_nla.errors.InputError` when the folder holds no finished run or its JSON is not a report."""
     path = Path(out) / "pretrained_regime.json"
     if not path.is_file():
         from fer_nla.errors import InputError
 
         raise InputError(f"{path} does not exist: the report is rewritten from a finished run; finish (or resume) "
                          "the run into this folder first")
-    data = json.loads(path.read_text())
-    return write_regime_outputs(data["rows"], data["meta"], Path(out))
+    try:
+        data = json.loads(path.read_text())
+        rows, meta = data["rows"], data["meta"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        from fer_nla.errors import InputError
+
+        raise InputError(f"{path} is not a regime report's JSON ({type(err).__name__}: {err}): it should be the "
+                         "{\"meta\": ..., \"rows\": [...]} a finished `fer-nla bench regime` writes; run or resume "
+                         "the grid into this folder to write it again") from None
+    return write_regime_outputs(rows, meta, Path(out))
