@@ -258,22 +258,36 @@ def test_identity_regime_figures_equal_its_results():
     assert f"reads {gap['overall']:+.2f} points of overall and {gap['mean']:+.2f} of mean-class accuracy" in text
     honest, paper = (_noisy_means(c, "mean_acc") for c in by_protocol.values())
     overall = _noisy_means(noisy, "overall_acc")
-    assert f"({pct(honest['logit_adjusted'])} honest, {pct(paper['logit_adjusted'])} paper)" in text
+    assert f"({pct(honest['logit_adjusted'])} honest, {pct(paper['logit_adjusted'])} paper;" in text
     assert f"({pct(overall['nla_consistency_mean'])} on average, honest)" in text
     assert f"accuracy ({pct(honest['nla_consistency_mean'])})" in text
     assert f"EAC reaches {pct(honest['eac'])} mean-class" in text
     one_class = {m: sum(abs(r["mean_acc"] - 1 / 8) < 1e-9 for r in noisy if r["method"] == m) for m in ("gce", "scn")}
     assert f"GCE predicts one class in all {one_class['gce']} of its noisy cells" in text
-    assert f"SCN stays at one class (neutral) in {one_class['scn']} of its 18 noisy cells" in text
+    assert f"SCN predicts a single class in {one_class['scn']} of its 18 noisy cells" in text
+    cells = {p: [meta["nla_against_rivals"][p][r]["cells_ahead_mean"] for r in ("scn", "rul", "eac")] for p in by_protocol}
+    assert all(meta["nla_against_rivals"][p][r]["cells"] == 18 for p in by_protocol for r in ("scn", "rul", "eac"))
+    assert (f"in {cells['honest'][0]}, {cells['honest'][1]} and {cells['honest'][2]} of 18 cells (honest; "
+            f"{cells['paper'][0]}, {cells['paper'][1]} and {cells['paper'][2]} under the paper protocol)") in text
+    clean = [r for r in rows if r["setting"] == "clean"]
+    assert (f"reaches {pct(sum(r['overall_acc'] for r in clean) / len(clean))} overall and "
+            f"{pct(sum(r['mean_acc'] for r in clean) / len(clean))} mean-class accuracy") in text
+    by_cell = {(r["method"], r["setting"], r["seed"]): r for r in noisy}
+    ahead_of_ce = sum(r["mean_acc"] > by_cell[("ce", s, seed)]["mean_acc"] for (m, s, seed), r in by_cell.items() if m == "nla")
+    assert f"in {ahead_of_ce} of 18 cells it is ahead" in text
+    settings = sorted({r["setting"] for r in noisy})
+    variant = [_noisy_means([r for r in noisy if r["setting"] == s], "overall_acc") for s in settings]
+    leads = [v["nla_consistency_mean"] - max(x for m, x in v.items() if m != "nla_consistency_mean") for v in variant]
+    assert min(leads) > 0 and f"in {sum(d < 0.002 for d in leads)} of them (honest) by less than 0.2 points" in text
     nla_minus_ce = [100 * (sum(r["mean_acc"] for r in noisy if r["method"] == "nla" and r["setting"] == s)
                            - sum(r["mean_acc"] for r in noisy if r["method"] == "ce" and r["setting"] == s)) / 3
                     for s in {r["setting"] for r in noisy}]
-    assert max(nla_minus_ce) < 0 and f"(by {-max(nla_minus_ce):.2f} to {-min(nla_minus_ce):.2f} points)" in text
+    assert max(nla_minus_ce) < 0 and f"(by {-max(nla_minus_ce):.2f} to {-min(nla_minus_ce):.2f} points;" in text
     epochs = meta["ce_fit_epochs"]["single_vote"]
     assert f"at epochs {', '.join(map(str, epochs[:-1]))} and {epochs[-1]}" in text
     readme = flat(README[README.index("## Does NLA help?"):README.index("## Documentation")])
     assert f"adds {gap['overall']:.2f} points of overall and {gap['mean']:.2f} of mean-class accuracy" in readme
-    assert "NLA is ahead of SCN, RUL and EAC in overall and mean-class accuracy, both" in readme
+    assert "NLA is ahead of SCN, RUL and EAC in overall and mean-class accuracy on average over the settings" in readme
     assert all(v[metric] > 0 for protocol in meta["nla_against_rivals"].values() for v in protocol.values()
                for metric in ("overall", "mean"))
     last = {s: [pct(sum(r["history"][-1][k] for r in noisy if r["method"] == "ce" and r["setting"] == s) / 3)
@@ -303,10 +317,12 @@ def test_own_label_set_figures_equal_their_results():
     assert f"within {close:.2f} points of CE's" in text
     neutral = [mean(m, "to_neutral", lambda r: r["per_class_acc"]["neutral"]) for m in ("ce", "nla", "scn", "rul", "eac")]
     assert f"call {100 * min(neutral):.1f}% to {100 * max(neutral):.0f}% of neutral faces" in text
-    noisy = [r for r in rows if r["method"] == "ce" and r["setting"] != "clean"]
+    noisy = [r for r in rows if r["method"] == "ce" and r["setting"] == "to_neutral"]
     adds = [sum(100 * (r["paper"][k]["overall_acc" if k == "best_overall" else "mean_acc"] - r[m]) for r in noisy) / len(noisy)
             for k, m in (("best_overall", "overall_acc"), ("best_mean", "mean_acc"))]
     assert f"adds {adds[0]:.2f} points of overall and {adds[1]:.2f} of mean-class accuracy to CE" in text
+    assert all(e == 1 for e in json.loads(result("identity_regime/own_label_sets/pretrained_regime.json"))["meta"]
+               ["ce_fit_epochs"]["to_neutral"]) and 'CE "fits" these labels from the first epoch' in text
 
 
 def test_label_audit_benchmark_figures_equal_audit_json():
