@@ -215,13 +215,15 @@ def check_same_recipe(out: Path, cfg: BenchConfig, pretrain_config: Config | Non
                          f"would be reused under the new one. Write to another folder, or give the same settings to resume it")
 
 
-def start_invocation(out: Path, *, cells_before: int) -> int:
-    """Record that a run (or a resume) of the grid starts now, in ``out/regime.invocations.jsonl``;
-    returns its index, which each row it finishes carries (``row["invocation"]``)."""
+def start_invocation(out: Path, *, started: float, cells_before: int) -> int:
+    """Record that a run (or a resume) of the grid started at ``started`` (seconds since the epoch,
+    before any pretraining or prewarming, as the invocation's own wall time counts), in
+    ``out/regime.invocations.jsonl``; returns its index, which each row it finishes carries
+    (``row["invocation"]``)."""
     path = out / "regime.invocations.jsonl"
     index = len(path.read_text().splitlines()) if path.is_file() else 0
     with path.open("a") as sink:
-        sink.write(json.dumps({"started": time.time(), "cells_before": cells_before}) + "\n")
+        sink.write(json.dumps({"started": started, "cells_before": cells_before}) + "\n")
     return index
 
 
@@ -254,7 +256,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
         raise InputError("bench.start=pretrain needs the pretraining recipe (--pretrain-config) and bench.start=backbone "
                          "none: the cells then start from model.backbone_weights")
     check_same_recipe(out, cfg, pretrain_config)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     recipe = cell_recipe(cfg, out)
     if pretrain_config is not None:
         recipe.model.init = str(pretrain(pretrain_config, out / "pretrain", log=log).resolve())
@@ -271,7 +273,7 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
     test = test_set(cfg)
     if cfg.grid.start == "backbone" and recipe.train.cache_frozen and todo:  # the frozen part is the backbone's
         prewarm_cells(recipe, sorted({(c.setting, c.seed) for c in todo}), facts, test, log=log)
-    invocation = start_invocation(out, cells_before=len(done))
+    invocation = start_invocation(out, started=started_at, cells_before=len(done))
     workers = min(cfg.grid.workers, max(len(todo), 1))
     threads = cfg.grid.threads or max(1, (os.cpu_count() or 1) // workers)
     with partial.open("a") as sink, ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
@@ -287,10 +289,12 @@ def run_regime(cfg: BenchConfig, pretrain_config: Config | None, out: str | Path
                 f"{100 * row['overall_acc']:.2f}%  mean {100 * row['mean_acc']:.2f}%  best epoch {row['best_epoch']}  "
                 f"({row['seconds']:.0f}s)")
     rows = [done[c.key] for c in cells]
-    invocations = invocation_times(out, rows, now_seconds=time.perf_counter() - started)
-    meta = {"command": command, "machine": machine_line(threads * workers), "seconds": time.perf_counter() - started,
-            "cells_run_now": len(todo), "config": cfg.to_dict(),
-            **({"invocations": invocations, "seconds": sum(i["seconds"] for i in invocations)} if len(invocations) > 1 else {}),
+    elapsed = time.perf_counter() - started
+    invocations = invocation_times(out, rows, now_seconds=elapsed)
+    meta = {"command": command, "machine": machine_line(threads * workers), "cells_run_now": len(todo),
+            "config": cfg.to_dict(),
+            **({"invocations": invocations, "seconds": sum(i["seconds"] for i in invocations)} if len(invocations) > 1
+               else {"seconds": elapsed}),
             "pretrain_config": pretrain_config.to_dict() if pretrain_config is not None else None,
             "class_names": list(pool.class_names), "clean_setting": CLEAN_SETTING,
             "half_f_size": int(len(next(iter(pool.by_seed.values())))), "ablations": ablation_labels(cfg, ablation=ablation)}
