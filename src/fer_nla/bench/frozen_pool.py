@@ -24,15 +24,14 @@ from fer_nla.data.dataset import FERDataset
 from fer_nla.data.memory import cache_folder, decode_to_memory
 from fer_nla.data.transforms import RECIPE_MEAN, RECIPE_STD
 from fer_nla.freeze import freeze_stages, frozen_cache_path, frozen_outputs
-from fer_nla.models import build_model, load_backbone_weights
+from fer_nla.models import build_model
 from fer_nla.train.loaders import decode_options
 
 
 def _frozen_model(config: Config, num_classes: int) -> nn.Module:
     """The network a cell of ``config`` starts from (``model.backbone_weights``), its stages frozen."""
-    model = build_model(config.model.arch, num_classes=num_classes, stem=config.model.stem)
-    if config.model.backbone_weights:
-        load_backbone_weights(model, config.model.backbone_weights)
+    model = build_model(config.model.arch, num_classes=num_classes, stem=config.model.stem,
+                        backbone_weights=config.model.backbone_weights or None)
     freeze_stages(model, config.model.frozen_stages, arch=config.model.arch)
     return model.eval()
 

@@ -128,9 +128,9 @@ def rivals_summary(rows: Sequence[dict[str, Any]], *, nla: str = "nla", rivals: 
     for protocol in PROTOCOLS if has_paper(rows) else ("honest",):
         chosen, mine = _by(rows, protocol), {}
         for rival in rivals:
-            per = {m: [float(np.mean(d)) for s in settings if (d := _paired(chosen, nla, rival, s, m))]
-                   for m in ("overall_acc", "mean_acc")}
-            cells = {m: [d for s in settings for d in _paired(chosen, nla, rival, s, m)] for m in ("overall_acc", "mean_acc")}
+            paired = {m: [d for s in settings if (d := _paired(chosen, nla, rival, s, m))] for m in ("overall_acc", "mean_acc")}
+            per = {m: [float(np.mean(d)) for d in by_setting] for m, by_setting in paired.items()}
+            cells = {m: [x for d in by_setting for x in d] for m, by_setting in paired.items()}
             if per["mean_acc"]:
                 mine[rival] = {"overall": float(np.mean(per["overall_acc"])), "mean": float(np.mean(per["mean_acc"])),
                                "settings_ahead_mean": int(sum(d > 0 for d in per["mean_acc"])),

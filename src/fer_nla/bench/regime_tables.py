@@ -286,8 +286,8 @@ def write_regime_outputs(rows: Sequence[dict[str, Any]], meta: dict[str, Any], o
         variants = [v for v in meta["config"]["bench"].get("variants") or {} if any(r["method"] == v for r in grid_rows)]
         meta = {**meta, "protocol_gap": protocol_gap_table(grid_rows)[1], "nla_against_rivals": rivals_summary(grid_rows),
                 "variants_against_rivals": {v: rivals_summary(grid_rows, nla=v) for v in variants}}
-    if fit_epochs(grid_rows):
-        meta = {**meta, "ce_fit_epochs": fit_epochs(grid_rows)}
+    if epochs := fit_epochs(grid_rows):
+        meta = {**meta, "ce_fit_epochs": epochs}
     rows_path = out / "pretrained_regime.json"
     rows_path.write_text(json.dumps({"meta": meta, "rows": list(rows)}, indent=1) + "\n")
     ablations = set(meta.get("ablations", {}))
